@@ -1,0 +1,1 @@
+"""Pure logic: units, readings, heat and money accounting. No Qt, no I/O, no clock reads."""

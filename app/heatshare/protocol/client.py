@@ -1,0 +1,121 @@
+"""The agent's local API as Python calls: used by the app's bridge and the agent's CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import requests
+from pydantic import BaseModel, ValidationError
+
+from heatshare.protocol.local_api import (
+    AgentStatus,
+    ErrorResponse,
+    HistoryResponse,
+    Ok,
+    PauseRequest,
+    SeriesList,
+    Settings,
+    SettingsPatch,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class AgentUnreachable(Exception):
+    """No agent answered at the address (not running, wrong port, network down)."""
+
+
+class AgentError(Exception):
+    """The agent answered with an error; ``str(exc)`` is a sentence fit to show."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AgentClient:
+    """A thin, typed client. Thread-safe enough for one caller thread at a time."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout_s: float = 5.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._timeout = (min(2.0, timeout_s), timeout_s)
+        self._session = session or requests.Session()
+        self._session.trust_env = False  # a proxy must never see the loopback token
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        model: type[M],
+        *,
+        params: dict[str, Any] | None = None,
+        body: BaseModel | None = None,
+    ) -> M:
+        try:
+            resp = self._session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                data=body.model_dump_json(exclude_unset=True) if body is not None else None,
+                headers={"Content-Type": "application/json"} if body is not None else None,
+                timeout=self._timeout,
+            )
+        except requests.RequestException as exc:
+            raise AgentUnreachable(f"No agent answers at {self.base_url}: {exc}") from exc
+        if resp.status_code >= 400:
+            try:
+                message = ErrorResponse.model_validate_json(resp.content).error
+            except ValidationError:
+                message = f"The agent answered {resp.status_code} {resp.reason}"
+            raise AgentError(resp.status_code, message)
+        try:
+            return model.model_validate_json(resp.content)
+        except ValidationError as exc:
+            raise AgentError(resp.status_code, f"The agent sent an answer not understood: {exc}")
+
+    def status(self) -> AgentStatus:
+        return self._call("GET", "/v1/status", AgentStatus)
+
+    def series(self) -> SeriesList:
+        return self._call("GET", "/v1/series", SeriesList)
+
+    def history(
+        self,
+        series: Sequence[str],
+        start: float,
+        end: float,
+        *,
+        max_points: int | None = None,
+    ) -> HistoryResponse:
+        params: dict[str, Any] = {"series": ",".join(series), "start": start, "end": end}
+        if max_points is not None:
+            params["max_points"] = max_points
+        return self._call("GET", "/v1/history", HistoryResponse, params=params)
+
+    def settings(self) -> Settings:
+        return self._call("GET", "/v1/settings", Settings)
+
+    def update_settings(self, patch: SettingsPatch) -> Settings:
+        return self._call("PATCH", "/v1/settings", Settings, body=patch)
+
+    def pause(self, duration_s: int | None = None) -> AgentStatus:
+        return self._call("POST", "/v1/pause", AgentStatus, body=PauseRequest(duration_s=duration_s))
+
+    def resume(self) -> AgentStatus:
+        return self._call("POST", "/v1/resume", AgentStatus)
+
+    def shutdown(self) -> Ok:
+        return self._call("POST", "/v1/shutdown", Ok)
