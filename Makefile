@@ -1,0 +1,60 @@
+# Two commands on a fresh Debian/Ubuntu machine:
+#   make run    installs what the app needs and launches it
+#   make test   installs what the tests need and runs every check and test
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_TEST := $(VENV)/.installed-test
+PROFILE ?=
+# Xvfb is started by the tests that need a real X server; the rest run offscreen.
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: sysdeps-run sysdeps-test run test check lint typecheck layers pytest bench clean
+
+run: sysdeps-run $(STAMP_RUN)
+	env -u QT_QPA_PLATFORM $(BIN)/heatshare $(if $(PROFILE),--profile-dir $(PROFILE))
+
+test: sysdeps-test $(STAMP_TEST)
+	$(MAKE) --no-print-directory check pytest
+
+sysdeps-run:
+	scripts/system-deps.sh run
+
+sysdeps-test:
+	scripts/system-deps.sh test
+
+check: lint typecheck layers
+
+lint:
+	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff format --check app tests bench
+
+typecheck:
+	$(BIN)/mypy
+
+layers:
+	$(BIN)/lint-imports
+
+pytest:
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Heatshare needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(STAMP_TEST): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@ $(STAMP_RUN)
+
+bench: $(STAMP_TEST)
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
