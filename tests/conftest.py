@@ -22,11 +22,7 @@ class _LogFail(logging.Handler):
         self.records.append(record)
 
     def unexpected(self) -> list[logging.LogRecord]:
-        return [
-            r
-            for r in self.records
-            if not any(p.search(r.getMessage()) for p in self.expected)
-        ]
+        return [r for r in self.records if not any(p.search(r.getMessage()) for p in self.expected)]
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from heatshare.protocol.local_api import (
 M = TypeVar("M", bound=BaseModel)
 
 
-class AgentUnreachable(Exception):
+class AgentUnreachable(Exception):  # noqa: N818 - names a state the app shows, not a fault
     """No agent answered at the address (not running, wrong port, network down)."""
 
 
@@ -84,7 +84,9 @@ class AgentClient:
         try:
             return model.model_validate_json(resp.content)
         except ValidationError as exc:
-            raise AgentError(resp.status_code, f"The agent sent an answer not understood: {exc}")
+            raise AgentError(
+                resp.status_code, f"The agent sent an answer not understood: {exc}"
+            ) from exc
 
     def status(self) -> AgentStatus:
         return self._call("GET", "/v1/status", AgentStatus)
@@ -112,7 +114,9 @@ class AgentClient:
         return self._call("PATCH", "/v1/settings", Settings, body=patch)
 
     def pause(self, duration_s: int | None = None) -> AgentStatus:
-        return self._call("POST", "/v1/pause", AgentStatus, body=PauseRequest(duration_s=duration_s))
+        return self._call(
+            "POST", "/v1/pause", AgentStatus, body=PauseRequest(duration_s=duration_s)
+        )
 
     def resume(self) -> AgentStatus:
         return self._call("POST", "/v1/resume", AgentStatus)

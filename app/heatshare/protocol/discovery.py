@@ -93,7 +93,7 @@ def ensure_token(paths: Paths) -> str:
     """The agent's bearer token, created 0600 on first use and kept afterwards."""
     token = read_token(paths)
     if token:
-        os.chmod(paths.token_file, 0o600)
+        paths.token_file.chmod(0o600)
         return token
     token = secrets.token_urlsafe(32)
     fd = os.open(paths.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -132,9 +132,9 @@ class Settings(_Model):
 class SettingsPatch(_Model):
     """``PATCH /v1/settings``: any subset of the settings."""
 
-    tariff_per_kwh: Annotated[
-        Decimal, Field(ge=0, le=100, max_digits=10, decimal_places=5)
-    ] | None = None
+    tariff_per_kwh: (
+        Annotated[Decimal, Field(ge=0, le=100, max_digits=10, decimal_places=5)] | None
+    ) = None
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
     temperature_unit: Literal["C", "F"] | None = None
     rest_of_system_w: Annotated[float, Field(ge=0, le=2000)] | None = None
