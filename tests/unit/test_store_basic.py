@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from heatshare.store import QueryResult, SeriesResult, Store, StoreError
-from heatshare.store import schema
+from heatshare.store import QueryResult, SeriesResult, Store, StoreError, schema
 
 T0 = 1_699_999_200.0  # a whole hour, UTC
 
@@ -153,7 +152,7 @@ def test_unwritable_database_raises_store_error(tmp_path: Path) -> None:
         other.execute("BEGIN IMMEDIATE")
         s._writer.execute("PRAGMA busy_timeout = 50")  # keep the test fast
         try:
-            with pytest.raises(StoreError, match="Could not store samples.*locked"):
+            with pytest.raises(StoreError, match=r"Could not store samples.*locked"):
                 s.write_samples(T0 + 1, {"a": 2.0, "new.series": 3.0})
         finally:
             other.execute("ROLLBACK")
