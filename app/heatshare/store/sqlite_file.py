@@ -62,6 +62,20 @@ def check_existing(path: Path, known_version: int) -> str | None:
     """
     if not path.exists():
         return None
+    # A read-only connection to a WAL-mode file creates -wal/-shm when they are missing, and
+    # (being read-only) leaves them behind; those it made are removed again below, so a file
+    # that is refused (newer schema) is left exactly as it was found.
+    wal, shm = path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+    made = [p for p in (wal, shm) if not p.exists()]
+    try:
+        return _check(path, known_version)
+    finally:
+        if wal in made and wal.exists() and wal.stat().st_size == 0:
+            for p in made:
+                p.unlink(missing_ok=True)
+
+
+def _check(path: Path, known_version: int) -> str | None:
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
     except sqlite3.Error as exc:
