@@ -1,0 +1,222 @@
+"""Turn sensor snapshots into heat: power now, energy per interval, and where each came from.
+
+All electrical power a computer draws ends up as heat in the room, so heat output is the sum of
+the power of the parts we can see. Each part is measured the best way its hardware allows:
+
+* a GPU by its NVML total-energy counter (the delta between two ticks), else by its power
+  readings integrated with the trapezoid rule, else not at all (``None``: a GPU is never
+  estimated);
+* the CPU by its RAPL package counters, else by a utilisation model (labelled an estimate);
+* the rest of the system by a configured figure (also an estimate), only when it is above zero.
+
+Pure: no I/O and no clock reads; every time comes in the snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from heatshare.domain.readings import GpuReading, Provenance, RaplReading, Snapshot
+
+# A counter delta implying more than this many times the card's maximum power limit is not
+# energy, it is a counter that was reset or replaced (driver reload, GPU reset, wrap of a
+# counter the driver re-based); 1.5 leaves room for short excursions above the limit.
+IMPLAUSIBLE_FACTOR = 1.5
+# The ceiling for a device whose power limit is unknown: above any single consumer GPU or CPU
+# package sold so far, and far below what a reset counter's jump implies.
+UNKNOWN_MAX_POWER_W = 1500.0
+
+
+@dataclass(frozen=True, slots=True)
+class EstimateModel:
+    """A linear CPU power model: idle power at 0 %, maximum power at 100 % utilisation."""
+
+    cpu_idle_w: float
+    cpu_max_w: float
+
+    def cpu_power_w(self, cpu_pct: float) -> float:
+        """Estimated CPU power at ``cpu_pct`` (clamped to 0–100 %)."""
+        share = min(max(cpu_pct, 0.0), 100.0) / 100.0
+        return self.cpu_idle_w + (self.cpu_max_w - self.cpu_idle_w) * share
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentPower:
+    """One part's power this tick; ``name`` is ``"gpu0"``, ``"gpu1"``, …, ``"cpu"`` or ``"rest"``.
+
+    ``power_w`` is None (and ``provenance`` with it) where the part cannot be measured.
+    ``energy_j`` is the part's energy over this tick's interval (0 where nothing was integrated).
+    """
+
+    name: str
+    power_w: float | None
+    provenance: Provenance | None
+    energy_j: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class HeatTick:
+    """The heat of one sampler tick.
+
+    ``dt_s`` is the interval integrated (0 on the first tick and after a gap); ``energy_j`` the
+    heat delivered over it, the sum of the components' energies. ``heat_w`` is the sum of the
+    known components' power (None when none is known) and ``provenance`` the worst source among
+    them: a total is only as good as its weakest part.
+    """
+
+    dt_s: float
+    heat_w: float | None
+    provenance: Provenance | None
+    energy_j: float
+    components: tuple[ComponentPower, ...]
+
+    def component(self, name: str) -> ComponentPower | None:
+        """The component called ``name``, or None."""
+        for c in self.components:
+            if c.name == name:
+                return c
+        return None
+
+
+@dataclass(slots=True)
+class _GpuState:
+    energy_mj: int | None
+    power_w: float | None
+
+
+class HeatAccountant:
+    """Integrates heat tick by tick, keeping the previous counters as baselines.
+
+    Args:
+        estimate: the CPU utilisation model used where RAPL is not readable.
+        rest_of_system_w: heat the sensors cannot see (board, drives, fans, PSU losses).
+        max_gap_s: a longer interval between two snapshots is not integrated.
+    """
+
+    def __init__(
+        self,
+        *,
+        estimate: EstimateModel,
+        rest_of_system_w: float = 0.0,
+        max_gap_s: float = 5.0,
+    ) -> None:
+        self._estimate = estimate
+        self._rest_w = rest_of_system_w
+        self._max_gap_s = max_gap_s
+        self._last_mono: float | None = None
+        self._gpus: dict[str, _GpuState] = {}
+        self._rapl: dict[str, RaplReading] = {}
+
+    def configure(self, *, estimate: EstimateModel, rest_of_system_w: float) -> None:
+        """Change the settings-driven figures; the counters' baselines are kept."""
+        self._estimate = estimate
+        self._rest_w = rest_of_system_w
+
+    def update(self, snap: Snapshot) -> HeatTick:
+        """Account one snapshot: power now, and the energy since the previous one."""
+        dt = None if self._last_mono is None else snap.mono_s - self._last_mono
+        # The first tick has no interval. After a gap (sleep and resume, a paused or stalled
+        # sampler) nobody knows what the machine did meanwhile: it may have been asleep and cold,
+        # so integrating the last power across the gap would invent heat, and counters may have
+        # been reset by the resume. Such an interval counts as zero and the baselines restart.
+        # A clock that runs backwards (it should not) is treated the same way.
+        interval = dt if dt is not None and 0.0 < dt <= self._max_gap_s else None
+        self._last_mono = snap.mono_s
+
+        components = [self._gpu(g, interval) for g in snap.gpus]
+        seen = {_gpu_key(g) for g in snap.gpus}
+        for key in [k for k in self._gpus if k not in seen]:
+            del self._gpus[key]  # a GPU that went away starts again from no baseline
+        components.append(self._cpu(snap, interval))
+        if self._rest_w > 0.0:
+            rest_j = self._rest_w * interval if interval is not None else 0.0
+            components.append(ComponentPower("rest", self._rest_w, Provenance.ESTIMATE, rest_j))
+
+        known = [c for c in components if c.power_w is not None and c.provenance is not None]
+        heat_w = sum(c.power_w for c in known if c.power_w is not None) if known else None
+        provenance = (
+            max((c.provenance for c in known if c.provenance is not None), key=lambda p: p.rank)
+            if known
+            else None
+        )
+        return HeatTick(
+            dt_s=interval if interval is not None else 0.0,
+            heat_w=heat_w,
+            provenance=provenance,
+            energy_j=sum(c.energy_j for c in components),
+            components=tuple(components),
+        )
+
+    # -- GPUs ---------------------------------------------------------------------------------
+
+    def _gpu(self, g: GpuReading, dt: float | None) -> ComponentPower:
+        name = f"gpu{g.index}"
+        key = _gpu_key(g)
+        prev = self._gpus.get(key)
+        self._gpus[key] = _GpuState(g.energy_mj, g.power_w)
+
+        if dt is None or prev is None:
+            # No interval: report the instantaneous power reading, integrate nothing.
+            if g.power_w is None:
+                return ComponentPower(name, None, None)
+            return ComponentPower(name, g.power_w, Provenance.POWER_READING)
+
+        if g.energy_mj is not None and prev.energy_mj is not None:
+            delta_j = (g.energy_mj - prev.energy_mj) / 1000.0
+            ceiling_w = g.power_limit_max_w or UNKNOWN_MAX_POWER_W
+            if 0.0 <= delta_j <= ceiling_w * dt * IMPLAUSIBLE_FACTOR:
+                return ComponentPower(name, delta_j / dt, Provenance.ENERGY_COUNTER, delta_j)
+            # Otherwise the counter went backwards or leapt: a reset. This interval falls back
+            # to the power readings; the counter's new value (stored above) is the new baseline.
+
+        energy_j = _trapezoid(prev.power_w, g.power_w, dt)
+        if energy_j is None:
+            return ComponentPower(name, None, None)
+        return ComponentPower(name, energy_j / dt, Provenance.POWER_READING, energy_j)
+
+    # -- CPU ----------------------------------------------------------------------------------
+
+    def _cpu(self, snap: Snapshot, dt: float | None) -> ComponentPower:
+        prev = self._rapl
+        self._rapl = {r.name: r for r in snap.rapl}
+        if dt is not None and snap.rapl:
+            energy_j = _rapl_energy_j(prev, snap.rapl, dt)
+            if energy_j is not None:
+                return ComponentPower("cpu", energy_j / dt, Provenance.ENERGY_COUNTER, energy_j)
+        # No RAPL, its first tick, or a counter that reset: the utilisation model.
+        cpu_pct = snap.host.cpu_pct
+        if cpu_pct is None:
+            return ComponentPower("cpu", None, None)
+        power_w = self._estimate.cpu_power_w(cpu_pct)
+        energy_j = power_w * dt if dt is not None else 0.0
+        return ComponentPower("cpu", power_w, Provenance.ESTIMATE, energy_j)
+
+
+def _gpu_key(g: GpuReading) -> str:
+    # The UUID follows a card even when the driver renumbers the indexes.
+    return g.uuid or f"index:{g.index}"
+
+
+def _trapezoid(p0: float | None, p1: float | None, dt: float) -> float | None:
+    if p0 is not None and p1 is not None:
+        return (p0 + p1) / 2.0 * dt
+    # One reading only (a card that just started or stopped answering): hold it over dt.
+    one = p1 if p1 is not None else p0
+    return None if one is None else one * dt
+
+
+def _rapl_energy_j(
+    prev: dict[str, RaplReading], now: tuple[RaplReading, ...], dt: float
+) -> float | None:
+    """Energy of all packages over ``dt``, or None unless every package has a plausible delta."""
+    total_uj = 0
+    for r in now:
+        p = prev.get(r.name)
+        if p is None:
+            return None
+        # RAPL counters wrap at max_energy_range_uj (about 262 kJ: every hour or so at full load).
+        delta_uj = (r.energy_uj - p.energy_uj) % (r.max_energy_range_uj + 1)
+        if delta_uj / 1e6 > UNKNOWN_MAX_POWER_W * dt * IMPLAUSIBLE_FACTOR:
+            return None  # a counter re-based (module reload), not a wrap
+        total_uj += delta_uj
+    return total_uj / 1e6
