@@ -1,0 +1,181 @@
+"""The tray icon: its look shows the heater's state, its menu is rebuilt each time it opens."""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtCore import QObject, QRect, Signal
+from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+
+from heatshare.gui import tray_menu
+from heatshare.gui.icons import AppIcons
+from heatshare.protocol.local_api import AgentStatus
+
+# Qt platforms that never have a tray. Showing an icon there only earns a Qt warning
+# ("No such signal QPlatformNativeInterface::systemTrayWindowChanged").
+_TRAYLESS_PLATFORMS = frozenset({"offscreen", "minimal"})
+
+
+class TrayController(QObject):
+    """Owns the tray icon and its menu, and turns clicks into requests.
+
+    It decides nothing: the composition root connects its signals to the window and the
+    bridge, and feeds it every new status with :meth:`update`.
+
+    Signals:
+        open_requested: The user wants the window (left click, or "Open Heatshare").
+        pause_requested: "Pause for 1 hour"; carries the duration in seconds.
+        resume_requested: "Resume".
+        quit_requested: "Quit Heatshare": the app quits, the agent keeps heating.
+        quit_and_stop_requested: "Quit and stop the agent".
+        menu_shown: The menu was rebuilt and is about to show (tests and diagnostics).
+    """
+
+    open_requested = Signal()
+    pause_requested = Signal(int)
+    resume_requested = Signal()
+    quit_requested = Signal()
+    quit_and_stop_requested = Signal()
+    menu_shown = Signal()
+
+    def __init__(self, icons: AppIcons, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("tray")
+        self._icons = icons
+        self._status: AgentStatus | None = None
+        self._reachable = True
+        self._fahrenheit = False
+        self._state = tray_menu.tray_state(None, True)
+        self._actions: dict[str, QAction] = {}
+
+        self._tray = QSystemTrayIcon(icons.state(self._state), self)
+        self._tray.setObjectName("tray-icon")
+        # A QMenu takes only a widget as parent; the controller keeps it and deletes it in
+        # close(), so it never outlives the tray icon that shows it.
+        self._menu = QMenu()
+        self._menu.setObjectName("tray-menu")
+        self._menu.aboutToShow.connect(self._on_about_to_show)
+        self._menu.triggered.connect(self._on_triggered)
+        self._tray.setContextMenu(self._menu)
+        self._tray.activated.connect(self._on_activated)
+        self._rebuild_menu()
+        self._tray.setToolTip(self.tooltip())
+
+    # -- public API -----------------------------------------------------------------------
+
+    def available(self) -> bool:
+        """Whether the desktop has a system tray to show the icon in."""
+        return QSystemTrayIcon.isSystemTrayAvailable()
+
+    def show(self) -> None:
+        """Show the icon. Where no tray exists yet (X11), Qt shows it once one appears."""
+        if QGuiApplication.platformName() in _TRAYLESS_PLATFORMS:
+            return
+        self._tray.show()
+
+    def hide(self) -> None:
+        self._tray.hide()
+
+    def is_visible(self) -> bool:
+        return self._tray.isVisible()
+
+    def update(
+        self, status: AgentStatus | None, reachable: bool, *, fahrenheit: bool | None = None
+    ) -> None:
+        """Show a new status (or None before the first); ``reachable`` False while it is away.
+
+        Args:
+            status: The agent's latest status; kept while unreachable, so the menu can still
+                say what it last knew.
+            reachable: Whether the agent answered the last request.
+            fahrenheit: The temperature unit setting; None keeps the current one.
+        """
+        self._status = status
+        self._reachable = reachable
+        if fahrenheit is not None:
+            self._fahrenheit = fahrenheit
+        state = tray_menu.tray_state(status, reachable)
+        if state != self._state:
+            self._state = state
+            self._tray.setIcon(self._icons.state(state))
+        self._tray.setToolTip(self.tooltip())
+        if self._menu.isVisible():
+            self._refresh_open_menu()
+
+    def close(self) -> None:
+        """Remove the icon from the tray and release the menu. The controller is done."""
+        self._tray.hide()
+        self._menu.aboutToShow.disconnect(self._on_about_to_show)
+        self._menu.triggered.disconnect(self._on_triggered)
+        self._tray.activated.disconnect(self._on_activated)
+        self._menu.deleteLater()
+        self._tray.deleteLater()
+
+    @property
+    def state(self) -> str:
+        """The state the icon shows (see :func:`heatshare.gui.tray_menu.tray_state`)."""
+        return self._state
+
+    @property
+    def menu(self) -> QMenu:
+        return self._menu
+
+    def tooltip(self) -> str:
+        return tray_menu.tray_tooltip(self._status, self._reachable, fahrenheit=self._fahrenheit)
+
+    def geometry(self) -> QRect:
+        """Where the icon is on screen (empty where the platform does not say)."""
+        return self._tray.geometry()
+
+    # -- menu -----------------------------------------------------------------------------
+
+    def _entries(self) -> list[tray_menu.MenuEntry]:
+        return tray_menu.tray_menu_entries(self._status, self._reachable)
+
+    def _rebuild_menu(self) -> None:
+        self._menu.clear()  # deletes the actions the menu owns
+        self._actions = {}
+        for entry in self._entries():
+            if entry.separator:
+                action = self._menu.addSeparator()
+            else:
+                action = self._menu.addAction(entry.text)
+                action.setEnabled(entry.enabled)
+            action.setData(entry.key)
+            self._actions[entry.key] = action
+
+    def _refresh_open_menu(self) -> None:
+        # Rebuilding an open menu would drop the user's keyboard selection; update the
+        # texts in place when the entries are the same, and wait for the next open otherwise.
+        entries = self._entries()
+        if [e.key for e in entries] != list(self._actions):
+            return
+        for entry in entries:
+            action = self._actions[entry.key]
+            if not entry.separator:
+                action.setText(entry.text)
+                action.setEnabled(entry.enabled)
+
+    def _on_about_to_show(self) -> None:
+        self._rebuild_menu()
+        self.menu_shown.emit()
+
+    def _on_triggered(self, action: QAction) -> None:
+        key = action.data()
+        if key == tray_menu.OPEN:
+            self.open_requested.emit()
+        elif key == tray_menu.PAUSE:
+            self.pause_requested.emit(tray_menu.PAUSE_SECONDS)
+        elif key == tray_menu.RESUME:
+            self.resume_requested.emit()
+        elif key == tray_menu.QUIT:
+            self.quit_requested.emit()
+        elif key == tray_menu.QUIT_AND_STOP:
+            self.quit_and_stop_requested.emit()
+
+    def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        # On macOS a click on the icon opens the menu; opening the window too would be one
+        # thing too many, and the menu's first entry opens it.
+        if reason is QSystemTrayIcon.ActivationReason.Trigger and sys.platform != "darwin":
+            self.open_requested.emit()

@@ -1,0 +1,142 @@
+"""What the tray shows, as pure functions of the agent's state (no Qt, so plain tests cover it).
+
+The tray controller rebuilds its menu from :func:`tray_menu_entries` each time the menu opens,
+so the menu is never stale (Vorta's ``tray_menu.py`` does the same).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from heatshare.domain.readings import Provenance
+from heatshare.domain.units import c_to_f
+from heatshare.protocol.local_api import AgentState, AgentStatus
+
+# Menu entry keys: the tray controller maps each to a signal.
+INFO = "info"
+OPEN = "open"
+PAUSE = "pause"
+RESUME = "resume"
+QUIT = "quit"
+QUIT_AND_STOP = "quit_and_stop"
+
+PAUSE_SECONDS = 3600  # "Pause for 1 hour"
+
+UNREACHABLE_TEXT = "Agent unreachable — reconnecting…"
+CONNECTING_TEXT = "Connecting to the agent…"
+NOT_AVAILABLE = "not available"
+
+# Windows cuts a tray tooltip at 127 characters (NOTIFYICONDATA.szTip holds 128).
+TOOLTIP_MAX = 127
+_NAME_MAX = 28
+
+_STATE_LABEL = {
+    AgentState.STARTING: "Starting",
+    AgentState.HEATING: "Heating",
+    AgentState.IDLE: "Idle",
+    AgentState.PAUSED: "Paused",
+}
+
+
+@dataclass(frozen=True)
+class MenuEntry:
+    """One line of the tray menu.
+
+    Attributes:
+        key: What the entry does (``OPEN``, ``PAUSE``, ...); a separator's key only needs to be
+            unique.
+        text: The label shown; empty for a separator.
+        enabled: False greys the entry out.
+        separator: True for a separator line.
+    """
+
+    key: str
+    text: str
+    enabled: bool = True
+    separator: bool = False
+
+
+def tray_state(status: AgentStatus | None, reachable: bool) -> str:
+    """The tray icon's state: ``"heating"``, ``"idle"``, ``"paused"`` or ``"unreachable"``.
+
+    Before the first status arrives, and while the agent starts, the icon shows idle: nothing
+    is known to be wrong, and nothing is heating yet.
+    """
+    if not reachable:
+        return "unreachable"
+    if status is None:
+        return "idle"
+    if status.state is AgentState.HEATING:
+        return "heating"
+    if status.state is AgentState.PAUSED:
+        return "paused"
+    return "idle"
+
+
+def _watts(status: AgentStatus) -> str | None:
+    if status.heat_w is None:
+        return None
+    text = f"{status.heat_w:,.0f} W"
+    if status.heat_provenance is Provenance.ESTIMATE:
+        text += " (estimated)"
+    return text
+
+
+def _info_line(status: AgentStatus | None, reachable: bool) -> str:
+    if not reachable:
+        return UNREACHABLE_TEXT
+    if status is None:
+        return CONNECTING_TEXT
+    label = _STATE_LABEL[status.state]
+    watts = _watts(status)
+    return f"{label} · {watts}" if watts else label
+
+
+def tray_menu_entries(status: AgentStatus | None, reachable: bool) -> list[MenuEntry]:
+    """The tray menu for this state, top to bottom.
+
+    A disabled info line first (``"Heating · 182 W"``), then Open, Pause for 1 hour or Resume,
+    and the two ways to quit. What needs the agent is disabled while it does not answer.
+    """
+    can_command = reachable and status is not None
+    if status is not None and status.state is AgentState.PAUSED:
+        toggle = MenuEntry(RESUME, "Resume", enabled=can_command)
+    else:
+        toggle = MenuEntry(PAUSE, "Pause for 1 hour", enabled=can_command)
+    return [
+        MenuEntry(INFO, _info_line(status, reachable), enabled=False),
+        MenuEntry("separator-1", "", separator=True),
+        MenuEntry(OPEN, "Open Heatshare"),
+        toggle,
+        MenuEntry("separator-2", "", separator=True),
+        MenuEntry(QUIT, "Quit Heatshare"),
+        MenuEntry(QUIT_AND_STOP, "Quit and stop the agent", enabled=reachable),
+    ]
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def tray_tooltip(status: AgentStatus | None, reachable: bool, *, fahrenheit: bool = False) -> str:
+    """The tray tooltip: the state, the heat output and the hottest component.
+
+    Args:
+        status: The agent's last status, or None before the first one.
+        reachable: False while the agent does not answer.
+        fahrenheit: Show the temperature in °F (the user's setting).
+    """
+    if not reachable:
+        return f"Heatshare\n{UNREACHABLE_TEXT}"
+    if status is None:
+        return f"Heatshare\n{CONNECTING_TEXT}"
+    heat = _watts(status) or NOT_AVAILABLE
+    if status.hottest_c is None:
+        hottest = NOT_AVAILABLE
+    else:
+        value = c_to_f(status.hottest_c) if fahrenheit else status.hottest_c
+        hottest = f"{value:.0f} °{'F' if fahrenheit else 'C'}"
+        if status.hottest_name:
+            hottest += f" ({_shorten(status.hottest_name, _NAME_MAX)})"
+    text = f"Heatshare · {_STATE_LABEL[status.state]}\nHeat: {heat}\nHottest: {hottest}"
+    return _shorten(text, TOOLTIP_MAX)
