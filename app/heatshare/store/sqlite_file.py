@@ -95,7 +95,12 @@ def _check(path: Path, known_version: int) -> str | None:
     messages = [str(row[0]) for row in rows]
     if messages == ["ok"]:
         return None
-    return "; ".join(messages[:5])
+    # quick_check can list thousands of faults, a row holding many lines: keep the log short.
+    lines = [line for m in messages for line in m.splitlines() if not line.startswith("***")]
+    summary = "; ".join(lines[:3])
+    if len(lines) > 3:
+        summary += f"; and {len(lines) - 3} more faults"
+    return summary[:500]
 
 
 def set_aside(path: Path, now: float) -> Path:
