@@ -1,0 +1,612 @@
+"""The agent service: sampling, heat accounting, history and the state its local API reports.
+
+One :class:`AgentService` owns the store, the sensors and the heat accountant. The sampler
+calls :meth:`AgentService.tick` once a second on its own named thread (``sampler``); the
+once-a-minute rollup and pruning run on another (``store-maintenance``) so a slow rollup never
+delays a sample. The store is safe to share across threads (one locked writer, a pool of WAL
+readers), so the local API's handler threads read history beside the sampler's writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from heatshare.__about__ import __version__
+from heatshare.domain import series as names
+from heatshare.domain.heat import EstimateModel, HeatAccountant, HeatTick
+from heatshare.domain.money import cost_micro_minor, local_day, micro_to_minor, minor_per_major
+from heatshare.domain.readings import GpuReading, Provenance, Snapshot
+from heatshare.domain.units import J_PER_KWH, w_to_btu_h
+from heatshare.protocol import PROTOCOL_VERSION
+from heatshare.protocol.local_api import (
+    AgentState,
+    AgentStatus,
+    GpuStatus,
+    HistoryResponse,
+    HostStatus,
+    SeriesData,
+    SeriesInfo,
+    SeriesList,
+    Settings,
+    SettingsPatch,
+)
+from heatshare.store import StoreError
+
+if TYPE_CHECKING:
+    from heatshare.agent.sampler import Sampler
+    from heatshare.sensors import SensorSuite
+    from heatshare.store import Store
+
+log = logging.getLogger(__name__)
+
+SETTINGS_KEY = "agent.settings"
+PAUSE_KEY = "agent.pause"
+DEFAULT_HISTORY_S = 3600.0
+DEFAULT_MAX_POINTS = 4000
+ESTIMATE_NOTE = (
+    "Heat output is estimated from utilisation: no power meter or energy counter "
+    "can be read on this machine."
+)
+# How often the rollups and pruning run: off the 1 s path, on the store thread.
+MAINTENANCE_EVERY_S = 60.0
+
+_GPU_SERIES = re.compile(r"^gpu\d+\.(" + "|".join(names.GPU_FIELDS) + r")$")
+_HOST_SERIES = frozenset(
+    {
+        names.HEAT_POWER,
+        names.HEAT_ENERGY,
+        names.CPU_POWER,
+        names.CPU_TEMP,
+        names.CPU_UTIL,
+        names.CPU_FREQ,
+        names.MEM_USED,
+    }
+)
+
+
+class RequestError(Exception):
+    """A request the agent will not carry out; ``str(exc)`` is a sentence fit to show."""
+
+    def __init__(self, message: str, *, status: int = 400, detail: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = list(detail)
+
+
+def is_known_series(name: str) -> bool:
+    """Whether ``name`` belongs to the series vocabulary this agent records."""
+    return name in _HOST_SERIES or _GPU_SERIES.match(name) is not None
+
+
+def _pct(used: int | None, total: int | None) -> float | None:
+    if used is None or not total:
+        return None
+    return used * 100.0 / total
+
+
+def sample_values(snap: Snapshot, tick: HeatTick, energy_kwh: float) -> dict[str, float | None]:
+    """The stored series of one tick, by name (``domain/series.py``); None where unread."""
+    cpu = next((c for c in tick.components if c.name == "cpu"), None)
+    host = snap.host
+    values: dict[str, float | None] = {
+        names.HEAT_POWER: tick.heat_w,
+        names.HEAT_ENERGY: energy_kwh,
+        names.CPU_POWER: cpu.power_w if cpu is not None else None,
+        names.CPU_TEMP: host.cpu_temp_c,
+        names.CPU_UTIL: host.cpu_pct,
+        names.CPU_FREQ: host.cpu_freq_mhz,
+        names.MEM_USED: host.mem_pct,
+    }
+    for gpu in snap.gpus:
+        i = gpu.index
+        values[names.gpu_series(i, "power_w")] = gpu.power_w
+        values[names.gpu_series(i, "temp_c")] = gpu.temp_c
+        values[names.gpu_series(i, "util_pct")] = gpu.util_gpu_pct
+        values[names.gpu_series(i, "fan_pct")] = gpu.fan_pct
+        values[names.gpu_series(i, "clock_sm_mhz")] = gpu.clock_sm_mhz
+        values[names.gpu_series(i, "mem_used_pct")] = _pct(gpu.mem_used_bytes, gpu.mem_total_bytes)
+    return values
+
+
+def _gpu_status(gpu: GpuReading, provenance: Provenance | None) -> GpuStatus:
+    return GpuStatus(
+        index=gpu.index,
+        name=gpu.name,
+        power_w=gpu.power_w,
+        power_provenance=provenance if gpu.power_w is not None else None,
+        temp_c=gpu.temp_c,
+        fan_pct=gpu.fan_pct,
+        util_gpu_pct=gpu.util_gpu_pct,
+        util_mem_pct=gpu.util_mem_pct,
+        clock_sm_mhz=gpu.clock_sm_mhz,
+        clock_mem_mhz=gpu.clock_mem_mhz,
+        mem_used_bytes=gpu.mem_used_bytes,
+        mem_total_bytes=gpu.mem_total_bytes,
+        power_limit_w=gpu.power_limit_w,
+        power_limit_min_w=gpu.power_limit_min_w,
+        power_limit_max_w=gpu.power_limit_max_w,
+        temp_slowdown_c=gpu.temp_slowdown_c,
+        temp_shutdown_c=gpu.temp_shutdown_c,
+    )
+
+
+def _utc(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _local_utc_offset(wall_ts: float) -> int:
+    return time.localtime(wall_ts).tm_gmtoff
+
+
+def validation_lines(exc: ValidationError) -> list[str]:
+    """A pydantic error as lines people can read: ``field: what is wrong``."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"])
+        lines.append(f"{where}: {err['msg']}" if where else err["msg"])
+    return lines
+
+
+def _resolution_for(span_s: float, max_points: int) -> int:
+    """The resolution the store would pick, for a request whose series have no rows yet."""
+    for res in (1, 60, 3600):
+        if span_s / res <= max_points:
+            return res
+    return 3600
+
+
+class Worker:
+    """One named background thread that runs queued calls in order (a pool of one)."""
+
+    def __init__(self, name: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    def post(self, fn: Callable[..., object], *args: Any) -> None:
+        """Queue ``fn`` without waiting; a failure is logged with its traceback."""
+        self._pool.submit(fn, *args).add_done_callback(self._log_failure)
+
+    @staticmethod
+    def _log_failure(fut: Future[object]) -> None:
+        exc = fut.exception()
+        if exc is not None:
+            log.error("Background history work failed", exc_info=exc)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+class AgentService:
+    """Sampling, accounting and the agent's state: what the local API serves.
+
+    Args:
+        store: the history store; the service closes it in :meth:`stop`.
+        sensors: the sensor suite read each tick.
+        accountant: integrates power into heat; configured from the stored settings.
+        wall_clock: UTC seconds since the epoch (injected for tests).
+        utc_offset: local offset from UTC in seconds at a wall time, for "today".
+        period_s: the sampling period.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        sensors: SensorSuite,
+        accountant: HeatAccountant,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        utc_offset: Callable[[float], int] = _local_utc_offset,
+        period_s: float = 1.0,
+        hostname: str | None = None,
+    ) -> None:
+        self._wall = wall_clock
+        self._utc_offset = utc_offset
+        self._period_s = period_s
+        self._hostname = hostname or socket.gethostname()
+        self._sensors = sensors
+        self._accountant = accountant
+        self._acct_lock = threading.Lock()  # the sampler updates, a PATCH configures
+        self._lock = threading.Lock()  # guards the mutable state below
+        self._settings_write = threading.Lock()  # one settings writer at a time
+        self._sampler: Sampler | None = None
+        self._sampler_thread: threading.Thread | None = None
+        self._closed = False
+
+        self._store = store
+        self._maintenance = Worker("store-maintenance")
+        self._load_warnings: list[str] = []
+        self._settings = self._load_settings()
+        self._paused, self._paused_until = self._load_pause()
+        latest = self._store.latest(names.HEAT_ENERGY)
+        self._energy_kwh = float(latest[1]) if latest is not None and latest[1] is not None else 0.0
+        self._configure_accountant(self._settings)
+
+        self._last_snap: Snapshot | None = None
+        self._last_tick: HeatTick | None = None
+        self._day: str | None = None
+        self._day_heat_j = 0.0
+        self._day_cost_micro = 0
+        self._last_maintenance = float("-inf")
+        self._sample_error: str | None = None
+
+    # -- composition ---------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, db_file: Path, *, sensors: SensorSuite | None = None) -> AgentService:
+        """The real service: the store at ``db_file`` and this machine's sensors."""
+        from heatshare.sensors import default_sensors
+        from heatshare.store import Store
+
+        suite = sensors if sensors is not None else default_sensors()
+        try:
+            for line in suite.describe():
+                log.info("Sensor: %s", line)
+            defaults = Settings()
+            accountant = HeatAccountant(
+                estimate=EstimateModel(
+                    cpu_idle_w=defaults.estimate_cpu_idle_w, cpu_max_w=defaults.estimate_cpu_max_w
+                ),
+                rest_of_system_w=defaults.rest_of_system_w,
+            )
+            store = Store.open(db_file, now=time.time())
+        except BaseException:
+            suite.close()
+            raise
+        return cls(store, suite, accountant)
+
+    def start(self) -> None:
+        """Start sampling on the ``sampler`` thread."""
+        from heatshare.agent.sampler import Sampler
+
+        self._sampler = Sampler(self.tick, period_s=self._period_s, name="sampler")
+        self._sampler_thread = self._sampler.start()
+
+    def stop(self) -> None:
+        """Stop sampling, then close the store and the sensors. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._sampler is not None:
+            self._sampler.stop()
+        if self._sampler_thread is not None:
+            self._sampler_thread.join(timeout=3.0)
+            if self._sampler_thread.is_alive():
+                log.warning("The sampler did not stop within 3 s; closing the store anyway")
+        try:
+            self._maintenance.close()
+            self._store.close()
+        finally:
+            self._sensors.close()
+
+    # -- the 1 s path ----------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """One sample: read, account, record.
+
+        A failure is kept for the status's warnings and re-raised for the sampler, which logs
+        it (once, then rarely while it repeats) and goes on.
+        """
+        try:
+            self._tick()
+        except StoreError as exc:
+            self._set_sample_error(str(exc))  # the environment's fault: its message says why
+            raise
+        except Exception as exc:
+            self._set_sample_error(f"Sampling failed: {exc}")
+            raise
+        if self._sample_error is not None:
+            log.info("Sampling works again")
+            self._set_sample_error(None)
+
+    def _set_sample_error(self, message: str | None) -> None:
+        with self._lock:
+            self._sample_error = message
+
+    def _tick(self) -> None:
+        snap = self._sensors.read()
+        with self._acct_lock:
+            heat = self._accountant.update(snap)
+        now = snap.wall_ts
+        day = local_day(now, self._utc_offset(now))
+        energy_j = heat.energy_j if heat.energy_j > 0 else 0.0
+        with self._lock:
+            tariff, currency = self._settings.tariff_per_kwh, self._settings.currency
+        cost_micro = (
+            cost_micro_minor(energy_j, tariff, minor_per_major(currency)) if energy_j else 0
+        )
+        if day != self._day:
+            # A new day (or the first tick): start from what the store holds for it.
+            day_heat_j, day_cost = self._store.day_energy(day)
+        else:
+            day_heat_j, day_cost = self._day_heat_j, self._day_cost_micro
+        energy_kwh = self._energy_kwh + energy_j / J_PER_KWH
+        values = sample_values(snap, heat, energy_kwh)
+
+        self._store.write_samples(now, values)
+        if energy_j > 0 or cost_micro:
+            self._store.add_energy(day, energy_j, cost_micro)
+        if snap.mono_s - self._last_maintenance >= MAINTENANCE_EVERY_S:
+            self._last_maintenance = snap.mono_s
+            self._maintenance.post(self._maintain, now)
+
+        with self._lock:
+            self._energy_kwh = energy_kwh
+            self._day = day
+            self._day_heat_j = day_heat_j + energy_j
+            self._day_cost_micro = day_cost + cost_micro
+            self._last_snap = snap
+            self._last_tick = heat
+        self._expire_pause(now)
+
+    def _maintain(self, now: float) -> None:
+        started = time.perf_counter()
+        self._store.rollup(now)
+        self._store.prune(now)
+        log.debug("Rollup and prune took %.1f ms", (time.perf_counter() - started) * 1000)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _expire_pause(self, now: float) -> None:
+        with self._lock:
+            expired = self._paused and self._paused_until is not None and now >= self._paused_until
+            if expired:
+                self._paused, self._paused_until = False, None
+        if expired:
+            log.info("The timed pause ended; heating resumes")
+            self._store.set_state(PAUSE_KEY, "")
+
+    def status(self) -> AgentStatus:
+        """The heater now, as ``GET /v1/status`` reports it."""
+        self._expire_pause(self._wall())
+        with self._lock:
+            snap, heat = self._last_snap, self._last_tick
+            settings = self._settings
+            paused, paused_until = self._paused, self._paused_until
+            day_heat_j, day_cost = self._day_heat_j, self._day_cost_micro
+            sample_error = self._sample_error
+        warnings = [*self._store.warnings, *self._load_warnings]
+        if sample_error:
+            warnings.append(sample_error)
+        base: dict[str, Any] = {
+            "protocol_version": PROTOCOL_VERSION,
+            "agent_version": __version__,
+            "hostname": self._hostname,
+            "paused_until": _utc(paused_until) if paused else None,
+            "heat_today_kwh": day_heat_j / J_PER_KWH,
+            "cost_today_minor": micro_to_minor(day_cost),
+            "currency": settings.currency,
+        }
+        if snap is None or heat is None:
+            state = AgentState.PAUSED if paused else AgentState.STARTING
+            return AgentStatus(state=state, warnings=warnings, **base)
+
+        provenance = {c.name: c.provenance for c in heat.components}
+        cpu_power = next((c for c in heat.components if c.name == "cpu"), None)
+        temperatures: dict[str, float | None] = {"cpu": snap.host.cpu_temp_c}
+        for gpu in snap.gpus:
+            temperatures[f"gpu{gpu.index}"] = gpu.temp_c
+        known = {k: v for k, v in temperatures.items() if v is not None}
+        hottest = max(known, key=lambda k: known[k]) if known else None
+        utils = [snap.host.cpu_pct, *(g.util_gpu_pct for g in snap.gpus)]
+        peak = max((u for u in utils if u is not None), default=None)
+        if paused:
+            state = AgentState.PAUSED
+        elif peak is not None and peak >= settings.heating_threshold_pct:
+            state = AgentState.HEATING
+        else:
+            state = AgentState.IDLE
+        if heat.provenance is Provenance.ESTIMATE:
+            warnings.append(ESTIMATE_NOTE)
+        host = snap.host
+        return AgentStatus(
+            state=state,
+            sample_time=_utc(snap.wall_ts),
+            heat_w=heat.heat_w,
+            heat_btu_h=w_to_btu_h(heat.heat_w) if heat.heat_w is not None else None,
+            heat_provenance=heat.provenance if heat.heat_w is not None else None,
+            temperatures=temperatures,
+            hottest_name=hottest,
+            hottest_c=known[hottest] if hottest is not None else None,
+            gpus=[_gpu_status(g, provenance.get(f"gpu{g.index}")) for g in snap.gpus],
+            host=HostStatus(
+                cpu_pct=host.cpu_pct,
+                per_core_pct=list(host.per_core_pct),
+                mem_used_bytes=host.mem_used_bytes,
+                mem_total_bytes=host.mem_total_bytes,
+                mem_pct=host.mem_pct,
+                cpu_temp_c=host.cpu_temp_c,
+                cpu_freq_mhz=host.cpu_freq_mhz,
+                cpu_power_w=cpu_power.power_w if cpu_power is not None else None,
+                cpu_power_provenance=(
+                    cpu_power.provenance
+                    if cpu_power is not None and cpu_power.power_w is not None
+                    else None
+                ),
+            ),
+            warnings=warnings,
+            **base,
+        )
+
+    def pause(self, duration_s: int | None) -> AgentStatus:
+        """Pause heating, for ``duration_s`` or until resumed; kept across a restart."""
+        until = self._wall() + duration_s if duration_s is not None else None
+        self._store.set_state(PAUSE_KEY, json.dumps({"paused": True, "until": until}))
+        with self._lock:
+            self._paused, self._paused_until = True, until
+        log.info("Paused %s", f"for {duration_s} s" if duration_s else "until resumed")
+        return self.status()
+
+    def resume(self) -> AgentStatus:
+        """End a pause (no-op when not paused)."""
+        self._store.set_state(PAUSE_KEY, "")
+        with self._lock:
+            was_paused = self._paused
+            self._paused, self._paused_until = False, None
+        if was_paused:
+            log.info("Resumed")
+        return self.status()
+
+    def _load_pause(self) -> tuple[bool, float | None]:
+        raw = self._store.get_state(PAUSE_KEY)
+        if not raw:
+            return False, None
+        try:
+            data = json.loads(raw)
+            until = data.get("until")
+            paused = bool(data.get("paused")) and (until is None or isinstance(until, int | float))
+        except (ValueError, AttributeError):
+            log.warning("The stored pause state was unreadable; the agent starts unpaused")
+            return False, None
+        if not paused:
+            return False, None
+        if until is not None and until <= self._wall():
+            self._store.set_state(PAUSE_KEY, "")
+            return False, None
+        return True, until
+
+    # -- settings --------------------------------------------------------------------------
+
+    def settings(self) -> Settings:
+        with self._lock:
+            return self._settings
+
+    def update_settings(self, patch: SettingsPatch) -> Settings:
+        """Validate, store and apply a change; raises :class:`RequestError` with the reasons."""
+        changes = patch.model_dump(exclude_unset=True)
+        with self._settings_write:
+            current = self.settings()
+            try:
+                merged = Settings.model_validate({**current.model_dump(), **changes})
+            except ValidationError as exc:
+                lines = validation_lines(exc)
+                raise RequestError(
+                    "The settings were not accepted: " + "; ".join(lines),
+                    status=422,
+                    detail=lines,
+                ) from exc
+            if merged.estimate_cpu_max_w < merged.estimate_cpu_idle_w:
+                msg = (
+                    "The settings were not accepted: the estimated CPU power at full load "
+                    "must not be below its power at idle."
+                )
+                raise RequestError(msg, status=422)
+            self._store.set_state(SETTINGS_KEY, merged.model_dump_json())
+            self._configure_accountant(merged)
+            with self._lock:
+                self._settings = merged
+        if changes:
+            log.info("Settings changed: %s", ", ".join(sorted(changes)))
+        return merged
+
+    def _configure_accountant(self, settings: Settings) -> None:
+        with self._acct_lock:
+            self._accountant.configure(
+                estimate=EstimateModel(
+                    cpu_idle_w=settings.estimate_cpu_idle_w, cpu_max_w=settings.estimate_cpu_max_w
+                ),
+                rest_of_system_w=settings.rest_of_system_w,
+            )
+
+    def _load_settings(self) -> Settings:
+        raw = self._store.get_state(SETTINGS_KEY)
+        if not raw:
+            return Settings()
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise TypeError("not an object")
+        except (ValueError, TypeError):
+            self._settings_damaged("they could not be read")
+            return Settings()
+        # Keep every field that is still valid: a field added by a newer version, or one
+        # value out of range, must not throw away the rest of the householder's settings.
+        known = {k: v for k, v in data.items() if k in Settings.model_fields}
+        dropped = sorted(set(data) - set(known))
+        while True:
+            try:
+                settings = Settings.model_validate(known)
+                break
+            except ValidationError as exc:
+                bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+                if not bad & set(known):
+                    return Settings()
+                dropped += sorted(bad & set(known))
+                known = {k: v for k, v in known.items() if k not in bad}
+        if dropped:
+            self._settings_damaged(f"these were reset to their defaults: {', '.join(dropped)}")
+        return settings
+
+    def _settings_damaged(self, what: str) -> None:
+        msg = f"Some stored settings were not usable; {what}."
+        log.warning("%s", msg)
+        self._load_warnings.append(msg)
+
+    # -- history ---------------------------------------------------------------------------
+
+    def series(self) -> SeriesList:
+        found = self._store.series_names()
+        infos = []
+        for name in sorted(found):
+            spec = names.spec_for(name)
+            infos.append(SeriesInfo(name=spec.name, unit=spec.unit, label=spec.label))
+        return SeriesList(series=infos)
+
+    def history(
+        self,
+        series: Sequence[str],
+        start: float | None = None,
+        end: float | None = None,
+        max_points: int | None = None,
+    ) -> HistoryResponse:
+        """History of ``series`` over ``[start, end]``; the store picks the resolution."""
+        if not series:
+            raise RequestError("Name at least one series, for example ?series=heat.power_w.")
+        end = self._wall() if end is None else end
+        start = end - DEFAULT_HISTORY_S if start is None else start
+        if start > end:
+            raise RequestError("The start of the requested range is after its end.")
+        max_points = DEFAULT_MAX_POINTS if max_points is None else max_points
+        unknown = [n for n in series if not is_known_series(n)]
+        if unknown:
+            raise RequestError(
+                f"Unknown series: {', '.join(unknown)}. "
+                "GET /v1/series lists the series this agent records."
+            )
+        stored = set(self._store.series_names())
+        present = list(dict.fromkeys(n for n in series if n in stored))
+        by_name: dict[str, SeriesData] = {}
+        resolution = _resolution_for(end - start, max_points)
+        if present:
+            try:
+                result = self._store.query(present, start, end, max_points=max_points)
+            except ValueError as exc:
+                raise RequestError(f"The history request was not accepted: {exc}") from exc
+            start, end, resolution = result.start, result.end, result.resolution_s
+            for s in result.series:
+                by_name[s.name] = SeriesData(
+                    name=s.name,
+                    unit=names.spec_for(s.name).unit,
+                    t=list(s.t),
+                    mean=list(s.mean),
+                    min=list(s.min) if s.min is not None else None,
+                    max=list(s.max) if s.max is not None else None,
+                )
+        out = [
+            by_name.get(n) or SeriesData(name=n, unit=names.spec_for(n).unit, t=[], mean=[])
+            for n in dict.fromkeys(series)
+        ]
+        return HistoryResponse(start=start, end=end, resolution_s=resolution, series=out)
+
+
+__all__ = ["AgentService", "RequestError", "Worker", "is_known_series", "sample_values"]
