@@ -1,0 +1,1 @@
+"""Fakes at the seams: each replays what the real thing said."""

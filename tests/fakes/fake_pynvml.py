@@ -1,0 +1,197 @@
+"""A module-like stand-in for ``pynvml`` that replays a recording of real cards.
+
+The recording (``tests/data/nvml/*.json``, written by ``bench/nvml_check.py --record``) holds,
+for every device, the answer to each call the sensor makes: ``{"value": ...}`` or
+``{"error": "NVMLError_NotSupported"}``. Calls made once (name, limits' range, thresholds) are
+under ``devices[i].static``; calls made every tick under ``ticks[k].devices[i]``. A call is
+named ``fn`` or ``fn(CONST,...)`` with the names of its constant arguments.
+
+``advance()`` moves to the next recorded tick. Every call is counted in ``calls``, so a test
+can see what the sensor asked and how often.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "nvml"
+
+# pynvml's values, used where a recording does not carry its own "constants".
+DEFAULT_CONSTANTS = {
+    "NVML_TEMPERATURE_GPU": 0,
+    "NVML_CLOCK_SM": 1,
+    "NVML_CLOCK_MEM": 2,
+    "NVML_TEMPERATURE_THRESHOLD_SHUTDOWN": 0,
+    "NVML_TEMPERATURE_THRESHOLD_SLOWDOWN": 1,
+}
+
+
+class NVMLError(Exception):
+    """The fake's base error class, like ``pynvml.NVMLError``."""
+
+    def __str__(self) -> str:
+        return type(self).__name__.removeprefix("NVMLError_")
+
+
+_ERRORS: dict[str, type[NVMLError]] = {}
+
+
+def error_class(name: str) -> type[NVMLError]:
+    """The error class called ``name`` (``"NVMLError_NotSupported"``), one per name."""
+    if not name.startswith("NVMLError_"):
+        raise ValueError(f"not an NVML error class name: {name}")
+    if name not in _ERRORS:
+        _ERRORS[name] = type(name, (NVMLError,), {"__module__": __name__})
+    return _ERRORS[name]
+
+
+def load_recording(name: str = "recording.json") -> dict[str, Any]:
+    """A recording from ``tests/data/nvml``."""
+    data: dict[str, Any] = json.loads((DATA / name).read_text("utf-8"))
+    return data
+
+
+class _Handle:
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"<fake nvmlDevice {self.index}>"
+
+
+class FakePynvml:
+    """Replays ``recording``.
+
+    Args:
+        recording: the parsed JSON.
+        init_error: the error class ``nvmlInit`` should raise (``"NVMLError_DriverNotLoaded"``).
+        auto_advance: a call key; asking it again on GPU 0 within one tick moves to the next
+            tick, wrapping round at the end (for code that reads in its own loop, like the
+            bench script).
+    """
+
+    NVMLError = NVMLError
+
+    def __init__(
+        self,
+        recording: dict[str, Any],
+        *,
+        init_error: str | None = None,
+        auto_advance: str | None = None,
+    ) -> None:
+        self.recording = copy.deepcopy(recording)
+        self.devices: list[dict[str, Any]] = self.recording["devices"]
+        self.ticks: list[dict[str, Any]] = self.recording["ticks"]
+        self.tick = 0
+        self.calls: Counter[str] = Counter()
+        self.init_count = 0  # NVML counts nvmlInit calls; each nvmlShutdown undoes one
+        self._auto_advance = auto_advance
+        self._asked_this_tick = False
+        self._init_error = init_error or self.recording.get("init", {}).get("error")
+        for name, value in {**DEFAULT_CONSTANTS, **self.recording.get("constants", {})}.items():
+            setattr(self, name, value)
+
+    # -- module-level functions ---------------------------------------------------------------
+
+    def nvmlInit(self) -> None:
+        self.calls["nvmlInit"] += 1
+        if self._init_error:
+            raise error_class(self._init_error)()
+        self.init_count += 1
+
+    def nvmlShutdown(self) -> None:
+        self.calls["nvmlShutdown"] += 1
+        self._check_init()
+        self.init_count -= 1
+
+    def nvmlSystemGetDriverVersion(self) -> Any:
+        self.calls["nvmlSystemGetDriverVersion"] += 1
+        self._check_init()
+        return self._unwrap(self.recording.get("driver_version", {"error": "NVMLError_Unknown"}))
+
+    def nvmlDeviceGetCount(self) -> int:
+        self.calls["nvmlDeviceGetCount"] += 1
+        self._check_init()
+        return len(self.devices)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> _Handle:
+        self.calls["nvmlDeviceGetHandleByIndex"] += 1
+        self._check_init()
+        if not 0 <= index < len(self.devices):
+            raise error_class("NVMLError_InvalidArgument")()
+        return _Handle(index)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names not set above: error classes and the recorded device calls.
+        if name.startswith("NVMLError_"):
+            return error_class(name)
+        if name.startswith("nvmlDevice") and self._recorded(name):
+            return self._device_call(name)
+        raise AttributeError(name)  # as old bindings lack newer functions
+
+    # -- replay -------------------------------------------------------------------------------
+
+    def advance(self) -> None:
+        """Move to the next recorded tick."""
+        if self.tick + 1 >= len(self.ticks):
+            raise IndexError("the recording has no more ticks")
+        self.tick += 1
+        self._asked_this_tick = False
+
+    @property
+    def t_s(self) -> float:
+        """The recorded time of the current tick, seconds after the first."""
+        return float(self.ticks[self.tick]["t_s"])
+
+    def _recorded(self, fn: str) -> bool:
+        keys = [*self.devices[0]["static"], *self.ticks[0]["devices"][0]] if self.devices else []
+        return any(k == fn or k.startswith(fn + "(") for k in keys)
+
+    def _device_call(self, fn: str) -> Callable[..., Any]:
+        def call(handle: _Handle, *args: Any) -> Any:
+            self._check_init()
+            key = fn if not args else f"{fn}({','.join(self._const_name(fn, a) for a in args)})"
+            self.calls[key] += 1
+            i = handle.index
+            if key == self._auto_advance and i == 0:
+                if self._asked_this_tick:
+                    self.tick = (self.tick + 1) % len(self.ticks)
+                self._asked_this_tick = True
+            per_tick = self.ticks[self.tick]["devices"][i]
+            entry = per_tick.get(key, self.devices[i]["static"].get(key))
+            if entry is None:
+                raise AssertionError(f"the recording holds no answer to {key} on GPU {i}")
+            return self._unwrap(entry)
+
+        call.__name__ = fn
+        return call
+
+    def _const_name(self, fn: str, value: Any) -> str:
+        # Constants share values across families (NVML_TEMPERATURE_GPU and
+        # NVML_TEMPERATURE_THRESHOLD_SHUTDOWN are both 0), so match within this call's keys.
+        keys = [*self.devices[0]["static"], *self.ticks[0]["devices"][0]]
+        for key in keys:
+            if key.startswith(fn + "("):
+                for name in key[len(fn) + 1 : -1].split(","):
+                    if getattr(self, name, None) == value:
+                        return str(name)
+        raise AssertionError(f"{fn} called with an unrecorded argument {value!r}")
+
+    @staticmethod
+    def _unwrap(entry: dict[str, Any]) -> Any:
+        if "error" in entry:
+            raise error_class(entry["error"])()
+        value = entry["value"]
+        if isinstance(value, dict):
+            return SimpleNamespace(**value)  # a ctypes structure: fields as attributes
+        return value
+
+    def _check_init(self) -> None:
+        if self.init_count < 1:
+            raise error_class("NVMLError_Uninitialized")()
