@@ -491,13 +491,13 @@ class AgentService:
             except ValidationError as exc:
                 lines = validation_lines(exc)
                 raise RequestError(
-                    "The settings were not accepted: " + "; ".join(lines),
+                    f"The settings change was not accepted: {'; '.join(lines)}.",
                     status=422,
                     detail=lines,
                 ) from exc
             if merged.estimate_cpu_max_w < merged.estimate_cpu_idle_w:
                 msg = (
-                    "The settings were not accepted: the estimated CPU power at full load "
+                    "The settings change was not accepted: the estimated CPU power at full load "
                     "must not be below its power at idle."
                 )
                 raise RequestError(msg, status=422)
