@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import importlib.metadata
 import itertools
 import json
 import math
@@ -49,6 +50,13 @@ from heatshare.sensors.nvml import (
 )
 
 FORMAT = "heatshare-nvml-recording/1"
+
+
+def _dist_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def encode(value: Any) -> Any:
@@ -99,7 +107,7 @@ def record(ticks: int, period: float, on_tick: Callable[[int], None]) -> dict[st
         "source": {
             "host": platform.node(),
             "python": platform.python_version(),
-            "nvidia_ml_py": getattr(pynvml, "__version__", None),
+            "nvidia_ml_py": _dist_version("nvidia-ml-py"),
             "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "period_s": period,
         },
@@ -264,37 +272,45 @@ def checks(rec: dict[str, Any], run: list[tuple[Snapshot, HeatTick]]) -> dict[st
     return out
 
 
-def start_load() -> Callable[[], None]:
-    """Matrix multiplies on every GPU until the returned function is called."""
+def prepare_load() -> Callable[[], Callable[[], None]]:
+    """Get matrix multiplies ready on every GPU (PyTorch's start-up is slow, so not in a tick).
+
+    Returns a function that starts them and returns the function that stops them.
+    """
     try:
         torch = importlib.import_module("torch")  # optional: only to make the cards work
     except ImportError:
         print("no PyTorch here: the cards stay idle")
-        return lambda: None
+        return lambda: lambda: None
     stop = threading.Event()
+    n = torch.cuda.device_count()
+    mats = [
+        [torch.randn(8192, 8192, device=f"cuda:{d}", dtype=torch.bfloat16) for _ in range(2)]
+        for d in range(n)
+    ]
+    for d in range(n):
+        torch.cuda.synchronize(d)
 
     def work(dev: int) -> None:
-        a = torch.randn(8192, 8192, device=f"cuda:{dev}", dtype=torch.bfloat16)
-        b = torch.randn(8192, 8192, device=f"cuda:{dev}", dtype=torch.bfloat16)
+        a, b = mats[dev]
         while not stop.is_set():
             for _ in range(20):
                 a = (a @ b).clamp_(-1, 1)
             torch.cuda.synchronize(dev)
 
-    threads = [
-        threading.Thread(target=work, args=(d,), daemon=True)
-        for d in range(torch.cuda.device_count())
-    ]
-    for t in threads:
-        t.start()
-    print(f"load started on {len(threads)} GPU(s)")
-
-    def halt() -> None:
-        stop.set()
+    def start() -> Callable[[], None]:
+        threads = [threading.Thread(target=work, args=(d,), daemon=True) for d in range(n)]
         for t in threads:
-            t.join(timeout=10)
+            t.start()
 
-    return halt
+        def halt() -> None:
+            stop.set()
+            for t in threads:
+                t.join(timeout=10)
+
+        return halt
+
+    return start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,12 +326,14 @@ def main(argv: list[str] | None = None) -> int:
     except pynvml.NVMLError as exc:
         print(json.dumps({"ok": False, "error": f"NVML not usable: {exc}"}))
         return 2
+    start_load = prepare_load() if args.load_after is not None else None
     halt: Callable[[], None] = lambda: None  # noqa: E731  (replaced once the load starts)
 
     def on_tick(k: int) -> None:
         nonlocal halt
-        if args.load_after is not None and k == args.load_after:
+        if start_load is not None and k == args.load_after:
             halt = start_load()
+            print(f"load started before tick {k}")
 
     try:
         rec = record(args.ticks, args.period, on_tick)
