@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -315,3 +317,65 @@ def test_the_openapi_document_describes_every_route(agent: Agent) -> None:
     for ref in refs:
         assert ref.startswith("#/components/schemas/")
         assert ref.rsplit("/", 1)[1] in schemas
+
+
+def test_damaged_stored_settings_keep_what_is_valid_and_say_so(
+    tmp_path: Path, expect_log: Callable[[str], None]
+) -> None:
+    from heatshare.agent.service import SETTINGS_KEY
+    from heatshare.store import Store
+
+    with Store.open(tmp_path / "history.sqlite3", now=T0) as store:
+        store.set_state(
+            SETTINGS_KEY,
+            json.dumps({"currency": "EUR", "tariff_per_kwh": "-3", "from_the_future": 1}),
+        )
+    expect_log(r"Some stored settings were not usable")
+    agent = start_agent(tmp_path)
+    try:
+        settings = Settings.model_validate(agent.request("GET", "/v1/settings").json())
+        assert settings.currency == "EUR"
+        assert settings.tariff_per_kwh == Settings().tariff_per_kwh
+        warnings = agent.request("GET", "/v1/status").json()["warnings"]
+        assert any("from_the_future" in w and "tariff_per_kwh" in w for w in warnings)
+    finally:
+        agent.close()
+
+
+def test_unreadable_stored_settings_fall_back_to_the_defaults(
+    tmp_path: Path, expect_log: Callable[[str], None]
+) -> None:
+    from heatshare.agent.service import SETTINGS_KEY
+    from heatshare.store import Store
+
+    with Store.open(tmp_path / "history.sqlite3", now=T0) as store:
+        store.set_state(SETTINGS_KEY, "{not json")
+    expect_log(r"Some stored settings were not usable")
+    agent = start_agent(tmp_path)
+    try:
+        assert Settings.model_validate(agent.request("GET", "/v1/settings").json()) == Settings()
+    finally:
+        agent.close()
+
+
+def test_rollup_and_prune_run_once_a_minute_off_the_sampler(agent: Agent) -> None:
+    store = agent.service._store
+    calls: list[tuple[str, str, float]] = []
+    real_rollup, real_prune = store.rollup, store.prune
+
+    def rollup(now: float) -> None:
+        calls.append(("rollup", threading.current_thread().name, now))
+        real_rollup(now)
+
+    def prune(now: float) -> None:
+        calls.append(("prune", threading.current_thread().name, now))
+        real_prune(now)
+
+    store.rollup, store.prune = rollup, prune  # type: ignore[method-assign]
+    agent.tick(125)
+    deadline = time.monotonic() + 5
+    while len(calls) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [c[0] for c in calls] == ["rollup", "prune"] * 3
+    assert all(c[1].startswith("store-maintenance") for c in calls)
+    assert [c[2] for c in calls[::2]] == [T0 + 1, T0 + 61, T0 + 121]

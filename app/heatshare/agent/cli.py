@@ -146,11 +146,14 @@ def setup_logging(log_dir: os.PathLike[str] | str, level: str) -> None:
     file_handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s [%(threadName)s] %(name)s: %(message)s")
     )
-    stderr_handler = logging.StreamHandler(sys.stderr)
-    stderr_handler.setLevel(logging.WARNING)
-    stderr_handler.setFormatter(logging.Formatter("heatshare-agent: %(levelname)s: %(message)s"))
     root.addHandler(file_handler)
-    root.addHandler(stderr_handler)
+    if sys.stderr is not None:  # None when started detached without a console (pythonw)
+        stderr_handler = logging.StreamHandler(sys.stderr)
+        stderr_handler.setLevel(logging.WARNING)
+        stderr_handler.setFormatter(
+            logging.Formatter("heatshare-agent: %(levelname)s: %(message)s")
+        )
+        root.addHandler(stderr_handler)
 
     def excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         log.critical("Uncaught exception", exc_info=(kind, exc, tb))

@@ -172,19 +172,31 @@ class Worker:
 
     def __init__(self, name: str) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._closing = False
 
     def post(self, fn: Callable[..., object], *args: Any) -> None:
         """Queue ``fn`` without waiting; a failure is logged with its traceback."""
         self._pool.submit(fn, *args).add_done_callback(self._log_failure)
 
-    @staticmethod
-    def _log_failure(fut: Future[object]) -> None:
+    def _log_failure(self, fut: Future[object]) -> None:
+        if fut.cancelled():
+            return
         exc = fut.exception()
-        if exc is not None:
+        if exc is None:
+            return
+        if self._closing and isinstance(exc, StoreError):
+            log.debug("Background history work cut short by the shutdown: %s", exc)
+        else:
             log.error("Background history work failed", exc_info=exc)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Drop queued work and return at once; work in progress ends at its next step.
+
+        A long first rollup after days switched off must not hold up a shutdown: the store,
+        closed next, ends it between two of its transactions.
+        """
+        self._closing = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class AgentService:

@@ -1,0 +1,137 @@
+"""Benchmark: the real agent's CPU use and memory at 1 Hz sampling.
+
+Starts ``python -m heatshare.agent run`` on a temporary profile (``--listen 127.0.0.1:0``, so
+it runs beside a real agent), waits until it samples, lets it settle for a few seconds (start-up
+imports are not the steady state), then measures with psutil over a window:
+
+* CPU: user + system time of the agent process over the window, as % of one core;
+* RSS: resident memory at the end of the window (and the peak seen, sampled once a second).
+
+Nothing polls the agent's API during the window (the app's own polling is measured with the
+app); the bench looks at the agent only through psutil. Judged by: CPU <= 0.5 % of one core,
+RSS <= 60 MiB.
+
+Run: ``.venv/bin/python bench/agent_cpu.py [--seconds 300] [--settle 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+CPU_TARGET_PCT = 0.5
+RSS_TARGET_MIB = 60.0
+
+
+def wait_for_runtime(profile: Path, proc: subprocess.Popen[bytes], timeout_s: float) -> dict:
+    runtime = profile / "config" / "agent.json"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"the agent exited with {proc.returncode} before it was ready")
+        try:
+            info = json.loads(runtime.read_text())
+            if info.get("pid") == proc.pid:
+                return info
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    sys.exit(f"the agent wrote no runtime file within {timeout_s} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=300.0, help="measuring window (300)")
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds ignored after start")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="heatshare-bench-") as tmp:
+        profile = Path(tmp)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "heatshare.agent",
+                "run",
+                "--profile-dir",
+                str(profile),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_runtime(profile, proc, 30.0)
+            agent = psutil.Process(proc.pid)
+            time.sleep(args.settle)
+            before = agent.cpu_times()
+            t0 = time.monotonic()
+            peak_rss = 0
+            deadline = t0 + args.seconds
+            while (now := time.monotonic()) < deadline:
+                peak_rss = max(peak_rss, agent.memory_info().rss)
+                time.sleep(min(1.0, deadline - now))
+            after = agent.cpu_times()
+            wall = time.monotonic() - t0
+            rss = agent.memory_info().rss
+            peak_rss = max(peak_rss, rss)
+            threads = agent.num_threads()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=10)
+        samples = _count_samples(profile / "data" / "heatshare.sqlite3")
+
+    cpu_s = (after.user - before.user) + (after.system - before.system)
+    cpu_pct = 100.0 * cpu_s / wall
+    rss_mib = rss / 2**20
+    print(
+        f"machine: {platform.node()} {platform.machine()} {psutil.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, {platform.platform()}"
+    )
+    print(
+        f"window: {wall:.1f} s after {args.settle:.0f} s settling; threads: {threads}; "
+        f"cpu.util_pct samples recorded: {samples}"
+    )
+    print(
+        f"agent CPU: {cpu_pct:.3f} % of one core ({cpu_s * 1000:.0f} ms CPU "
+        f"= user {1000 * (after.user - before.user):.0f} + "
+        f"system {1000 * (after.system - before.system):.0f}); target <= {CPU_TARGET_PCT} %: "
+        f"{'OK' if cpu_pct <= CPU_TARGET_PCT else 'OVER'} (ratio {cpu_pct / CPU_TARGET_PCT:.2f})"
+    )
+    print(
+        f"agent RSS: {rss_mib:.1f} MiB (peak {peak_rss / 2**20:.1f} MiB); "
+        f"target <= {RSS_TARGET_MIB:.0f} MiB: "
+        f"{'OK' if peak_rss / 2**20 <= RSS_TARGET_MIB else 'OVER'} "
+        f"(ratio {peak_rss / 2**20 / RSS_TARGET_MIB:.2f})"
+    )
+    print(f"agent exit code after SIGTERM: {code}")
+    ok = cpu_pct <= CPU_TARGET_PCT and peak_rss / 2**20 <= RSS_TARGET_MIB and code == 0
+    return 0 if ok else 1
+
+
+def _count_samples(db: Path) -> int:
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM sample JOIN series ON series.id = sample.series_id "
+            "WHERE series.name = 'cpu.util_pct'"
+        ).fetchone()
+    finally:
+        conn.close()
+    return int(row[0])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
