@@ -104,11 +104,9 @@ class HostSensor:
             picked = pick_cpu_temp(reader())
         except (OSError, RuntimeError) as exc:
             log.debug("sensors_temperatures failed: %s", exc)
-            return None
-        if picked is None:
-            return None
-        self.temp_source = picked[0]
-        return picked[1]
+            picked = None
+        self.temp_source = picked[0] if picked is not None else None
+        return picked[1] if picked is not None else None
 
     def _freq(self) -> float | None:
         now = self._mono()
