@@ -1,0 +1,1 @@
+"""The desktop app (Qt only). It knows the agent only through ``heatshare.protocol``."""

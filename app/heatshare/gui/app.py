@@ -1,0 +1,284 @@
+"""The app's composition root: builds every object once, wires them, and tears them down in order.
+
+Nothing below this module looks up the application object or another global: each part gets
+what it needs here (STYLE.md, "one composition root").
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, QTimer
+from PySide6.QtWidgets import QApplication, QCheckBox, QMessageBox
+
+from heatshare.gui.bridge import (
+    AgentBridge,
+    AgentLauncher,
+    ConnectionState,
+    EndpointSource,
+    FixedEndpoint,
+    HistoryResult,
+    LocalEndpoints,
+)
+from heatshare.gui.tasks import TaskRunner
+from heatshare.gui.window import MainWindow
+from heatshare.protocol.discovery import Paths
+from heatshare.protocol.local_api import AgentStatus, Settings
+
+if TYPE_CHECKING:
+    from heatshare.gui.charts import ChartPanel
+    from heatshare.gui.settings_dialog import SettingsDialog
+
+log = logging.getLogger(__name__)
+
+CHARTS_FALLBACK_MS = 1500  # build the charts even when no agent answers, after this long
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the command line asked for."""
+
+    profile_dir: str | None = None
+    connect: str | None = None
+    token: str | None = None
+    start_hidden: bool = False
+
+
+class HeatshareApp(QObject):
+    """Owns the bridge, the window and the tray; ``shutdown`` takes them down in order."""
+
+    def __init__(self, qapp: QApplication, options: Options, paths: Paths) -> None:
+        super().__init__()
+        self.setObjectName("heatshare-app")
+        self.qapp = qapp
+        self.options = options
+        self.paths = paths
+        self.tasks = TaskRunner(self)
+        source: EndpointSource
+        launcher: AgentLauncher | None = None
+        if options.connect:
+            source = FixedEndpoint(options.connect, options.token)
+        else:
+            source = LocalEndpoints(paths)
+            launcher = AgentLauncher(paths, options.profile_dir)
+        self.launcher = launcher
+        self.bridge = AgentBridge(source, self.tasks, launcher=launcher, parent=self)
+        self.ui_settings = QSettings(
+            str(paths.config_dir / "app.ini"), QSettings.Format.IniFormat, self
+        )
+
+        self.icons = _load_icons()
+        self.window = MainWindow(self.icons.app if self.icons is not None else None)
+        self.charts: ChartPanel | None = None
+        self.settings_dialog: SettingsDialog | None = None
+        self.tray = self._make_tray()
+        self._quitting = False
+        self._charts_timer = QTimer(self)
+        self._charts_timer.setObjectName("charts-fallback")
+        self._charts_timer.setSingleShot(True)
+        self._charts_timer.timeout.connect(self.ensure_charts)
+        self._wire()
+
+    # -- building ------------------------------------------------------------------------
+
+    def _make_tray(self) -> Any:
+        if self.icons is None:
+            return None
+        try:
+            from heatshare.gui.tray import TrayController
+        except ImportError:
+            log.info("No tray module in this build")
+            return None
+        tray = TrayController(self.icons, self)
+        if not tray.available():
+            log.info("No system tray on this desktop: closing the window quits the app")
+            tray.close()
+            tray.deleteLater()
+            return None
+        tray.open_requested.connect(self.window.bring_to_front)
+        tray.pause_requested.connect(self.bridge.pause)
+        tray.resume_requested.connect(self.bridge.resume)
+        tray.quit_requested.connect(self.quit)
+        tray.quit_and_stop_requested.connect(self.quit_and_stop_agent)
+        return tray
+
+    def _wire(self) -> None:
+        b, w = self.bridge, self.window
+        b.status_received.connect(self._on_status)
+        b.connection_changed.connect(self._on_connection)
+        b.settings_received.connect(self._on_settings)
+        b.action_failed.connect(self._on_action_failed)
+        w.visibility_changed.connect(self._on_visibility)
+        w.close_requested.connect(self._on_close_requested)
+        w.settings_requested.connect(self.open_settings)
+        w.pause_requested.connect(b.pause)
+        w.resume_requested.connect(b.resume)
+        w.dashboard.first_real_paint.connect(self.ensure_charts)
+
+    def ensure_charts(self) -> None:
+        """Build the charts once the dashboard has painted real figures (or after a wait)."""
+        self._charts_timer.stop()
+        if self.charts is not None or self._quitting:
+            return
+        from heatshare.gui.charts import ChartPanel  # pyqtgraph: a third of a second
+
+        charts = ChartPanel(self.bridge.request_history)
+        self.bridge.history_received.connect(self._on_history)
+        self.bridge.history_failed.connect(charts.history_failed)
+        self.charts = charts
+        self.window.set_charts(charts)
+        if self.bridge.settings is not None:
+            charts.set_temperature_unit(self.bridge.settings.temperature_unit)
+        if self.bridge.last_status is not None:
+            charts.append_status(self.bridge.last_status)
+        charts.set_active(self.window.shown)
+
+    # -- running -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        hidden = self.options.start_hidden and self.tray is not None
+        if self.tray is not None:
+            self.tray.show()
+            self.tray.update(None, False)
+        if hidden:
+            self.bridge.set_visible(False)
+        else:
+            self.window.show()
+        self.bridge.start()
+        self._charts_timer.start(CHARTS_FALLBACK_MS)
+
+    def _on_status(self, status: AgentStatus) -> None:
+        self.window.set_status(status)
+        if self.charts is not None:
+            self.charts.append_status(status)
+        if self.tray is not None:
+            self.tray.update(status, True, fahrenheit=self._fahrenheit())
+
+    def _on_connection(self, state: ConnectionState, message: str) -> None:
+        self.window.set_connection(state, message)
+        if self.tray is not None and state is not ConnectionState.CONNECTED:
+            self.tray.update(self.bridge.last_status, False)
+        if state is ConnectionState.CONNECTED and self.charts is not None:
+            self.charts.reload()
+
+    def _on_history(self, result: HistoryResult) -> None:
+        if self.charts is not None:
+            self.charts.load_history(result)
+
+    def _fahrenheit(self) -> bool | None:
+        settings = self.bridge.settings
+        return None if settings is None else settings.temperature_unit == "F"
+
+    def _on_settings(self, settings: Settings) -> None:
+        self.window.dashboard.set_preferences(settings.temperature_unit, settings.tariff_per_kwh)
+        if self.charts is not None:
+            self.charts.set_temperature_unit(settings.temperature_unit)
+        if self.settings_dialog is not None:
+            self.settings_dialog.accept()
+
+    def _on_action_failed(self, message: str) -> None:
+        log.warning("Agent action failed: %s", message)
+        if self.window.shown:
+            QMessageBox.warning(self.window, "Heatshare", message)
+
+    def _on_visibility(self, visible: bool) -> None:
+        self.bridge.set_visible(visible)
+        if self.charts is not None:
+            self.charts.set_active(visible)
+
+    def _on_close_requested(self) -> None:
+        if self.tray is not None:
+            self.window.hide()  # close to tray: heating and the app go on
+            return
+        if self.ui_settings.value("close/confirmed", False, type=bool):
+            self.quit()
+            return
+        box = QMessageBox(self.window)
+        box.setWindowTitle("Quit Heatshare?")
+        box.setText("There is no system tray here, so closing the window quits the app.")
+        box.setInformativeText(
+            "Heating goes on: the agent keeps running in the background, and opening "
+            "Heatshare again shows it."
+        )
+        box.setStandardButtons(QMessageBox.StandardButton.Close | QMessageBox.StandardButton.Cancel)
+        again = QCheckBox("Don't ask again")
+        box.setCheckBox(again)
+        if box.exec() == QMessageBox.StandardButton.Close:
+            if again.isChecked():
+                self.ui_settings.setValue("close/confirmed", True)
+                self.ui_settings.sync()
+            self.quit()
+
+    def open_settings(self) -> None:
+        from heatshare.gui.settings_dialog import SettingsDialog
+
+        settings = self.bridge.settings
+        if settings is None:
+            QMessageBox.information(
+                self.window,
+                "Heatshare",
+                "The settings come from the agent, which is not connected.",
+            )
+            return
+        dialog = SettingsDialog(settings, self.window)
+        self.settings_dialog = dialog
+
+        def save() -> None:
+            patch = dialog.patch()
+            if isinstance(patch, str):
+                dialog.show_error(patch)
+                return
+            if not patch.model_fields_set:
+                dialog.accept()
+                return
+            dialog.set_busy()
+            self.bridge.save_settings(patch)
+
+        dialog.buttons.accepted.connect(save)
+        self.bridge.settings_failed.connect(dialog.show_error)
+        try:
+            dialog.exec()
+        finally:
+            self.bridge.settings_failed.disconnect(dialog.show_error)
+            self.settings_dialog = None
+            dialog.deleteLater()
+
+    # -- quitting ------------------------------------------------------------------------
+
+    def quit(self) -> None:
+        self._quitting = True
+        QCoreApplication.exit(0)
+
+    def quit_and_stop_agent(self) -> None:
+        self._quitting = True
+        self.bridge.shutdown_agent(on_done=lambda: QCoreApplication.exit(0))
+
+    def shutdown(self) -> None:
+        """Stop everything that runs, in order; after this only deletion is left."""
+        self._quitting = True
+        self._charts_timer.stop()
+        self.bridge.stop()
+        if self.charts is not None:
+            self.charts.stop()
+        self.tasks.shutdown(wait=True)  # no worker thread outlives the objects it reports to
+        if self.tray is not None:
+            close = getattr(self.tray, "close", None) or getattr(self.tray, "hide", None)
+            if close is not None:
+                close()
+        self.window.allow_close = True
+        self.window.close()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+def _load_icons() -> Any:
+    try:
+        from heatshare.gui.icons import AppIcons
+    except ImportError:
+        return None
+    try:
+        return AppIcons.load()
+    except OSError as exc:
+        log.error("Icons not loaded: %s", exc)
+        return None

@@ -1,0 +1,196 @@
+"""The main window: a header with the status line, the dashboard, and the charts below it."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QFont, QHideEvent, QIcon, QShowEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from heatshare.__about__ import __app_name__
+from heatshare.gui.bridge import ConnectionState
+from heatshare.gui.dashboard import Dashboard, status_line
+from heatshare.protocol.local_api import AgentState, AgentStatus
+
+# Palette-relative colours, so light and dark both follow the system.
+STYLE = """
+#figureCard {
+    background: palette(base);
+    border: 1px solid palette(midlight);
+    border-radius: 10px;
+}
+#cardTitle, #chartNote, #statusLine, #hint { color: palette(placeholder-text); }
+#cardValue[missing="true"] { color: palette(placeholder-text); }
+#cardDetail { color: palette(text); }
+#cardNote { color: palette(placeholder-text); }
+#errorBanner {
+    background: rgba(200, 40, 40, 0.14);
+    border: 1px solid rgba(200, 40, 40, 0.55);
+    border-radius: 8px;
+}
+#warningBanner {
+    background: rgba(230, 160, 0, 0.16);
+    border: 1px solid rgba(230, 160, 0, 0.6);
+    border-radius: 8px;
+}
+#formError { color: #c62828; }
+QToolButton#rangeButton {
+    padding: 5px 10px;
+    border: 1px solid palette(mid);
+    border-radius: 0px;
+    margin-left: -1px;
+}
+QToolButton#rangeButton:checked {
+    background: palette(highlight);
+    color: palette(highlighted-text);
+    border-color: palette(highlight);
+}
+"""
+
+
+class MainWindow(QMainWindow):
+    """Shows what the heater does; every action goes out as a signal to the composition root.
+
+    Signals:
+        visibility_changed(bool): shown and not minimised (True), or hidden/minimised.
+        close_requested(): the user closed the window (the root decides: hide or quit).
+        settings_requested(): the Settings button.
+        pause_requested(int): pause for this many seconds.
+        resume_requested(): resume heating.
+    """
+
+    visibility_changed = Signal(bool)
+    close_requested = Signal()
+    settings_requested = Signal()
+    pause_requested = Signal(int)
+    resume_requested = Signal()
+
+    def __init__(self, icon: QIcon | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("main-window")
+        self.setWindowTitle(__app_name__)
+        if icon is not None:
+            self.setWindowIcon(icon)
+        self.resize(1240, 880)
+        self.setMinimumSize(760, 560)
+        self.setStyleSheet(STYLE)
+        self._status: AgentStatus | None = None
+        self._state = ConnectionState.CONNECTING
+        self._visible = False
+        self.allow_close = False  # set by the root when the app really quits
+
+        title = QLabel(__app_name__)
+        title_font = QFont()
+        title_font.setPointSizeF(title_font.pointSizeF() + 8)
+        title_font.setWeight(QFont.Weight.Bold)
+        title.setFont(title_font)
+        self.status_label = QLabel(status_line(None, self._state))
+        self.status_label.setObjectName("statusLine")
+        self.pause_button = QPushButton("Pause for 1 hour")
+        self.pause_button.setEnabled(False)
+        self.pause_button.clicked.connect(self._pause_clicked)
+        self.settings_button = QPushButton("Settings…")
+        self.settings_button.clicked.connect(self.settings_requested)
+
+        heading = QVBoxLayout()
+        heading.setSpacing(2)
+        heading.addWidget(title)
+        heading.addWidget(self.status_label)
+        header = QHBoxLayout()
+        header.addLayout(heading, 1)
+        header.addWidget(self.pause_button, 0, Qt.AlignmentFlag.AlignVCenter)
+        header.addWidget(self.settings_button, 0, Qt.AlignmentFlag.AlignVCenter)
+
+        self.dashboard = Dashboard()
+        self.charts_host = QFrame()
+        self.charts_host.setObjectName("chartsHost")
+        self.charts_layout = QVBoxLayout(self.charts_host)
+        self.charts_layout.setContentsMargins(0, 8, 0, 0)
+        self.charts_placeholder = QLabel("Charts are loading…")
+        self.charts_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.charts_placeholder.setObjectName("hint")
+        self.charts_layout.addWidget(self.charts_placeholder)
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(32, 24, 32, 24)
+        layout.setSpacing(20)
+        layout.addLayout(header)
+        layout.addWidget(self.dashboard)
+        layout.addWidget(self.charts_host, 1)
+        self.setCentralWidget(central)
+
+    def set_charts(self, charts: QWidget) -> None:
+        """Put the chart panel in place (built after the first paint to start faster)."""
+        self.charts_layout.removeWidget(self.charts_placeholder)
+        self.charts_placeholder.deleteLater()
+        self.charts_layout.addWidget(charts)
+
+    # -- state ---------------------------------------------------------------------------
+
+    def set_status(self, status: AgentStatus) -> None:
+        self._status = status
+        self.dashboard.set_status(status)
+        self._refresh_header()
+
+    def set_connection(self, state: ConnectionState, message: str) -> None:
+        self._state = state
+        self.dashboard.set_connection(state, message)
+        self._refresh_header()
+
+    def _refresh_header(self) -> None:
+        self.status_label.setText(status_line(self._status, self._state))
+        connected = self._state is ConnectionState.CONNECTED and self._status is not None
+        self.pause_button.setEnabled(connected)
+        paused = self._status is not None and self._status.state is AgentState.PAUSED
+        self.pause_button.setText("Resume heating" if paused else "Pause for 1 hour")
+
+    def _pause_clicked(self) -> None:
+        if self._status is not None and self._status.state is AgentState.PAUSED:
+            self.resume_requested.emit()
+        else:
+            self.pause_requested.emit(3600)
+
+    # -- visibility ----------------------------------------------------------------------
+
+    @property
+    def shown(self) -> bool:
+        return self._visible
+
+    def _update_visible(self) -> None:
+        visible = self.isVisible() and not self.isMinimized()
+        if visible != self._visible:
+            self._visible = visible
+            self.visibility_changed.emit(visible)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        self._update_visible()
+
+    def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802 (Qt override)
+        super().hideEvent(event)
+        self._update_visible()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.WindowStateChange:
+            self._update_visible()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if self.allow_close:
+            event.accept()
+            return
+        event.ignore()
+        self.close_requested.emit()
+
+    def bring_to_front(self) -> None:
+        self.showNormal() if self.isMinimized() else self.show()
+        self.raise_()
+        self.activateWindow()
