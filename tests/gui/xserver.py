@@ -124,18 +124,18 @@ class Program:
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
-            line = None
+            got: str | None = None
             if not self._eof and left > 0:
                 with contextlib.suppress(queue.Empty):
-                    line = self._queue.get(timeout=left)
-                    self._eof = line is None
-            if line is None:
+                    got = self._queue.get(timeout=left)
+                    self._eof = got is None
+            if got is None:
                 reason = "ended" if self.proc.poll() is not None else f"no line in {timeout} s"
                 output = "\n".join(self.lines)
                 raise AssertionError(f"{pattern!r} not printed ({reason}); output:\n{output}")
-            if match := regex.search(line):
+            if match := regex.search(got):
                 return match
-            self.lines.append(line)
+            self.lines.append(got)
 
     def output(self) -> str:
         """Everything printed so far that no wait consumed."""

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 ACTIVATE = b"activate"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# sockaddr_un holds 108 bytes on Linux and 104 on macOS, the terminating NUL included.
+_MAX_SOCKET_PATH = 100
 
 
 def _user_name() -> str:
@@ -52,7 +54,11 @@ def server_name(key: str, profile_dir: str | os.PathLike[str] | None = None) -> 
     name = _UNSAFE.sub("_", name)
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if sys.platform != "win32" and runtime and Path(runtime).is_dir():
-        return str(Path(runtime) / name)
+        path = str(Path(runtime) / name)
+        if len(path.encode()) > _MAX_SOCKET_PATH:
+            # Too long for sockaddr_un: keep the folder, shorten the name to a digest of it.
+            path = str(Path(runtime) / f"hs-{hashlib.sha256(name.encode()).hexdigest()[:16]}")
+        return path
     return name
 
 
@@ -143,6 +149,11 @@ class SingleInstance(QObject):
     @property
     def is_claimed(self) -> bool:
         return self._server is not None
+
+    @property
+    def lock_file_name(self) -> str:
+        """The lock file that says which process is the instance."""
+        return self._lock.fileName()
 
     # -- the second launch's side ---------------------------------------------------------
 
