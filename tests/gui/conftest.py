@@ -22,3 +22,11 @@ def real_agent(tmp_path: Path) -> Iterator[RealAgent]:
         yield agent
     finally:
         agent.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The offscreen platform says this of every shown top-level window: a limit of the test
+    # platform, not a fault of the app. Every other Qt warning still fails the test.
+    for item in items:
+        if "tests/gui/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.qt_log_ignore(r"^This plugin does not support propagateSizeHints\(\)$"))
