@@ -48,6 +48,12 @@ import pytest
 SCREEN = "1280x800x24"
 TOOLS = ("Xvfb", "trayer", "xdotool", "xwininfo", "xprop", "xdpyinfo")
 APT_LINE = "apt-get install xvfb trayer xdotool x11-utils"
+XVFB_ARGS = (
+    "-screen", "0", SCREEN, "-nolisten", "tcp",
+    # No server reset when the last client leaves: a client connecting during the reset
+    # (trayer right after the xdpyinfo probe) would be refused.
+    "-noreset",
+)  # fmt: skip
 TRAYER_ARGS = (
     "--edge", "top", "--align", "right", "--widthtype", "request",
     "--height", "24", "--transparent", "false",
@@ -328,6 +334,15 @@ def _read_display_number(fd: int, proc: subprocess.Popen[bytes], timeout: float)
     return ":" + data.decode().strip()
 
 
+def _alive(proc: subprocess.Popen[bytes], log: Path) -> bool:
+    """True while ``proc`` runs; its log in the error once it has died."""
+    if proc.poll() is None:
+        return True
+    raise RuntimeError(
+        f"{proc.args[0]} exited with {proc.returncode}: {log.read_text(errors='replace')}"
+    )
+
+
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -363,7 +378,7 @@ def running_xserver(
         read_fd, write_fd = os.pipe()
         try:
             xvfb = subprocess.Popen(
-                ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", SCREEN, "-nolisten", "tcp"],
+                ["Xvfb", "-displayfd", str(write_fd), *XVFB_ARGS],
                 pass_fds=(write_fd,),
                 stdin=subprocess.DEVNULL,
                 stdout=xvfb_log,
@@ -378,18 +393,33 @@ def running_xserver(
             if write_fd != -1:
                 os.close(write_fd)
         server = XServer(display=display, log_dir=log_dir, xvfb=xvfb)
-        wait_until(lambda: server.tool("xdpyinfo", check=False) != "", f"Xvfb {display}", timeout)
+        wait_until(
+            lambda: (
+                _alive(xvfb, log_dir / "xvfb.log") and server.tool("xdpyinfo", check=False) != ""
+            ),
+            f"Xvfb {display}",
+            timeout,
+        )
         if tray:
             trayer_log = stack.enter_context((log_dir / "trayer.log").open("wb"))
-            server.trayer = subprocess.Popen(
+            trayer = subprocess.Popen(
                 ["trayer", *TRAYER_ARGS],
                 env=server.env(),
                 stdin=subprocess.DEVNULL,
                 stdout=trayer_log,
                 stderr=subprocess.STDOUT,
             )
-            stack.callback(_stop, server.trayer)
-            wait_until(server.tray_owner, "trayer to own _NET_SYSTEM_TRAY_S0", timeout)
+            server.trayer = trayer
+            stack.callback(_stop, trayer)
+            wait_until(
+                lambda: (
+                    _alive(xvfb, log_dir / "xvfb.log")
+                    and _alive(trayer, log_dir / "trayer.log")
+                    and server.tray_owner()
+                ),
+                f"trayer to own _NET_SYSTEM_TRAY_S0 on {display}",
+                timeout,
+            )
         try:
             yield server
         finally:
