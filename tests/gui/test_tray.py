@@ -196,3 +196,9 @@ def test_close_releases_the_icon_and_menu(icons: AppIcons, qtbot: QtBot) -> None
     with qtbot.waitSignal(menu.destroyed, timeout=1000):
         controller.close()
     qtbot.waitUntil(lambda: controller.findChildren(QSystemTrayIcon) == [], timeout=1000)
+    # Shutdown order is not always tidy: late calls are harmless.
+    controller.close()
+    controller.update(status(), True)
+    controller.show()
+    controller.hide()
+    assert not controller.is_visible()

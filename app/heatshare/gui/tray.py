@@ -48,6 +48,7 @@ class TrayController(QObject):
         self._fahrenheit = False
         self._state = tray_menu.tray_state(None, True)
         self._actions: dict[str, QAction] = {}
+        self._closed = False
 
         self._tray = QSystemTrayIcon(icons.state(self._state), self)
         self._tray.setObjectName("tray-icon")
@@ -70,15 +71,16 @@ class TrayController(QObject):
 
     def show(self) -> None:
         """Show the icon. Where no tray exists yet (X11), Qt shows it once one appears."""
-        if QGuiApplication.platformName() in _TRAYLESS_PLATFORMS:
+        if self._closed or QGuiApplication.platformName() in _TRAYLESS_PLATFORMS:
             return
         self._tray.show()
 
     def hide(self) -> None:
-        self._tray.hide()
+        if not self._closed:
+            self._tray.hide()
 
     def is_visible(self) -> bool:
-        return self._tray.isVisible()
+        return not self._closed and self._tray.isVisible()
 
     def update(
         self, status: AgentStatus | None, reachable: bool, *, fahrenheit: bool | None = None
@@ -91,6 +93,8 @@ class TrayController(QObject):
             reachable: Whether the agent answered the last request.
             fahrenheit: The temperature unit setting; None keeps the current one.
         """
+        if self._closed:
+            return  # a status that arrives during shutdown
         self._status = status
         self._reachable = reachable
         if fahrenheit is not None:
@@ -104,7 +108,13 @@ class TrayController(QObject):
             self._refresh_open_menu()
 
     def close(self) -> None:
-        """Remove the icon from the tray and release the menu. The controller is done."""
+        """Remove the icon from the tray and release the menu. The controller is done.
+
+        Calling it again, or calling ``show``/``hide``/``update`` afterwards, does nothing.
+        """
+        if self._closed:
+            return
+        self._closed = True
         self._tray.hide()
         self._menu.aboutToShow.disconnect(self._on_about_to_show)
         self._menu.triggered.disconnect(self._on_triggered)
