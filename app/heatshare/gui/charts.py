@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from heatshare.domain import series as S  # noqa: N812 (S.HEAT_POWER reads like a constant)
 from heatshare.gui.bridge import HistoryResult
+from heatshare.gui.decimate import PeakDecimator
 from heatshare.gui.ringbuffer import SeriesBuffer
 from heatshare.protocol.local_api import AgentStatus, HistoryResponse
 
@@ -137,6 +138,7 @@ class ChartPanel(QWidget):
         self._gpus: tuple[int, ...] | None = None
         self._lines: list[Line] = []
         self.buffers: dict[str, SeriesBuffer] = {}
+        self._decimators: dict[str, PeakDecimator] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
         self._band: pg.FillBetweenItem | None = None
         self._band_curves: tuple[pg.PlotDataItem, pg.PlotDataItem] | None = None
@@ -210,10 +212,13 @@ class ChartPanel(QWidget):
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setMouseEnabled(x=True, y=False)
-            plot.showGrid(x=True, y=True, alpha=0.15)
             plot.addLegend(offset=(8, 4), colCount=5, labelTextSize="9pt")
             plot.setMenuEnabled(False)
             plot.hideButtons()
+            if key != "energy":
+                # One time axis, under the last plot: the x axes are linked, and three
+                # identical date axes cost space and a third of each repaint.
+                plot.hideAxis("bottom")
             if key != "power":
                 plot.setXLink(self.plots["power"])
             plot.getViewBox().sigRangeChangedManually.connect(self._user_moved)
@@ -247,7 +252,9 @@ class ChartPanel(QWidget):
         for i, line in enumerate(self._lines):
             curve = self.curves.get(line.series)
             if curve is not None:
-                curve.setPen(pg.mkPen(colours[i % len(colours)], width=2 if i == 0 else 1.5))
+                # One-pixel cosmetic pens: wide pens go through Qt's stroker and cost ten
+                # times as much to draw (measured by bench/chart_update.py).
+                curve.setPen(pg.mkPen(colours[i % len(colours)], width=1))
         if self._band is not None:
             band = QColor(colours[0])
             band.setAlphaF(0.18)
@@ -342,6 +349,7 @@ class ChartPanel(QWidget):
                 if len(v):
                     v = v - v[0]
             buf.replace(t, v, capacity=self._capacity(len(t)))
+        self._decimators.clear()
         self._show_temperatures(
             any(len(self.buffers[ln.series]) for ln in self._lines if ln.plot == "temp")
         )
@@ -453,19 +461,35 @@ class ChartPanel(QWidget):
         self._dirty = False
         now = self._clock()
         horizon = now - self.range_s
+        if self._follow:
+            # Move the window first, and only by a pixel or more: each move makes every
+            # curve recompute its clipped, downsampled data, so a sub-pixel move would
+            # double the work of an update for nothing visible.
+            pixel_s = self.range_s / max(1.0, self.plots["power"].getViewBox().width())
+            (x0, x1), _ = self.plots["power"].getViewBox().viewRange()
+            if abs(x1 - now) >= pixel_s or abs(x0 - horizon) >= pixel_s:
+                self.plots["power"].setXRange(horizon, now, padding=0.0)
+        width = max(1.0, self.plots["power"].getViewBox().width())
+        # Following "now" over many points: decimate here, incrementally (see decimate.py).
+        # Panned or zoomed: pyqtgraph clips and downsamples the full data itself.
+        bucket_s = float(max(1, round(self.range_s / width)))
         for line in self._lines:
             buf = self.buffers[line.series]
             if self.live:
                 buf.trim_before(horizon)
+            x: np.ndarray = buf.t
             y: np.ndarray = buf.v
+            if self.live and self._follow and len(buf) > 4 * width:
+                dec = self._decimators.get(line.series)
+                if dec is None or dec.bucket_s != bucket_s:
+                    dec = self._decimators[line.series] = PeakDecimator(bucket_s)
+                x, y = dec.update(buf.t, buf.v)
             if line.plot == "temp" and self.temperature_unit == "F" and len(y):
                 y = y * 9.0 / 5.0 + 32.0  # as domain.units.c_to_f, elementwise
             elif line.plot == "energy":
                 # Heat delivered since the oldest point shown, so trimming keeps it right.
-                y = self._energy_scaled(y - y[0] if len(y) else y)
-            self.curves[line.series].setData(buf.t, y)
-        if self._follow:
-            self.plots["power"].setXRange(horizon, now, padding=0.0)
+                y = self._energy_scaled(y - buf.v[0] if len(buf) else y)
+            self.curves[line.series].setData(x, y)
         self.repaint_count += 1
         self.repainted.emit()
 
@@ -487,12 +511,10 @@ class ChartPanel(QWidget):
             plot.setTitle("Temperatures", justify="left")
             plot.setMaximumHeight(16_777_215)
             plot.showAxis("left")
-            plot.showAxis("bottom")
         else:
             plot.setTitle("Temperatures: no sensor readable on this machine", justify="left")
             plot.setMaximumHeight(40)
             plot.hideAxis("left")
-            plot.hideAxis("bottom")
         self._apply_colours()
 
     def stop(self) -> None:
