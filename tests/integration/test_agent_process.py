@@ -50,7 +50,8 @@ def test_real_samples_of_this_machine(agent: AgentProcess) -> None:
     assert all(v is not None and 0.0 <= v <= 100.0 for v in cpu.mean)
     # One sample a second, on a drift-free schedule.
     gaps = [b - a for a, b in zip(cpu.t, cpu.t[1:], strict=False)]
-    assert all(0.8 <= g <= 1.2 for g in gaps), gaps
+    assert all(0.5 <= g <= 1.5 for g in gaps), gaps  # loose: a busy CI box delays a tick
+    assert (cpu.t[-1] - cpu.t[0]) / len(gaps) == pytest.approx(1.0, abs=0.1)
     assert all(v is not None and v > 0 for v in heat.mean)
     assert energy.mean == sorted(energy.mean)  # cumulative
     names = {s.name for s in client.series().series}

@@ -42,12 +42,11 @@ from heatshare.protocol.local_api import (
     Settings,
     SettingsPatch,
 )
-from heatshare.store import StoreError
+from heatshare.store import Store, StoreError
 
 if TYPE_CHECKING:
     from heatshare.agent.sampler import Sampler
     from heatshare.sensors import SensorSuite
-    from heatshare.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +257,6 @@ class AgentService:
     def open(cls, db_file: Path, *, sensors: SensorSuite | None = None) -> AgentService:
         """The real service: the store at ``db_file`` and this machine's sensors."""
         from heatshare.sensors import default_sensors
-        from heatshare.store import Store
 
         suite = sensors if sensors is not None else default_sensors()
         try:
@@ -275,7 +273,12 @@ class AgentService:
         except BaseException:
             suite.close()
             raise
-        return cls(store, suite, accountant)
+        try:
+            return cls(store, suite, accountant)
+        except BaseException:
+            store.close()
+            suite.close()
+            raise
 
     def start(self) -> None:
         """Start sampling on the ``sampler`` thread."""
