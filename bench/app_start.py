@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _agent import app_env, start_agent, stop  # noqa: E402 (bench-local helper)
+from _agent import app_env, start_agent, stop
 
 TARGET_S = 1.0
 

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from heatshare.domain import series as S  # noqa: N812 (S.HEAT_POWER reads like a constant)
 from heatshare.gui.bridge import HistoryResult
 from heatshare.gui.decimate import PeakDecimator
+from heatshare.gui.memory import release_free_memory
 from heatshare.gui.ringbuffer import SeriesBuffer
 from heatshare.protocol.local_api import AgentStatus, HistoryResponse
 
@@ -350,6 +351,10 @@ class ChartPanel(QWidget):
                     v = v - v[0]
             buf.replace(t, v, capacity=self._capacity(len(t)))
         self._decimators.clear()
+        if sum(len(s.t) for s in resp.series) > 200_000:
+            # Once this answer is dropped (after this slot returns), its millions of floats
+            # are garbage: hand the heap back to the OS then.
+            QTimer.singleShot(0, release_free_memory)
         self._show_temperatures(
             any(len(self.buffers[ln.series]) for ln in self._lines if ln.plot == "temp")
         )

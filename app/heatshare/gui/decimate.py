@@ -20,7 +20,7 @@ F64 = npt.NDArray[np.float64]
 class PeakDecimator:
     """Min/max per time bucket of ``bucket_s`` seconds, kept up to date incrementally."""
 
-    __slots__ = ("_done_lo", "_done_hi", "_done_t", "_done_until", "bucket_s")
+    __slots__ = ("_done_hi", "_done_lo", "_done_t", "_done_until", "bucket_s")
 
     def __init__(self, bucket_s: float) -> None:
         if bucket_s <= 0:

@@ -1,8 +1,9 @@
 """A bounded, append-only series buffer whose data is always one contiguous float64 view.
 
 pyqtgraph wants contiguous arrays; a classic circular buffer would need a concatenate on
-every repaint. Here the arrays hold twice the capacity: appends write at the end, and when
-the end is reached the live part is copied into fresh arrays (amortised O(1) per append).
+every repaint. Here the arrays hold the capacity plus a quarter: appends write at the end,
+and when the end is reached the live part is copied into fresh arrays (amortised O(1) per
+append: one copy of ``capacity`` points per ``capacity / 4`` appends).
 Fresh arrays, not an in-place shift, so views already handed to a curve stay consistent.
 """
 
@@ -14,6 +15,10 @@ import numpy.typing as npt
 F64 = npt.NDArray[np.float64]
 
 
+def _room(capacity: int) -> int:
+    return capacity + max(16, capacity // 4)
+
+
 class SeriesBuffer:
     """Timestamps and values of one series, at most ``capacity`` points."""
 
@@ -23,8 +28,8 @@ class SeriesBuffer:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
-        self._t: F64 = np.empty(2 * capacity, dtype=np.float64)
-        self._v: F64 = np.empty(2 * capacity, dtype=np.float64)
+        self._t: F64 = np.empty(_room(capacity), dtype=np.float64)
+        self._v: F64 = np.empty(_room(capacity), dtype=np.float64)
         self._start = 0
         self._end = 0
 
@@ -57,8 +62,8 @@ class SeriesBuffer:
             self.capacity = capacity
         ta = ta[-self.capacity :]
         va = va[-self.capacity :]
-        self._t = np.empty(2 * self.capacity, dtype=np.float64)
-        self._v = np.empty(2 * self.capacity, dtype=np.float64)
+        self._t = np.empty(_room(self.capacity), dtype=np.float64)
+        self._v = np.empty(_room(self.capacity), dtype=np.float64)
         n = len(ta)
         self._t[:n] = ta
         self._v[:n] = va
