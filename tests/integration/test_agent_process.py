@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from agent_process import AgentProcess, run_cli, spawn_agent
 
-from conftest import AgentProcess, run_cli, spawn_agent
 from heatshare.protocol.client import AgentClient
 from heatshare.protocol.discovery import DEFAULT_PORT, read_runtime
 from heatshare.protocol.local_api import AgentState, AgentStatus, Provenance, SettingsPatch
@@ -141,6 +141,8 @@ def test_stop_from_the_command_line(agent: AgentProcess) -> None:
 
 def test_the_default_port_falls_back_when_taken(tmp_path: Path, spawn: list[AgentProcess]) -> None:
     with socket.socket() as holder:
+        # As the agent does: a port left in TIME_WAIT by an earlier agent is free to take.
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             holder.bind(("127.0.0.1", DEFAULT_PORT))
             holder.listen()
