@@ -107,6 +107,18 @@ def test_status_connects_to_a_named_address(
     assert json.loads(capsys.readouterr().out)["hostname"] == "testhost"
 
 
+def test_status_on_another_machine_takes_its_token(
+    tmp_path: Path, agent: Agent, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A laptop asking the shed's agent: its own profile has no token for it."""
+    argv = ["status", "--json", "--profile-dir", str(tmp_path / "laptop")]
+    argv += ["--connect", f"127.0.0.1:{agent.api.port}"]
+    assert cli.main(argv) == 1
+    assert "token" in capsys.readouterr().err
+    assert cli.main([*argv, "--token", TOKEN]) == 0
+    assert json.loads(capsys.readouterr().out)["hostname"] == "testhost"
+
+
 def test_status_without_an_agent_exits_3(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -113,8 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
             "--connect",
             metavar="HOST:PORT",
             type=parse_address,
-            help="ask the agent at HOST:PORT instead of the profile's own agent "
-            "(the token is still read from the profile)",
+            help="ask the agent at HOST:PORT instead of the profile's own agent",
+        )
+        cmd.add_argument(
+            "--token",
+            metavar="TOKEN",
+            default=os.environ.get("HEATSHARE_TOKEN"),
+            help="that agent's token (its agent-token file; default $HEATSHARE_TOKEN, "
+            "else the profile's own token)",
         )
         if name == "status":
             cmd.add_argument("--json", action="store_true", help="print one JSON object")
@@ -273,7 +279,7 @@ def _client(args: argparse.Namespace) -> AgentClient:
                 "Start one with: heatshare-agent run"
             )
         base_url = info.base_url
-    return AgentClient(base_url, read_token(paths), timeout_s=5.0)
+    return AgentClient(base_url, args.token or read_token(paths), timeout_s=5.0)
 
 
 def _call(args: argparse.Namespace, what: str) -> tuple[int, object]:
