@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from agentproc import RealAgent  # noqa: E402 (the platform is chosen first)
+from agentproc import RealAgent
 
 
 @pytest.fixture
@@ -29,4 +29,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # platform, not a fault of the app. Every other Qt warning still fails the test.
     for item in items:
         if "tests/gui/" in str(item.path).replace("\\", "/"):
-            item.add_marker(pytest.mark.qt_log_ignore(r"^This plugin does not support propagateSizeHints\(\)$"))
+            item.add_marker(
+                pytest.mark.qt_log_ignore(r"^This plugin does not support propagateSizeHints\(\)$")
+            )

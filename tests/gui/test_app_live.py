@@ -57,7 +57,7 @@ def test_agent_killed_shows_unreachable_then_reconnects(
     dash = app.window.dashboard
     qtbot.waitUntil(lambda: app.bridge.state is ConnectionState.CONNECTED, timeout=5000)
     real_agent.kill()
-    qtbot.waitUntil(lambda: dash.unreachable_banner.isVisible(), timeout=6000)
+    qtbot.waitUntil(dash.unreachable_banner.isVisible, timeout=6000)
     assert "Agent unreachable — reconnecting…" in dash.unreachable_banner.label.text()
     assert app.window.status_label.text().startswith("Agent unreachable")
     assert not app.window.pause_button.isEnabled()
@@ -81,3 +81,35 @@ def test_hiding_the_window_slows_polling_and_stops_chart_repaints(
     assert app.bridge._timer.interval() >= 5000 or not app.bridge._timer.isActive()
     app.window.show()
     assert charts._timer.isActive()
+
+
+def test_settings_saved_through_the_agent_with_its_message_on_error(
+    qtbot: QtBot, app: HeatshareApp
+) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    qtbot.waitUntil(lambda: app.bridge.settings is not None, timeout=5000)
+    seen: dict[str, str] = {}
+
+    def interact() -> None:
+        dialog = app.settings_dialog
+        assert dialog is not None
+        save = dialog.buttons.button(QDialogButtonBox.StandardButton.Save)
+        dialog.tariff.setText("500")  # the agent allows at most 100 per kWh
+        save.click()
+        qtbot.waitUntil(dialog.error.isVisible, timeout=5000)
+        seen["error"] = dialog.error.text()
+        dialog.tariff.setText("0,30")  # a comma works as well
+        dialog.unit.setCurrentIndex(1)
+        save.click()
+
+    QTimer.singleShot(0, interact)
+    app.open_settings()  # modal until the agent accepts
+    assert "tariff" in seen["error"].lower()
+    assert app.bridge.settings is not None
+    assert str(app.bridge.settings.tariff_per_kwh) == "0.30"
+    assert app.bridge.settings.temperature_unit == "F"
+    qtbot.waitUntil(
+        lambda: app.window.dashboard.cost.detail.text() == "at £0.30 per kWh", timeout=3000
+    )

@@ -29,7 +29,9 @@ class Requests:
         return len(self.calls)
 
 
-def raw_history(names: Sequence[str], seconds: int, *, missing: str | None = None) -> HistoryResponse:
+def raw_history(
+    names: Sequence[str], seconds: int, *, missing: str | None = None
+) -> HistoryResponse:
     t = [NOW - seconds + i for i in range(seconds)]
     out = []
     for n in names:
@@ -118,7 +120,7 @@ def test_raw_history_loads_finite_float64_and_cumulative_heat_from_zero(
     assert len(heat) == 600
     assert heat.t.dtype == np.float64
     assert len(p.buffers["gpu0.temp_c"]) == 0  # all None: nothing stored, nothing invented
-    x, y = p.curves[S.HEAT_ENERGY].getData()
+    _x, y = p.curves[S.HEAT_ENERGY].getData()
     assert y[0] == 0.0
     assert y[-1] == pytest.approx(599 * 0.0001 * 1000)  # in Wh while under 1 kWh
     assert p.energy_unit == "Wh"

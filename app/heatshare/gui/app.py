@@ -116,6 +116,9 @@ class HeatshareApp(QObject):
         w.pause_requested.connect(b.pause)
         w.resume_requested.connect(b.resume)
         w.dashboard.first_real_paint.connect(self.ensure_charts)
+        # Light and dark follow the system (Qt 6.5+): the platform theme changes the app's
+        # palette, and the window re-resolves its palette-relative style and chart colours.
+        self.qapp.styleHints().colorSchemeChanged.connect(self._on_color_scheme)
 
     def ensure_charts(self) -> None:
         """Build the charts once the dashboard has painted real figures (or after a wait)."""
@@ -148,6 +151,9 @@ class HeatshareApp(QObject):
             self.window.show()
         self.bridge.start()
         self._charts_timer.start(CHARTS_FALLBACK_MS)
+
+    def _on_color_scheme(self, _scheme: object) -> None:
+        self.window.refresh_theme()
 
     def _on_status(self, status: AgentStatus) -> None:
         self.window.set_status(status)
@@ -259,6 +265,7 @@ class HeatshareApp(QObject):
         """Stop everything that runs, in order; after this only deletion is left."""
         self._quitting = True
         self._charts_timer.stop()
+        self.qapp.styleHints().colorSchemeChanged.disconnect(self._on_color_scheme)
         self.bridge.stop()
         if self.charts is not None:
             self.charts.stop()

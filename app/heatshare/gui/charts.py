@@ -249,6 +249,12 @@ class ChartPanel(QWidget):
             plot.titleLabel.setText(plot.titleLabel.text)
             if plot.legend is not None:
                 plot.legend.setLabelTextColor(fg)
+                for _sample, label in plot.legend.items:  # existing labels keep their colour
+                    label.setAttr("color", fg.name())
+                    label.setText(label.text)
+                veil = QColor(bg)
+                veil.setAlpha(210)  # the legend stays readable over a curve
+                plot.legend.setBrush(pg.mkBrush(veil))
         colours = _DARK if dark else _LIGHT
         for i, line in enumerate(self._lines):
             curve = self.curves.get(line.series)
@@ -263,7 +269,11 @@ class ChartPanel(QWidget):
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
         # Light/dark follows the system: a palette change recolours the plots.
-        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+        if event.type() in (
+            QEvent.Type.PaletteChange,
+            QEvent.Type.ApplicationPaletteChange,
+            QEvent.Type.StyleChange,
+        ):
             self._apply_colours()
         super().changeEvent(event)
 
@@ -288,6 +298,8 @@ class ChartPanel(QWidget):
             curve = self.plots[line.plot].plot(name=line.label, skipFiniteCheck=True)
             if line.plot == "energy":
                 curve.setFillLevel(0)
+            if line.series == S.HEAT_POWER:
+                curve.setZValue(5)  # the total on top: where it equals a part, it shows
             self.curves[line.series] = curve
             self.buffers[line.series] = SeriesBuffer(self._capacity())
         self._apply_colours()

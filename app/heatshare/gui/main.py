@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 (the ordere
 
 
 def _delete_plot_widget(charts: object) -> None:
-    """Close pyqtgraph's view while the scene and the app exist (see docs/architecture.md)."""
+    """Close pyqtgraph's view while its scene and the QApplication still exist."""
     glw = getattr(charts, "glw", None)
     if glw is not None:
         glw.close()

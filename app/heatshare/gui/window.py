@@ -72,7 +72,9 @@ class MainWindow(QMainWindow):
     pause_requested = Signal(int)
     resume_requested = Signal()
 
-    def __init__(self, icon: QIcon | None = None, parent: QWidget | None = None) -> None:
+    def __init__(  # noqa: PLR0915 (the window's layout, read top to bottom)
+        self, icon: QIcon | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("main-window")
         self.setWindowTitle(__app_name__)
@@ -85,6 +87,8 @@ class MainWindow(QMainWindow):
         self._state = ConnectionState.CONNECTING
         self._visible = False
         self.allow_close = False  # set by the root when the app really quits
+        self.charts: QWidget | None = None
+        self._restyling = False
 
         title = QLabel(__app_name__)
         title_font = QFont()
@@ -132,6 +136,7 @@ class MainWindow(QMainWindow):
         self.charts_layout.removeWidget(self.charts_placeholder)
         self.charts_placeholder.deleteLater()
         self.charts_layout.addWidget(charts)
+        self.charts = charts
 
     # -- state ---------------------------------------------------------------------------
 
@@ -182,6 +187,20 @@ class MainWindow(QMainWindow):
         super().changeEvent(event)
         if event.type() == QEvent.Type.WindowStateChange:
             self._update_visible()
+        elif (
+            event.type() in (QEvent.Type.ApplicationPaletteChange, QEvent.Type.PaletteChange)
+            and not self._restyling
+        ):
+            self.refresh_theme()
+
+    def refresh_theme(self) -> None:
+        """Light/dark switched: a style sheet resolves ``palette(...)`` only when it is set."""
+        self._restyling = True  # re-setting the sheet sends palette events of its own
+        try:
+            self.setStyleSheet("")
+            self.setStyleSheet(STYLE)
+        finally:
+            self._restyling = False
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         if self.allow_close:
