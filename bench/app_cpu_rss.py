@@ -194,9 +194,10 @@ def main() -> None:
         if x is not None:
             for p in x[1]:
                 stop(p)
-    rss = measure_rss()
+    step = args.rss_step
+    rss = measure_rss(step)
     print(
-        f"RSS with 24 h × 8 series loaded: {rss:.1f} MiB "
+        f"RSS with 24 h × 8 series loaded at {step} s resolution: {rss:.1f} MiB "
         f"(target <= {RSS_MIB:.0f} MiB: ratio {rss / RSS_MIB:.2f})"
     )
 
