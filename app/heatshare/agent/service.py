@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from heatshare.__about__ import __version__
 from heatshare.domain import series as names
-from heatshare.domain.heat import EstimateModel, HeatAccountant, HeatTick
+from heatshare.domain.heat import ComponentPower, EstimateModel, HeatAccountant, HeatTick
 from heatshare.domain.money import cost_micro_minor, local_day, micro_to_minor, minor_per_major
 from heatshare.domain.readings import GpuReading, Provenance, Snapshot
 from heatshare.domain.units import J_PER_KWH, w_to_btu_h
@@ -58,6 +58,36 @@ ESTIMATE_NOTE = (
     "Heat output is estimated from utilisation: no power meter or energy counter "
     "can be read on this machine."
 )
+_MEASURED = frozenset({Provenance.PLUG, Provenance.ENERGY_COUNTER, Provenance.POWER_READING})
+
+
+def _component_name(name: str) -> str:
+    if name.startswith("gpu"):
+        return f"GPU {name[3:]}"
+    return {"cpu": "the CPU", "rest": "the rest of the system (a figure from the settings)"}.get(
+        name, name
+    )
+
+
+def estimate_note(components: Sequence[ComponentPower]) -> str | None:
+    """A sentence for the user when any part of the heat figure is not measured.
+
+    A GPU measured by its energy counter beside an estimated CPU is mostly measured heat: the
+    note names which parts are which, so the "estimate" label does not hide that.
+    """
+    estimated = [
+        c.name for c in components if c.provenance is Provenance.ESTIMATE and c.power_w is not None
+    ]
+    if not estimated:
+        return None
+    measured = [c.name for c in components if c.provenance in _MEASURED and c.power_w is not None]
+    if not measured:
+        return ESTIMATE_NOTE
+    parts = ", ".join(_component_name(n) for n in estimated)
+    sure = ", ".join(_component_name(n) for n in measured)
+    return f"Heat output is partly estimated: {parts} (estimated); {sure} (measured)."
+
+
 # How often the rollups and pruning run: off the 1 s path, on the store thread.
 MAINTENANCE_EVERY_S = 60.0
 
@@ -421,8 +451,9 @@ class AgentService:
             state = AgentState.HEATING
         else:
             state = AgentState.IDLE
-        if heat.provenance is Provenance.ESTIMATE:
-            warnings.append(ESTIMATE_NOTE)
+        note = estimate_note(heat.components)
+        if note is not None:
+            warnings.append(note)
         host = snap.host
         return AgentStatus(
             state=state,
