@@ -28,6 +28,7 @@ from heatshare.protocol.discovery import Paths
 from heatshare.protocol.local_api import AgentStatus, Settings
 
 if TYPE_CHECKING:
+    from heatshare.gui.autostart import Autostart
     from heatshare.gui.charts import ChartPanel
     from heatshare.gui.settings_dialog import SettingsDialog
 
@@ -46,10 +47,31 @@ class Options:
     start_hidden: bool = False
 
 
+# Shown under the disabled switch when the app shows an agent on another machine.
+AUTOSTART_REMOTE = (
+    "Not available while Heatshare shows an agent on another machine: "
+    "start at login is for this computer's own agent."
+)
+
+
 class HeatshareApp(QObject):
     """Owns the bridge, the window and the tray; ``shutdown`` takes them down in order."""
 
-    def __init__(self, qapp: QApplication, options: Options, paths: Paths) -> None:
+    def __init__(
+        self,
+        qapp: QApplication,
+        options: Options,
+        paths: Paths,
+        *,
+        autostart: Autostart | None = None,
+    ) -> None:
+        """Args:
+        qapp: The application.
+        options: What the command line asked for.
+        paths: The profile's folders.
+        autostart: Start at login (tests pass one rooted in a temp folder); by default this
+            platform's, for ``options.profile_dir``.
+        """
         super().__init__()
         self.setObjectName("heatshare-app")
         self.qapp = qapp
@@ -69,6 +91,7 @@ class HeatshareApp(QObject):
             str(paths.config_dir / "app.ini"), QSettings.Format.IniFormat, self
         )
 
+        self.autostart = autostart if autostart is not None else _make_autostart(options)
         self.icons = _load_icons()
         self.window = MainWindow(self.icons.app if self.icons is not None else None)
         self.charts: ChartPanel | None = None
@@ -181,7 +204,8 @@ class HeatshareApp(QObject):
         self.window.dashboard.set_preferences(settings.temperature_unit, settings.tariff_per_kwh)
         if self.charts is not None:
             self.charts.set_temperature_unit(settings.temperature_unit)
-        if self.settings_dialog is not None:
+        # Settings also arrive on every (re)connection: only a save closes the dialog.
+        if self.settings_dialog is not None and self.settings_dialog.busy:
             self.settings_dialog.accept()
 
     def _on_action_failed(self, message: str) -> None:
@@ -228,13 +252,24 @@ class HeatshareApp(QObject):
                 "The settings come from the agent, which is not connected.",
             )
             return
-        dialog = SettingsDialog(settings, self.window)
+        dialog = SettingsDialog(
+            settings,
+            self.autostart,
+            self.window,
+            autostart_unavailable=AUTOSTART_REMOTE if self.options.connect else None,
+        )
         self.settings_dialog = dialog
 
         def save() -> None:
             patch = dialog.patch()
             if isinstance(patch, str):
                 dialog.show_error(patch)
+                return
+            # Local and quick, so first: a failure keeps the dialog open before the agent
+            # has saved anything.
+            failed = dialog.apply_start_at_login()
+            if failed is not None:
+                dialog.show_error(failed)
                 return
             if not patch.model_fields_set:
                 dialog.accept()
@@ -277,6 +312,21 @@ class HeatshareApp(QObject):
         self.window.allow_close = True
         self.window.close()
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+def _make_autostart(options: Options) -> Autostart:
+    """This platform's start at login for this profile; none for an agent elsewhere.
+
+    An app started with ``--connect`` shows another machine's agent: an entry without the
+    address would start a local agent at login, and one with it would need the token, which
+    is not written into a file others may read.
+    """
+    from heatshare.gui.autostart import autostart_for_platform
+    from heatshare.gui.autostart.noop import NoAutostart
+
+    if options.connect:
+        return NoAutostart("the app shows an agent on another machine (--connect)")
+    return autostart_for_platform(profile_dir=options.profile_dir)
 
 
 def _load_icons() -> Any:

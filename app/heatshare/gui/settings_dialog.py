@@ -1,22 +1,38 @@
-"""Tariff, currency and temperature unit: saved through the agent, which validates them."""
+"""The settings dialog.
+
+Tariff, currency and temperature unit belong to the agent, which validates and saves them.
+Start at login belongs to this computer and this user: the dialog sets it itself, through the
+:class:`~heatshare.gui.autostart.Autostart` the composition root built.
+"""
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QFrame,
     QLabel,
     QLineEdit,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
 
 from heatshare.protocol.local_api import Settings, SettingsPatch
+
+if TYPE_CHECKING:
+    from heatshare.gui.autostart import Autostart
+
+log = logging.getLogger(__name__)
 
 CURRENCIES = ("GBP", "EUR", "USD", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK", "CAD", "AUD", "JPY")
 
@@ -24,15 +40,32 @@ CURRENCIES = ("GBP", "EUR", "USD", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK", "CA
 class SettingsDialog(QDialog):
     """Edits a copy of the settings; the caller saves the patch and reports back.
 
-    The dialog stays open until the agent accepts the values: ``show_error`` puts the
-    agent's validation message under the fields, ``saved`` closes it.
+    On Save the caller first calls :meth:`apply_start_at_login` (local, at once), then sends
+    :meth:`patch` to the agent. The dialog stays open until both succeed: ``show_error`` puts
+    the message under the fields, and the caller accepts the dialog when the agent saved.
     """
 
-    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        autostart: Autostart,
+        parent: QWidget | None = None,
+        *,
+        autostart_unavailable: str | None = None,
+    ) -> None:
+        """Args:
+        settings: The agent's settings, as last read.
+        autostart: This platform's start at login (built once by the composition root).
+        parent: The main window, whose style sheet the dialog shares.
+        autostart_unavailable: Why start at login cannot be set here, shown under the
+            switch when ``autostart.supported`` is False; a general sentence by default.
+        """
         super().__init__(parent)
         self.setWindowTitle("Heatshare settings")
-        self.setMinimumWidth(420)
+        self.setMinimumWidth(460)
         self.original = settings
+        self.autostart = autostart
+        self.busy = False  # a save is with the agent
 
         self.tariff = QLineEdit(_plain(settings.tariff_per_kwh))
         self.tariff.setPlaceholderText("for example 0.245")
@@ -58,6 +91,21 @@ class SettingsDialog(QDialog):
         )
         hint.setWordWrap(True)
         hint.setObjectName("hint")
+        rule = QFrame()
+        rule.setFrameShape(QFrame.Shape.HLine)
+        rule.setFrameShadow(QFrame.Shadow.Sunken)
+        self.start_at_login = QCheckBox("Start Heatshare when I log in")
+        self.start_at_login_note = QLabel()
+        self.start_at_login_note.setWordWrap(True)
+        self.start_at_login_note.setObjectName("hint")
+        # The note sits under the box's text, not under its indicator.
+        style = self.start_at_login.style()
+        self.start_at_login_note.setIndent(
+            style.pixelMetric(QStyle.PixelMetric.PM_IndicatorWidth)
+            + style.pixelMetric(QStyle.PixelMetric.PM_CheckBoxLabelSpacing)
+        )
+        self.login_initial = self._read_start_at_login(autostart_unavailable)
+
         self.error = QLabel("")
         self.error.setObjectName("formError")
         self.error.setWordWrap(True)
@@ -74,8 +122,57 @@ class SettingsDialog(QDialog):
         layout.setSpacing(16)
         layout.addLayout(form)
         layout.addWidget(hint)
+        layout.addWidget(rule)
+        login = QVBoxLayout()
+        login.setSpacing(4)
+        login.addWidget(self.start_at_login)
+        login.addWidget(self.start_at_login_note)
+        layout.addLayout(login)
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
+
+    def _read_start_at_login(self, unavailable: str | None) -> bool:
+        """Set the switch from the platform's current state; return that state."""
+        box, note = self.start_at_login, self.start_at_login_note
+        if not self.autostart.supported:
+            box.setChecked(False)
+            box.setEnabled(False)
+            note.setText(
+                unavailable
+                or "Not available on this system: start Heatshare from your applications menu."
+            )
+            return False
+        try:
+            enabled = self.autostart.is_enabled()
+        except OSError as exc:  # the environment's fault (a registry or folder not readable)
+            log.warning("Start at login not read: %s", exc)
+            enabled = False
+            note.setText(f"Heatshare could not read whether it starts at login: {_reason(exc)}.")
+        else:
+            note.setText("Heatshare opens in the tray; heating does not depend on it.")
+        box.setChecked(enabled)
+        return enabled
+
+    def apply_start_at_login(self) -> str | None:
+        """Turn start at login on or off as the switch says; a sentence to show if that failed.
+
+        Nothing is written when the switch is as the dialog found it, so a folder that cannot
+        be written does not stand in the way of saving the other settings.
+        """
+        wanted = self.start_at_login.isChecked()
+        if not self.autostart.supported or wanted == self.login_initial:
+            return None
+        try:
+            self.autostart.set_enabled(wanted, start_hidden=True)
+        except OSError as exc:  # the environment's fault: say what and where, keep the dialog
+            log.warning("Start at login not changed: %s", exc)
+            what = "turned on" if wanted else "turned off"
+            return (
+                f"Start at login could not be {what}: {_reason(exc)}. "
+                "Check that the folder exists and that you may write to it."
+            )
+        self.login_initial = wanted  # a retry after an agent error does not write again
+        return None
 
     def patch(self) -> SettingsPatch | str:
         """The changed fields, or a sentence saying what is wrong with the input."""
@@ -97,13 +194,29 @@ class SettingsDialog(QDialog):
         return SettingsPatch.model_construct(_fields_set=set(changes), **changes)  # type: ignore[arg-type]  # fields checked by the agent
 
     def show_error(self, message: str) -> None:
+        self.busy = False
         self.error.setText(message)
         self.error.setVisible(bool(message))
         self.buttons.setEnabled(True)
 
     def set_busy(self) -> None:
+        self.busy = True
         self.error.hide()
         self.buttons.setEnabled(False)
+
+
+def _reason(exc: OSError) -> str:
+    """``Permission denied (/home/ann/.config/autostart)``: the OS's words and the place.
+
+    A temporary file the autostart writes beside the real one is named by its folder.
+    """
+    words = exc.strerror or str(exc)
+    if not exc.filename:
+        return words
+    place = Path(exc.filename)
+    if place.name.startswith(".heatshare-"):
+        place = place.parent
+    return f"{words} ({place})"
 
 
 def _plain(value: Decimal) -> str:
