@@ -102,6 +102,32 @@ def test_readings_match_the_recording_tick_by_tick() -> None:
                 assert actual(call, g) == expected(call, entry), (k, call.key)
 
 
+def test_slow_readings_are_asked_every_few_ticks_and_carried() -> None:
+    every = 3
+    fake = FakePynvml(REC)
+    sensor = NvmlSensor(fake, slow_every=every)
+    ticks = len(REC["ticks"])
+    n = len(REC["devices"])
+    for k in range(ticks):
+        readings = sensor.read()
+        for i, g in enumerate(readings):
+            for call in nv.TICK_CALLS:
+                source = k - k % every if call in nv.SLOW_CALLS else k
+                entry = REC["ticks"][source]["devices"][i][call.key]
+                assert actual(call, g) == expected(call, entry), (k, call.key)
+        if k + 1 < ticks:
+            fake.advance()
+    asked = -(-ticks // every)  # ticks 0, every, 2*every, ...
+    for call in nv.SLOW_CALLS:
+        first = [REC["ticks"][0]["devices"][i][call.key] for i in range(n)]
+        if not any(e.get("error") == NOT_SUPPORTED for e in first):
+            assert fake.calls[call.key] == asked * n, call.key
+    assert fake.calls[nv.POWER.key] == ticks * n
+    with pytest.raises(ValueError, match="slow_every"):
+        NvmlSensor(FakePynvml(REC), slow_every=0)
+    sensor.close()
+
+
 def test_static_fields_are_read_once_and_not_supported_ones_once() -> None:
     fake = FakePynvml(REC)
     sensor = NvmlSensor(fake)

@@ -26,6 +26,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# The agent asks NVML's display-only readings (fan, clocks, memory, power limit) every 5 s.
+NVML_SLOW_EVERY = 5
+
 
 class SensorSuite:
     """Every sensor of this machine, read together into one :class:`Snapshot` per tick.
@@ -82,7 +85,7 @@ def default_sensors() -> SensorSuite:
     try:
         import pynvml
 
-        nvml = NvmlSensor(pynvml)
+        nvml = NvmlSensor(pynvml, slow_every=NVML_SLOW_EVERY)
     except ImportError as exc:
         log.info("No NVML bindings (%s): a CPU-only heater", exc)
     except NvmlUnavailable as exc:

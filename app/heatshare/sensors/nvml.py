@@ -61,6 +61,10 @@ CLOCK_MEM = NvmlCall("nvmlDeviceGetClockInfo", ("NVML_CLOCK_MEM",))
 MEMORY = NvmlCall("nvmlDeviceGetMemoryInfo")  # .used, .total in bytes
 LIMIT = NvmlCall("nvmlDeviceGetPowerManagementLimit")  # mW; the owner may change it any time
 TICK_CALLS = (POWER, ENERGY, TEMP, FAN, UTIL, CLOCK_SM, CLOCK_MEM, MEMORY, LIMIT)
+# Readings that change slowly or matter only for display: the agent asks them every few ticks
+# (``slow_every``) and carries them between, since each NVML call is a driver ioctl and on
+# sandboxed hosts (gVisor) the ioctls dominate the agent's CPU time.
+SLOW_CALLS = (FAN, CLOCK_SM, CLOCK_MEM, MEMORY, LIMIT)
 
 # Which GpuReading fields each call fills (the name falls back to "NVIDIA GPU n", so none).
 FIELDS_BY_CALL: dict[str, tuple[str, ...]] = {
@@ -104,9 +108,14 @@ class NvmlSensor:
         NvmlUnavailable: NVML failed to initialise, or it sees no GPU.
     """
 
-    def __init__(self, nvml_module: Any) -> None:
+    def __init__(self, nvml_module: Any, *, slow_every: int = 1) -> None:
+        if slow_every < 1:
+            raise ValueError("slow_every must be at least 1")
         self._nvml = nvml_module
         self._closed = False
+        self._slow_every = slow_every
+        self._reads = 0
+        self._slow: dict[tuple[int, str], Any | None] = {}
         # (device index, call key) pairs the card answered NOT_SUPPORTED: never asked again, as
         # such an answer does not change while the driver is loaded.
         self._unsupported: set[tuple[int, str]] = set()
@@ -179,15 +188,23 @@ class NvmlSensor:
 
     def read(self) -> tuple[GpuReading, ...]:
         """One reading per GPU; fields the card does not offer are None."""
-        return tuple(self._read_one(info) for info in self.devices)
+        fresh = self._reads % self._slow_every == 0
+        self._reads += 1
+        return tuple(self._read_one(info, fresh_slow=fresh) for info in self.devices)
 
-    def _read_one(self, info: GpuInfo) -> GpuReading:
+    def _query_slow(self, index: int, call: NvmlCall, *, fresh: bool) -> Any | None:
+        key = (index, call.key)
+        if fresh or key not in self._slow:
+            self._slow[key] = self._query(index, call)
+        return self._slow[key]
+
+    def _read_one(self, info: GpuInfo, *, fresh_slow: bool = True) -> GpuReading:
         i = info.index
         # Power and energy first: closest to the time the snapshot is stamped with.
         power = self._query(i, POWER)
         energy = self._query(i, ENERGY)
         util = self._query(i, UTIL)
-        mem = self._query(i, MEMORY)
+        mem = self._query_slow(i, MEMORY, fresh=fresh_slow)
         return GpuReading(
             index=i,
             name=info.name,
@@ -195,14 +212,14 @@ class NvmlSensor:
             power_w=_mw_to_w(power),
             energy_mj=_int(energy),
             temp_c=_num(self._query(i, TEMP)),
-            fan_pct=_num(self._query(i, FAN)),
+            fan_pct=_num(self._query_slow(i, FAN, fresh=fresh_slow)),
             util_gpu_pct=_num(getattr(util, "gpu", None)),
             util_mem_pct=_num(getattr(util, "memory", None)),
-            clock_sm_mhz=_num(self._query(i, CLOCK_SM)),
-            clock_mem_mhz=_num(self._query(i, CLOCK_MEM)),
+            clock_sm_mhz=_num(self._query_slow(i, CLOCK_SM, fresh=fresh_slow)),
+            clock_mem_mhz=_num(self._query_slow(i, CLOCK_MEM, fresh=fresh_slow)),
             mem_used_bytes=_int(getattr(mem, "used", None)),
             mem_total_bytes=_int(getattr(mem, "total", None)),
-            power_limit_w=_mw_to_w(self._query(i, LIMIT)),
+            power_limit_w=_mw_to_w(self._query_slow(i, LIMIT, fresh=fresh_slow)),
             power_limit_min_w=info.power_limit_min_w,
             power_limit_max_w=info.power_limit_max_w,
             temp_slowdown_c=info.temp_slowdown_c,
