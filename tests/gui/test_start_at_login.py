@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QLabel,
     QLineEdit,
+    QPushButton,
     QStyle,
     QStyleOptionButton,
     QWidget,
@@ -44,7 +45,7 @@ from heatshare.protocol.discovery import Paths
 from heatshare.protocol.local_api import Settings
 
 COMMAND = ["/opt/Heatshare/heatshare"]
-SCREENSHOT = Path("/tmp/heatshare-settings-dialog.png")  # noqa: S108 (looked at by a person)
+SCREENSHOT = Path("/tmp/heatshare-settings-dialog.png")  # for a person to look at
 
 
 def settings() -> Settings:
@@ -318,7 +319,7 @@ def run_dialog(app: HeatshareApp, interact: Callable[[SettingsDialog], None]) ->
     app.open_settings()
 
 
-def save_button(dialog: SettingsDialog) -> QWidget:
+def save_button(dialog: SettingsDialog) -> QPushButton:
     button = dialog.buttons.button(QDialogButtonBox.StandardButton.Save)
     assert button is not None
     return button

@@ -94,17 +94,7 @@ class SettingsDialog(QDialog):
         rule = QFrame()
         rule.setFrameShape(QFrame.Shape.HLine)
         rule.setFrameShadow(QFrame.Shadow.Sunken)
-        self.start_at_login = QCheckBox("Start Heatshare when I log in")
-        self.start_at_login_note = QLabel()
-        self.start_at_login_note.setWordWrap(True)
-        self.start_at_login_note.setObjectName("hint")
-        # The note sits under the box's text, not under its indicator.
-        style = self.start_at_login.style()
-        self.start_at_login_note.setIndent(
-            style.pixelMetric(QStyle.PixelMetric.PM_IndicatorWidth)
-            + style.pixelMetric(QStyle.PixelMetric.PM_CheckBoxLabelSpacing)
-        )
-        self.login_initial = self._read_start_at_login(autostart_unavailable)
+        login = self._build_start_at_login(autostart_unavailable)
 
         self.error = QLabel("")
         self.error.setObjectName("formError")
@@ -123,13 +113,28 @@ class SettingsDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(hint)
         layout.addWidget(rule)
-        login = QVBoxLayout()
-        login.setSpacing(4)
-        login.addWidget(self.start_at_login)
-        login.addWidget(self.start_at_login_note)
         layout.addLayout(login)
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
+
+    def _build_start_at_login(self, unavailable: str | None) -> QVBoxLayout:
+        """The switch and the note under it, set from the platform's current state."""
+        self.start_at_login = QCheckBox("Start Heatshare when I log in")
+        self.start_at_login_note = QLabel()
+        self.start_at_login_note.setWordWrap(True)
+        self.start_at_login_note.setObjectName("hint")
+        # The note sits under the box's text, not under its tick box.
+        style = self.start_at_login.style()
+        self.start_at_login_note.setIndent(
+            style.pixelMetric(QStyle.PixelMetric.PM_IndicatorWidth)
+            + style.pixelMetric(QStyle.PixelMetric.PM_CheckBoxLabelSpacing)
+        )
+        self.login_initial = self._read_start_at_login(unavailable)
+        box = QVBoxLayout()
+        box.setSpacing(4)
+        box.addWidget(self.start_at_login)
+        box.addWidget(self.start_at_login_note)
+        return box
 
     def _read_start_at_login(self, unavailable: str | None) -> bool:
         """Set the switch from the platform's current state; return that state."""
