@@ -172,3 +172,25 @@ def test_sensor_takes_the_temperature_from_psutil(
 def test_platform_without_temperatures(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(psutil, "sensors_temperatures")  # as on Windows and macOS
     assert HostSensor().read().cpu_temp_c is None
+
+
+def test_temperature_is_read_every_period_and_looked_for_rarely_when_absent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [0.0]
+    answers = iter([{}, INTEL, AMD, INTEL])
+    asked: list[float] = []
+
+    def sensors_temperatures() -> Any:
+        asked.append(now[0])
+        return next(answers)
+
+    monkeypatch.setattr(psutil, "sensors_temperatures", sensors_temperatures)
+    sensor = HostSensor(temp_period_s=2.0, no_temp_period_s=60.0, mono=lambda: now[0])
+    got = {}
+    for second in [0, 1, 59, 60, 61, 62, 63, 64]:
+        now[0] = float(second)
+        got[second] = sensor.read().cpu_temp_c
+    # None at 0 s: the next look is a minute later; then every 2 s, carried between.
+    assert asked == [0.0, 60.0, 62.0, 64.0]
+    assert got == {0: None, 1: None, 59: None, 60: 55.0, 61: 55.0, 62: 45.5, 63: 45.5, 64: 55.0}

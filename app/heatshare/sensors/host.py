@@ -55,7 +55,7 @@ def _plausible(value: Any) -> bool:
 
 
 class HostSensor:
-    """Reads the host once per tick; CPU frequency (slow on some machines) less often.
+    """Reads the host once per tick; temperature and frequency (slow on some machines) less often.
 
     ``psutil.cpu_percent`` measures since its previous call, so the first call is made here and
     thrown away; it keeps that state in psutil, so nothing else in the process should call
@@ -63,16 +63,25 @@ class HostSensor:
 
     Args:
         freq_period_s: seconds between CPU frequency reads; the last value is carried between.
-        mono: the monotonic clock that times ``freq_period_s``.
+        temp_period_s: seconds between CPU temperature reads (psutil walks every hwmon device,
+            tens of milliseconds on a desktop with many); carried between.
+        no_temp_period_s: seconds between looks for a temperature sensor where none was found.
+        mono: the monotonic clock that times these periods.
     """
 
     def __init__(
         self,
         *,
         freq_period_s: float = 10.0,
+        temp_period_s: float = 2.0,
+        no_temp_period_s: float = 60.0,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self._freq_period_s = freq_period_s
+        self._temp_period_s = temp_period_s
+        self._no_temp_period_s = no_temp_period_s
+        self._temp_next = -math.inf
+        self._temp_c: float | None = None
         self._mono = mono
         self._freq_next = -math.inf
         self._freq_mhz: float | None = None
@@ -91,10 +100,18 @@ class HostSensor:
             mem_used_bytes=int(vm.total - vm.available),
             mem_total_bytes=int(vm.total),
             mem_pct=float(vm.percent),
-            cpu_temp_c=self._temp(),
+            cpu_temp_c=self._temp_carried(),
             cpu_freq_mhz=self._freq(),
             logical_cpus=self.logical_cpus,
         )
+
+    def _temp_carried(self) -> float | None:
+        now = self._mono()
+        if now >= self._temp_next:
+            self._temp_c = self._temp()
+            found = self._temp_c is not None
+            self._temp_next = now + (self._temp_period_s if found else self._no_temp_period_s)
+        return self._temp_c
 
     def _temp(self) -> float | None:
         reader = getattr(psutil, "sensors_temperatures", None)  # absent on Windows and macOS
