@@ -454,3 +454,122 @@ def python_program(source: str, path: Path) -> list[str]:
     """Write ``source`` to ``path`` and return the command that runs it with this Python."""
     path.write_text(source, encoding="utf-8")
     return [sys.executable, str(path)]
+
+
+# -- acting as a window manager would ---------------------------------------------------------
+# Xvfb runs no window manager, so nothing turns "close this window" into the message a Qt
+# program expects; ``xdotool windowclose`` destroys the window under the program instead. These
+# speak the X protocol through libX11, as a window manager's close button does.
+
+_CLIENT_MESSAGE = 33  # X.h: ClientMessage
+_Z_PIXMAP = 2  # X.h: ZPixmap
+_ALL_PLANES = ctypes.c_ulong(-1).value
+
+
+class _XClientMessageEvent(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("serial", ctypes.c_ulong),
+        ("send_event", ctypes.c_int),
+        ("display", ctypes.c_void_p),
+        ("window", ctypes.c_ulong),
+        ("message_type", ctypes.c_ulong),
+        ("format", ctypes.c_int),
+        ("data", ctypes.c_long * 5),
+    ]
+
+
+class _XEvent(ctypes.Union):
+    _fields_ = [
+        ("xclient", _XClientMessageEvent),
+        ("pad", ctypes.c_long * 24),  # Xlib.h: an XEvent is 24 longs whatever its kind
+    ]
+
+
+class _XImage(ctypes.Structure):
+    # The leading fields of Xlib.h's XImage; only these are read.
+    _fields_ = [
+        ("width", ctypes.c_int),
+        ("height", ctypes.c_int),
+        ("xoffset", ctypes.c_int),
+        ("format", ctypes.c_int),
+        ("data", ctypes.c_void_p),
+        ("byte_order", ctypes.c_int),
+        ("bitmap_unit", ctypes.c_int),
+        ("bitmap_bit_order", ctypes.c_int),
+        ("bitmap_pad", ctypes.c_int),
+        ("depth", ctypes.c_int),
+        ("bytes_per_line", ctypes.c_int),
+        ("bits_per_pixel", ctypes.c_int),
+    ]
+
+
+def _libx11() -> ctypes.CDLL:
+    name = ctypes.util.find_library("X11")
+    if name is None:
+        raise RuntimeError("libX11 not found")
+    x11 = ctypes.CDLL(name)
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XInternAtom.restype = ctypes.c_ulong
+    x11.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    x11.XSendEvent.restype = ctypes.c_int
+    x11.XSendEvent.argtypes = [
+        ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.POINTER(_XEvent),
+    ]  # fmt: skip
+    x11.XSync.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    x11.XGetImage.restype = ctypes.POINTER(_XImage)
+    x11.XGetImage.argtypes = [
+        ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_int,
+        ctypes.c_uint, ctypes.c_uint, ctypes.c_ulong, ctypes.c_int,
+    ]  # fmt: skip
+    x11.XFree.argtypes = [ctypes.c_void_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    return x11
+
+
+@contextlib.contextmanager
+def _open_display(x11: ctypes.CDLL, display: str) -> Iterator[int]:
+    dpy = x11.XOpenDisplay(display.encode())
+    if not dpy:
+        raise RuntimeError(f"cannot open display {display}")
+    try:
+        yield dpy
+    finally:
+        x11.XCloseDisplay(dpy)
+
+
+def request_close(server: XServer, window: int) -> None:
+    """Ask ``window`` to close the way a window manager's close button does.
+
+    Sends ``WM_PROTOCOLS``/``WM_DELETE_WINDOW`` (ICCCM 4.2.8.1) to the window; a Qt program
+    turns it into a ``closeEvent``, which it may refuse.
+    """
+    x11 = _libx11()
+    with _open_display(x11, server.display) as dpy:
+        event = _XEvent()
+        event.xclient.type = _CLIENT_MESSAGE
+        event.xclient.window = window
+        event.xclient.message_type = x11.XInternAtom(dpy, b"WM_PROTOCOLS", 0)
+        event.xclient.format = 32
+        event.xclient.data[0] = x11.XInternAtom(dpy, b"WM_DELETE_WINDOW", 0)
+        event.xclient.data[1] = 0  # CurrentTime
+        if not x11.XSendEvent(dpy, window, 0, 0, ctypes.byref(event)):
+            raise AssertionError(f"XSendEvent to window {window:#x} failed")
+        x11.XSync(dpy, 0)
+
+
+def window_pixels(server: XServer, window: int) -> bytes:
+    """What ``window`` shows now, as raw pixels (for comparing one moment with another)."""
+    box = server.geometry(window)
+    x11 = _libx11()
+    with _open_display(x11, server.display) as dpy:
+        image = x11.XGetImage(dpy, window, 0, 0, box.width, box.height, _ALL_PLANES, _Z_PIXMAP)
+        if not image:
+            raise AssertionError(f"XGetImage of window {window:#x} failed")
+        try:
+            size = image.contents.bytes_per_line * image.contents.height
+            return ctypes.string_at(image.contents.data, size)
+        finally:
+            x11.XFree(image.contents.data)
+            x11.XFree(image)
