@@ -395,3 +395,26 @@ def test_without_a_tray_closing_asks_once_and_remembers(
         assert not app.top_levels(r"^Quit Heatshare\?$"), "it asked again"
         app.assert_clean_exit()
     assert_agent_alone_and_running(real_agent, client)
+
+
+def test_a_second_launch_raises_the_first_window(
+    x11: XServer, real_agent: RealAgent, client: AgentClient, tmp_path: Path
+) -> None:
+    """One instance per user and profile: launching again shows the window already running."""
+    with launched(x11, real_agent.profile, tmp_path / "painted-1.txt") as first:
+        window = first.main_window()
+        first.tray_icon()
+        first.wait_for_agent_figures()
+        request_close(x11, window)
+        wait_until(lambda: not first.main_window_shown(window), "the window to go to the tray")
+
+        with launched(x11, real_agent.profile, tmp_path / "painted-2.txt") as second:
+            code, output = second.wait_exit(START_S)
+            assert code == 0, f"exit code {code}; output:\n{output}"
+            assert "Fatal" not in output, output
+            assert not second.painted.exists(), "the second launch built a dashboard of its own"
+        wait_until(lambda: first.main_window_shown(window), "the first window to be raised")
+        assert first.running()
+        first.program.proc.terminate()
+        first.assert_clean_exit()
+    assert_agent_alone_and_running(real_agent, client)
