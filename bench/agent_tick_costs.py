@@ -60,6 +60,10 @@ def main() -> int:
             gpus = NvmlSensor(pynvml, slow_every=NVML_SLOW_EVERY)
             parts["nvml (all fields each tick)"] = NvmlSensor(pynvml).read
             parts[f"nvml (slow fields every {NVML_SLOW_EVERY})"] = gpus.read
+            from heatshare.sensors import nvml as nv
+
+            for call in nv.TICK_CALLS:
+                parts[f"  nvml {call.key}"] = lambda call=call: gpus._query(0, call)
         except NvmlUnavailable as exc:
             print(f"NVML: {exc}")
     except ImportError:

@@ -197,17 +197,60 @@ def test_counter_reset_with_no_power_readings_is_unknown() -> None:
     assert_consistent(t)
 
 
-def test_counter_that_disappears_falls_back_to_power_then_comes_back() -> None:
+def test_a_counter_read_every_few_ticks_books_the_whole_span_when_read() -> None:
+    """The sensor reads the (slow) counter every 5 ticks: totals stay exactly the counter's."""
     a = acc()
     a.update(snap(0.0, gpu(power_w=80.0, energy_mj=1_000)))
-    t = a.update(snap(1.0, gpu(power_w=90.0)))  # this tick the counter did not answer
-    assert comp(t, "gpu0").provenance is Provenance.POWER_READING
-    assert comp(t, "gpu0").energy_j == pytest.approx(85.0)
-    # The counter is back, but its baseline was lost one tick ago: readings once more.
-    t = a.update(snap(2.0, gpu(power_w=100.0, energy_mj=200_000)))
-    assert comp(t, "gpu0").provenance is Provenance.POWER_READING
-    t = a.update(snap(3.0, gpu(power_w=100.0, energy_mj=300_000)))
+    booked = []
+    for second in range(1, 5):  # not read: nothing booked, the power reading shown
+        t = a.update(snap(float(second), gpu(power_w=300.0 + second)))
+        g = comp(t, "gpu0")
+        assert g.provenance is Provenance.ENERGY_COUNTER
+        assert g.power_w == 300.0 + second
+        booked.append(g.energy_j)
+    t = a.update(snap(5.0, gpu(power_w=310.0, energy_mj=1_000 + 1_500_000)))
+    g = comp(t, "gpu0")
+    booked.append(g.energy_j)
+    assert g.provenance is Provenance.ENERGY_COUNTER
+    assert g.power_w == pytest.approx(300.0)  # the counter's mean over its 5 s span
+    assert booked == [0.0, 0.0, 0.0, 0.0, pytest.approx(1500.0)]
+
+
+def test_a_span_without_power_readings_shows_the_counters_last_mean() -> None:
+    a = acc()
+    a.update(snap(0.0, gpu(energy_mj=0)))
+    a.update(snap(1.0, gpu(energy_mj=250_000)))
+    t = a.update(snap(2.0, gpu()))  # neither read this tick
+    assert comp(t, "gpu0").power_w == pytest.approx(250.0)
+    assert comp(t, "gpu0").energy_j == 0.0
+
+
+def test_a_reset_within_a_span_books_the_spans_power_readings() -> None:
+    a = acc()
+    a.update(snap(0.0, gpu(power_w=100.0, energy_mj=900_000)))
+    a.update(snap(1.0, gpu(power_w=200.0)))
+    t = a.update(snap(2.0, gpu(power_w=200.0, energy_mj=5_000)))  # driver reload: went back
+    g = comp(t, "gpu0")
+    assert g.provenance is Provenance.POWER_READING
+    assert g.energy_j == pytest.approx(150.0 + 200.0)  # trapezoids over both seconds
+    t = a.update(snap(3.0, gpu(power_w=200.0, energy_mj=205_000)))  # the new baseline holds
     assert comp(t, "gpu0").provenance is Provenance.ENERGY_COUNTER
+    assert comp(t, "gpu0").energy_j == pytest.approx(200.0)
+
+
+def test_a_gap_within_a_span_restarts_the_baseline() -> None:
+    a = acc()
+    a.update(snap(0.0, gpu(power_w=100.0, energy_mj=0)))
+    a.update(snap(1.0, gpu(power_w=100.0)))
+    t = a.update(snap(60.0, gpu(power_w=100.0)))  # asleep for a minute
+    assert comp(t, "gpu0").energy_j == 0.0
+    # No counter read since the gap: power readings until one is.
+    t = a.update(snap(61.0, gpu(power_w=100.0, energy_mj=7_000_000)))
+    assert comp(t, "gpu0").provenance is Provenance.POWER_READING
+    assert comp(t, "gpu0").energy_j == pytest.approx(100.0)
+    t = a.update(snap(62.0, gpu(power_w=100.0, energy_mj=7_100_000)))
+    assert comp(t, "gpu0").provenance is Provenance.ENERGY_COUNTER
+    assert comp(t, "gpu0").energy_j == pytest.approx(100.0)
 
 
 # -- GPU: power readings only -----------------------------------------------------------------

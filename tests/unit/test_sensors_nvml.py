@@ -128,6 +128,33 @@ def test_slow_readings_are_asked_every_few_ticks_and_carried() -> None:
     sensor.close()
 
 
+def test_energy_counter_read_every_few_ticks_keeps_the_counters_total() -> None:
+    every = 4
+    fake = FakePynvml(REC)
+    sensor = NvmlSensor(fake, slow_every=every, energy_every=every)
+    accountant = HeatAccountant(estimate=EstimateModel(10.0, 65.0))
+    ticks = len(REC["ticks"])
+    booked = 0.0
+    last_read = 0
+    for k in range(ticks):
+        readings = sensor.read()
+        g = readings[0]
+        if k % every == 0:
+            assert g.energy_mj is not None
+            last_read = k
+        else:
+            assert g.energy_mj is None
+        snap = Snapshot(mono_s=fake.t_s, wall_ts=1e9 + fake.t_s, host=HostReading(), gpus=readings)
+        tick = accountant.update(snap)
+        booked += tick.component("gpu0").energy_j
+        if k + 1 < ticks:
+            fake.advance()
+    energy = [t["devices"][0][nv.ENERGY.key]["value"] for t in REC["ticks"]]
+    assert booked == pytest.approx((energy[last_read] - energy[0]) / 1000.0)
+    assert fake.calls[nv.ENERGY.key] == -(-ticks // every) * len(REC["devices"])
+    sensor.close()
+
+
 def test_static_fields_are_read_once_and_not_supported_ones_once() -> None:
     fake = FakePynvml(REC)
     sensor = NvmlSensor(fake)

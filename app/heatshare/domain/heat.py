@@ -3,9 +3,12 @@
 All electrical power a computer draws ends up as heat in the room, so heat output is the sum of
 the power of the parts we can see. Each part is measured the best way its hardware allows:
 
-* a GPU by its NVML total-energy counter (the delta between two ticks), else by its power
+* a GPU by its NVML total-energy counter (the delta between two reads), else by its power
   readings integrated with the trapezoid rule, else not at all (``None``: a GPU is never
-  estimated);
+  estimated). Reading that counter costs milliseconds of driver time on some cards, so the
+  sensor may read it only every few ticks: the ticks between book no GPU energy and show the
+  card's power reading, and the tick that reads it books the whole delta since the last read;
+  the totals stay exactly the counter's;
 * the CPU by its RAPL package counters, else by a utilisation model (labelled an estimate);
 * the rest of the system by a configured figure (also an estimate), only when it is above zero.
 
@@ -80,8 +83,11 @@ class HeatTick:
 
 @dataclass(slots=True)
 class _GpuState:
-    energy_mj: int | None
-    power_w: float | None
+    power_w: float | None  # the previous tick's power reading
+    anchor_mj: int | None = None  # the last counter read, while the span since it is unbroken
+    span_s: float = 0.0  # seconds since that read
+    span_power_j: float | None = 0.0  # the power readings' energy over the span (for a reset)
+    last_counter_w: float | None = None  # the counter's mean power over the last span
 
 
 class HeatAccountant:
@@ -149,30 +155,57 @@ class HeatAccountant:
 
     # -- GPUs ---------------------------------------------------------------------------------
 
-    def _gpu(self, g: GpuReading, dt: float | None) -> ComponentPower:
+    def _gpu(self, g: GpuReading, dt: float | None) -> ComponentPower:  # noqa: PLR0911 - a return per case of the counter, each explained
         name = f"gpu{g.index}"
         key = _gpu_key(g)
         prev = self._gpus.get(key)
-        self._gpus[key] = _GpuState(g.energy_mj, g.power_w)
+        state = _GpuState(g.power_w)
+        self._gpus[key] = state
 
         if dt is None or prev is None:
-            # No interval: report the instantaneous power reading, integrate nothing.
+            # No interval: report the instantaneous power reading, integrate nothing; a counter
+            # read now is the baseline of the next span.
+            state.anchor_mj = g.energy_mj
             if g.power_w is None:
                 return ComponentPower(name, None, None)
             return ComponentPower(name, g.power_w, Provenance.POWER_READING)
 
-        if g.energy_mj is not None and prev.energy_mj is not None:
-            delta_j = (g.energy_mj - prev.energy_mj) / 1000.0
-            ceiling_w = g.power_limit_max_w or UNKNOWN_MAX_POWER_W
-            if 0.0 <= delta_j <= ceiling_w * dt * IMPLAUSIBLE_FACTOR:
-                return ComponentPower(name, delta_j / dt, Provenance.ENERGY_COUNTER, delta_j)
-            # Otherwise the counter went backwards or leapt: a reset. This interval falls back
-            # to the power readings; the counter's new value (stored above) is the new baseline.
+        readings_j = _trapezoid(prev.power_w, g.power_w, dt)
+        if prev.anchor_mj is None:
+            # No counter on this card (or none read yet): power readings, tick by tick.
+            state.anchor_mj = g.energy_mj
+            if readings_j is None:
+                return ComponentPower(name, None, None)
+            return ComponentPower(name, readings_j / dt, Provenance.POWER_READING, readings_j)
 
-        energy_j = _trapezoid(prev.power_w, g.power_w, dt)
-        if energy_j is None:
+        span_s = prev.span_s + dt
+        span_power_j = (
+            None
+            if prev.span_power_j is None or readings_j is None
+            else prev.span_power_j + readings_j
+        )
+        if g.energy_mj is None:
+            # The counter was not read this tick: its next read books this interval too.
+            state.anchor_mj = prev.anchor_mj
+            state.span_s = span_s
+            state.span_power_j = span_power_j
+            state.last_counter_w = prev.last_counter_w
+            shown = g.power_w if g.power_w is not None else prev.last_counter_w
+            if shown is None:
+                return ComponentPower(name, None, None)
+            return ComponentPower(name, shown, Provenance.ENERGY_COUNTER)
+
+        state.anchor_mj = g.energy_mj
+        delta_j = (g.energy_mj - prev.anchor_mj) / 1000.0
+        ceiling_w = g.power_limit_max_w or UNKNOWN_MAX_POWER_W
+        if 0.0 <= delta_j <= ceiling_w * span_s * IMPLAUSIBLE_FACTOR:
+            state.last_counter_w = delta_j / span_s
+            return ComponentPower(name, delta_j / span_s, Provenance.ENERGY_COUNTER, delta_j)
+        # Otherwise the counter went backwards or leapt: a reset. The span falls back to the
+        # power readings; the counter's new value (stored above) is the new baseline.
+        if span_power_j is None:
             return ComponentPower(name, None, None)
-        return ComponentPower(name, energy_j / dt, Provenance.POWER_READING, energy_j)
+        return ComponentPower(name, span_power_j / span_s, Provenance.POWER_READING, span_power_j)
 
     # -- CPU ----------------------------------------------------------------------------------
 

@@ -26,8 +26,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The agent asks NVML's display-only readings (fan, clocks, memory, power limit) every 5 s.
+# The agent asks NVML's display-only readings (fan, clocks, memory, power limit) every 5 s,
+# and the total-energy counter (milliseconds of driver time a read) every 5 s: the energy
+# totals stay exactly the counter's, booked at each read.
 NVML_SLOW_EVERY = 5
+NVML_ENERGY_EVERY = 5
 
 
 class SensorSuite:
@@ -85,7 +88,7 @@ def default_sensors() -> SensorSuite:
     try:
         import pynvml
 
-        nvml = NvmlSensor(pynvml, slow_every=NVML_SLOW_EVERY)
+        nvml = NvmlSensor(pynvml, slow_every=NVML_SLOW_EVERY, energy_every=NVML_ENERGY_EVERY)
     except ImportError as exc:
         log.info("No NVML bindings (%s): a CPU-only heater", exc)
     except NvmlUnavailable as exc:

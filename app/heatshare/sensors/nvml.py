@@ -108,9 +108,12 @@ class NvmlSensor:
         NvmlUnavailable: NVML failed to initialise, or it sees no GPU.
     """
 
-    def __init__(self, nvml_module: Any, *, slow_every: int = 1) -> None:
+    def __init__(self, nvml_module: Any, *, slow_every: int = 1, energy_every: int = 1) -> None:
         if slow_every < 1:
             raise ValueError("slow_every must be at least 1")
+        if energy_every < 1:
+            raise ValueError("energy_every must be at least 1")
+        self._energy_every = energy_every
         self._nvml = nvml_module
         self._closed = False
         self._slow_every = slow_every
@@ -189,8 +192,11 @@ class NvmlSensor:
     def read(self) -> tuple[GpuReading, ...]:
         """One reading per GPU; fields the card does not offer are None."""
         fresh = self._reads % self._slow_every == 0
+        energy = self._reads % self._energy_every == 0
         self._reads += 1
-        return tuple(self._read_one(info, fresh_slow=fresh) for info in self.devices)
+        return tuple(
+            self._read_one(info, fresh_slow=fresh, read_energy=energy) for info in self.devices
+        )
 
     def _query_slow(self, index: int, call: NvmlCall, *, fresh: bool) -> Any | None:
         key = (index, call.key)
@@ -198,11 +204,16 @@ class NvmlSensor:
             self._slow[key] = self._query(index, call)
         return self._slow[key]
 
-    def _read_one(self, info: GpuInfo, *, fresh_slow: bool = True) -> GpuReading:
+    def _read_one(
+        self, info: GpuInfo, *, fresh_slow: bool = True, read_energy: bool = True
+    ) -> GpuReading:
         i = info.index
-        # Power and energy first: closest to the time the snapshot is stamped with.
+        # Power and energy first: closest to the time the snapshot is stamped with. The energy
+        # counter costs ~4 ms of driver time a read on an H100 (bench/agent_tick_costs.py), so
+        # the agent reads it every few ticks; a tick without it says None, and the accountant
+        # books the whole delta at the next read (domain/heat.py).
         power = self._query(i, POWER)
-        energy = self._query(i, ENERGY)
+        energy = self._query(i, ENERGY) if read_energy else None
         util = self._query(i, UTIL)
         mem = self._query_slow(i, MEMORY, fresh=fresh_slow)
         return GpuReading(
