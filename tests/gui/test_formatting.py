@@ -19,6 +19,7 @@ from heatshare.gui.formatting import (
     format_power,
     format_tariff,
     format_temperature,
+    heat_source_text,
     provenance_text,
 )
 from heatshare.protocol.local_api import AgentStatus
@@ -128,3 +129,24 @@ def test_dashboard_figures_of_a_machine_without_sensors() -> None:
     assert f.heat_source == ""
     assert f.hottest == NOT_AVAILABLE
     assert f.hottest_name == ""
+
+
+def test_heat_source_of_a_metered_gpu_beside_an_estimated_cpu() -> None:
+    """As the agent reported on an H100 machine without RAPL: mostly measured heat."""
+    s = status(
+        heat_w=693.0,
+        heat_provenance="estimate",
+        gpus=[{"index": 0, "name": "H100", "power_w": 680.0, "power_provenance": "energy_counter"}],
+        host={"cpu_pct": 5.0, "cpu_power_w": 13.0, "cpu_power_provenance": "estimate"},
+    )
+    assert heat_source_text(s) == "98 % measured, the rest estimated from utilisation"
+    assert dashboard_figures(s).heat_source == heat_source_text(s)
+
+
+def test_heat_source_when_nothing_is_measured_is_the_estimate() -> None:
+    s = status(
+        heat_w=12.0,
+        heat_provenance="estimate",
+        host={"cpu_power_w": 12.0, "cpu_power_provenance": "estimate"},
+    )
+    assert heat_source_text(s) == "Estimated from utilisation"

@@ -173,3 +173,22 @@ def test_tooltip_fits_windows_limit_with_a_long_name() -> None:
     )
     assert len(text) <= TOOLTIP_MAX
     assert "Hottest: 71 °C (NVIDIA GeForce RTX 4090 Lap…)" in text
+
+
+def test_info_line_of_a_mostly_measured_heater_says_partly_estimated() -> None:
+    s = AgentStatus.model_validate(
+        {
+            "protocol_version": 1,
+            "agent_version": "0.1.0",
+            "hostname": "shed",
+            "state": "heating",
+            "heat_w": 693.0,
+            "heat_provenance": "estimate",
+            "gpus": [
+                {"index": 0, "name": "H100", "power_w": 680.0, "power_provenance": "energy_counter"}
+            ],
+            "host": {"cpu_power_w": 13.0, "cpu_power_provenance": "estimate"},
+        }
+    )
+    info = tray_menu_entries(s, reachable=True)[0]
+    assert info.text == "Heating · 693 W (partly estimated)"

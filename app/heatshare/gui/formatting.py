@@ -95,6 +95,28 @@ def provenance_text(provenance: Provenance | None) -> str:
     return label[:1].upper() + label[1:]
 
 
+_MEASURED = (Provenance.PLUG, Provenance.ENERGY_COUNTER, Provenance.POWER_READING)
+
+
+def heat_source_text(status: AgentStatus) -> str:
+    """Where the heat figure comes from; a total only partly estimated says how much is measured.
+
+    A GPU metered by its energy counter beside a CPU estimated from utilisation makes the
+    total an estimate by the weakest-part rule, yet most of its watts are measured: saying
+    only "estimated" would undersell a figure the householder can trust.
+    """
+    if status.heat_w is None:
+        return ""
+    if status.heat_provenance is Provenance.ESTIMATE and status.heat_w > 0:
+        parts = [(g.power_w, g.power_provenance) for g in status.gpus]
+        parts.append((status.host.cpu_power_w, status.host.cpu_power_provenance))
+        measured_w = sum(w for w, p in parts if w is not None and p in _MEASURED)
+        share = round(100 * measured_w / status.heat_w)
+        if 0 < share < 100:
+            return f"{share} % measured, the rest estimated from utilisation"
+    return provenance_text(status.heat_provenance)
+
+
 def component_name(status: AgentStatus, key: str | None) -> str:
     """A readable name for a key of ``status.temperatures`` (``gpu0`` → the card's name)."""
     if key is None:
@@ -144,7 +166,7 @@ def dashboard_figures(
     return Figures(
         heat_w=format_power(heat_w),
         heat_btu_h=format_btu_h(heat_w),
-        heat_source=provenance_text(status.heat_provenance) if heat_w is not None else "",
+        heat_source=heat_source_text(status),
         heat_today=format_energy_kwh(status.heat_today_kwh),
         hottest=format_temperature(status.hottest_c, temperature_unit),
         hottest_name=component_name(status, status.hottest_name)
