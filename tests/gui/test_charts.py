@@ -227,3 +227,28 @@ def test_a_machine_without_temperature_sensors_folds_the_plot(
     p.load_history(HistoryResult(len(req.calls), raw_history(names, 10, missing=S.CPU_TEMP)))
     assert not p._temp_shown
     assert "no sensor" in p.plots["temp"].titleLabel.text
+
+
+def test_a_history_younger_than_the_range_fills_the_width(
+    panel: tuple[ChartPanel, Requests],
+) -> None:
+    """A new install with 10 minutes of history: the 1 h view starts where the data does."""
+    p, req = panel
+    p.set_gpus([0])
+    names, _start, _end = req.calls[-1]
+    p.load_history(HistoryResult(1, raw_history(names, 600)))
+    p.clock[0] = NOW + 1  # type: ignore[attr-defined]
+    p.append_status(status_at(NOW + 1))
+    p._repaint_if_dirty()
+    (x0, x1), _ = p.plots["power"].getViewBox().viewRange()
+    assert x0 == pytest.approx(NOW - 600, abs=2)
+    assert x1 == pytest.approx(NOW + 1, abs=2)
+
+    # Once the history is older than the range, the view is the whole range.
+    p.reload()
+    p.load_history(HistoryResult(len(req.calls), raw_history(names, 5000)))
+    p.clock[0] = NOW + 2  # type: ignore[attr-defined]
+    p.append_status(status_at(NOW + 2))
+    p._repaint_if_dirty()
+    (x0, _x1), _ = p.plots["power"].getViewBox().viewRange()
+    assert x0 == pytest.approx(NOW + 2 - 3600, abs=2)

@@ -479,6 +479,11 @@ class ChartPanel(QWidget):
         now = self._clock()
         horizon = now - self.range_s
         if self._follow:
+            # A history younger than the range (a new install) fills the width rather than
+            # sitting in a sliver at the right edge; the full range shows once it is there.
+            firsts = [float(b.t[0]) for b in self.buffers.values() if len(b)]
+            if firsts and now - min(firsts) >= 30.0:
+                horizon = max(horizon, min(firsts))
             # Move the window first, and only by a pixel or more: each move makes every
             # curve recompute its clipped, downsampled data, so a sub-pixel move would
             # double the work of an update for nothing visible.
