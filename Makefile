@@ -7,13 +7,11 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 PROFILE ?=
-# Xvfb is started by the tests that need a real X server; the rest run offscreen.
-export QT_QPA_PLATFORM ?= offscreen
 
 .PHONY: sysdeps-run sysdeps-test run test check lint typecheck layers pytest bench clean
 
 run: sysdeps-run $(STAMP_RUN)
-	env -u QT_QPA_PLATFORM $(BIN)/heatshare $(if $(PROFILE),--profile-dir $(PROFILE))
+	$(BIN)/heatshare $(if $(PROFILE),--profile-dir $(PROFILE))
 
 test: sysdeps-test $(STAMP_TEST)
 	$(MAKE) --no-print-directory check pytest
@@ -36,8 +34,9 @@ typecheck:
 layers:
 	$(BIN)/lint-imports
 
+# Xvfb is started by the tests that need a real X server; the rest run offscreen.
 pytest:
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
