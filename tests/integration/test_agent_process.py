@@ -11,7 +11,7 @@ import pytest
 from agent_process import AgentProcess, run_cli, spawn_agent
 
 from heatshare.protocol.client import AgentClient
-from heatshare.protocol.discovery import DEFAULT_PORT, read_runtime
+from heatshare.protocol.discovery import DEFAULT_PORT, Paths, read_runtime
 from heatshare.protocol.local_api import AgentState, AgentStatus, Provenance, SettingsPatch
 
 
@@ -154,3 +154,31 @@ def test_the_default_port_falls_back_when_taken(tmp_path: Path, spawn: list[Agen
         assert info.port != DEFAULT_PORT
         assert a.client().status().agent_version
         assert a.terminate() == 0
+
+
+def test_a_damaged_database_is_set_aside_and_the_user_told(
+    tmp_path: Path, spawn: list[AgentProcess]
+) -> None:
+    """The real agent on a profile whose history file is garbage: kept, not overwritten."""
+    paths = Paths.for_profile(tmp_path / "p")
+    paths.ensure()
+    garbage = b"this is not a database " * 400
+    paths.db_file.write_bytes(garbage)
+
+    agent = spawn_agent(tmp_path / "p")
+    spawn.append(agent)
+    client = agent.client()
+    status = wait_for_samples(client)
+    notes = [w for w in status.warnings if "damaged" in w]
+    assert len(notes) == 1, status.warnings
+    set_aside = [p for p in paths.data_dir.iterdir() if ".corrupt-" in p.name]
+    assert len(set_aside) == 1
+    assert set_aside[0].read_bytes() == garbage  # never overwritten
+    assert set_aside[0].name in notes[0]
+    assert agent.terminate() == 0
+    # The warning went to the agent's log too, and the new database is a working one.
+    assert any("damaged" in line for line in agent.log_problems())
+    again = spawn_agent(tmp_path / "p")
+    spawn.append(again)
+    assert not [w for w in again.client().status().warnings if "damaged" in w]
+    assert again.terminate() == 0
