@@ -252,3 +252,28 @@ def test_a_history_younger_than_the_range_fills_the_width(
     p._repaint_if_dirty()
     (x0, _x1), _ = p.plots["power"].getViewBox().viewRange()
     assert x0 == pytest.approx(NOW + 2 - 3600, abs=2)
+
+
+def test_y_range_follows_the_data_with_hysteresis(panel: tuple[ChartPanel, Requests]) -> None:
+    p, req = panel
+    p.set_gpus([0])
+    names, _start, _end = req.calls[-1]
+    p.load_history(HistoryResult(1, raw_history(names, 600)))  # power 50–56 W
+    box = p.plots["power"].getViewBox()
+    y0, y1 = box.viewRange()[1]
+    assert y0 <= 50.0 and y1 >= 56.0
+    assert y1 - y0 < 4 * 6.0  # fitted, not left at a default range
+
+    p.clock[0] = NOW + 1  # type: ignore[attr-defined]
+    inside = {
+        "gpus": [{"index": 0, "name": "RTX", "power_w": 52.0, "temp_c": 52.0}],
+        "host": {"cpu_power_w": 51.0, "cpu_temp_c": 53.0},
+    }
+    p.append_status(status_at(NOW + 1, heat_w=53.0, **inside))
+    p._repaint_if_dirty()
+    assert box.viewRange()[1] == [y0, y1]  # inside: the axis stays still
+
+    p.clock[0] = NOW + 60  # type: ignore[attr-defined]  # the view moves on by pixels
+    p.append_status(status_at(NOW + 60, heat_w=400.0, **inside))
+    p._repaint_if_dirty()
+    assert box.viewRange()[1][1] >= 400.0  # outside: the range grows to show it

@@ -148,6 +148,7 @@ class ChartPanel(QWidget):
         self._dirty = False
         self._active = False
         self._follow = True  # the x range tracks "now" until the user pans or zooms
+        self._refit_y: dict[str, bool] = {}  # plots whose y range is fitted afresh
         self._temp_shown = True
         self.energy_unit = "kWh"
         self.repaint_count = 0
@@ -213,6 +214,7 @@ class ChartPanel(QWidget):
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setMouseEnabled(x=True, y=False)
+            plot.disableAutoRange(axis="y")  # fitted by _fit_y
             plot.addLegend(offset=(8, 4), colCount=5, labelTextSize="9pt")
             plot.setMenuEnabled(False)
             plot.hideButtons()
@@ -322,8 +324,7 @@ class ChartPanel(QWidget):
         if button is not None and not button.isChecked():
             button.setChecked(True)
         self._follow = True
-        for plot in self.plots.values():
-            plot.enableAutoRange(axis="y")
+        self._refit_y = dict.fromkeys(self.plots, True)
         self.range_changed.emit(seconds)
         self.reload()
 
@@ -495,6 +496,7 @@ class ChartPanel(QWidget):
         # Following "now" over many points: decimate here, incrementally (see decimate.py).
         # Panned or zoomed: pyqtgraph clips and downsamples the full data itself.
         bucket_s = float(max(1, round(self.range_s / width)))
+        shown: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         for line in self._lines:
             buf = self.buffers[line.series]
             if self.live:
@@ -512,8 +514,40 @@ class ChartPanel(QWidget):
                 # Heat delivered since the oldest point shown, so trimming keeps it right.
                 y = self._energy_scaled(y - buf.v[0] if len(buf) else y)
             self.curves[line.series].setData(x, y)
+            shown.setdefault(line.plot, []).append((x, y))
+        self._fit_y(shown)
         self.repaint_count += 1
         self.repainted.emit()
+
+    def _fit_y(self, shown: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> None:
+        """Each plot's y range from the data in view, moved only when the data leaves it.
+
+        pyqtgraph's own auto-range asks every curve for its bounds and redraws the axis on
+        every update; fitting here over the arrays just set (decimated), with hysteresis,
+        keeps a 1 s update cheap and the axis still while the data stays inside it.
+        """
+        for curve in self._band_curves or ():
+            bx, by = curve.getData()
+            if bx is not None and by is not None:
+                shown.setdefault("power", []).append((bx, by))
+        (x0, x1), _ = self.plots["power"].getViewBox().viewRange()
+        for key, arrays in shown.items():
+            lo, hi = math.inf, -math.inf
+            for x, y in arrays:
+                i0, i1 = np.searchsorted(x, (x0, x1))
+                seg = y[max(0, i0 - 1) : i1 + 1]  # the points just outside draw lines in
+                seg = seg[np.isfinite(seg)]
+                if seg.size:
+                    lo, hi = min(lo, float(seg.min())), max(hi, float(seg.max()))
+            if lo > hi:
+                continue
+            box = self.plots[key].getViewBox()
+            y0, y1 = box.viewRange()[1]
+            need = max(hi - lo, abs(hi) * 0.02, 1e-9)
+            loose = (y1 - y0) > 4 * need
+            if self._refit_y.pop(key, False) or lo < y0 or hi > y1 or loose:
+                pad = need * 0.1
+                box.setYRange(lo - pad, hi + pad, padding=0.0)
 
     def _energy_scaled(self, kwh: np.ndarray) -> np.ndarray:
         # Less than a kWh reads better in Wh than as 8e-05 kWh on the axis.
