@@ -12,7 +12,7 @@ from pytestqt.qtbot import QtBot
 
 from heatshare.domain import series as S  # noqa: N812 (reads like the constants it holds)
 from heatshare.gui.bridge import HistoryResult
-from heatshare.gui.charts import RANGES, ChartPanel, lines_for
+from heatshare.gui.charts import RANGES, ChartPanel, break_gaps, lines_for
 from heatshare.protocol.local_api import AgentStatus, HistoryResponse, SeriesData
 
 NOW = 1_767_614_400.0  # 2026-01-05 12:00 UTC
@@ -277,3 +277,38 @@ def test_y_range_follows_the_data_with_hysteresis(panel: tuple[ChartPanel, Reque
     p.append_status(status_at(NOW + 60, heat_w=400.0, **inside))
     p._repaint_if_dirty()
     assert box.viewRange()[1][1] >= 400.0  # outside: the range grows to show it
+
+
+def test_time_nobody_sampled_is_a_gap_in_the_line(panel: tuple[ChartPanel, Requests]) -> None:
+    """The agent was stopped for four minutes: no straight line across that time."""
+    p, req = panel
+    p.set_gpus([0])
+    names, _start, _end = req.calls[-1]
+    hist = raw_history(names, 600)
+    cut = [
+        SeriesData(
+            name=s.name, unit=s.unit, t=s.t[:300] + s.t[540:], mean=s.mean[:300] + s.mean[540:]
+        )
+        for s in hist.series
+    ]
+    p.load_history(
+        HistoryResult(
+            1, HistoryResponse(start=hist.start, end=hist.end, resolution_s=1, series=cut)
+        )
+    )
+    x, y = p.curves[S.HEAT_POWER].getData()
+    gaps = np.flatnonzero(np.isnan(y))
+    assert len(gaps) == 1
+    assert x[gaps[0] - 1] < x[gaps[0]] < x[gaps[0] + 1]
+    assert x[gaps[0] + 1] - x[gaps[0] - 1] == pytest.approx(241.0)
+    assert p.curves[S.HEAT_POWER].opts["connect"] == "finite"
+
+
+def test_break_gaps_leaves_steady_data_alone() -> None:
+    x = np.arange(10.0)
+    y = np.ones(10)
+    bx, by, connect = break_gaps(x, y, 5.0)
+    assert bx is x and by is y and connect == "all"
+    bx, by, connect = break_gaps(np.array([0.0, 1.0, 20.0]), np.array([1.0, 2.0, 3.0]), 5.0)
+    assert list(bx) == [0.0, 1.0, 10.5, 20.0]
+    assert np.isnan(by[2]) and connect == "finite"

@@ -48,6 +48,9 @@ RANGES: tuple[tuple[str, int], ...] = (
     ("30 d", 30 * 86_400),
 )
 DEFAULT_RANGE_S = 3600
+# The shortest step between two samples that is drawn as a gap: the sampler's own limit for
+# integrating across an interval (domain.heat's max_gap_s) is 5 s.
+GAP_MIN_S = 5.0
 REPAINT_MS = 500  # coalesces the 1 Hz appends and any burst of them into one repaint
 LIVE_HEADROOM = 3_600  # points of room for live appends beyond what the history filled
 MAX_POINTS = 200_000  # a hard bound per series, whatever the agent sends
@@ -297,7 +300,7 @@ class ChartPanel(QWidget):
         self.curves = {}
         self.buffers = {}
         for line in self._lines:
-            curve = self.plots[line.plot].plot(name=line.label, skipFiniteCheck=True)
+            curve = self.plots[line.plot].plot(name=line.label, skipFiniteCheck=True, connect="all")
             if line.plot == "energy":
                 curve.setFillLevel(0)
             if line.series == S.HEAT_POWER:
@@ -497,6 +500,9 @@ class ChartPanel(QWidget):
         # Panned or zoomed: pyqtgraph clips and downsamples the full data itself.
         bucket_s = float(max(1, round(self.range_s / width)))
         shown: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        # A longer step between two points is time nobody sampled (the agent stopped, the
+        # machine slept): a gap in the line, not a straight line that invents readings.
+        gap_s = max(GAP_MIN_S, 3.0 * (self.resolution_s or 1))
         for line in self._lines:
             buf = self.buffers[line.series]
             if self.live:
@@ -513,7 +519,12 @@ class ChartPanel(QWidget):
             elif line.plot == "energy":
                 # Heat delivered since the oldest point shown, so trimming keeps it right.
                 y = self._energy_scaled(y - buf.v[0] if len(buf) else y)
-            self.curves[line.series].setData(x, y)
+            x, y, connect = break_gaps(x, y, max(gap_s, 2.5 * bucket_s))
+            curve = self.curves[line.series]
+            if curve.opts["connect"] == connect:
+                curve.setData(x, y)
+            else:  # a style change to pyqtgraph, with its cost: only when it changes
+                curve.setData(x, y, connect=connect)
             shown.setdefault(line.plot, []).append((x, y))
         self._fit_y(shown)
         self.repaint_count += 1
@@ -577,6 +588,21 @@ class ChartPanel(QWidget):
         """Stop both timers (teardown)."""
         self._timer.stop()
         self._refresh.stop()
+
+
+def break_gaps(x: np.ndarray, y: np.ndarray, gap_s: float) -> tuple[np.ndarray, np.ndarray, str]:
+    """``x, y`` with a NaN point in each step longer than ``gap_s``, and how to connect them.
+
+    Without gaps the arrays come back as they are, drawn with ``connect="all"`` (the fast
+    path); with gaps the NaNs break the line (``connect="finite"``).
+    """
+    if len(x) < 2:
+        return x, y, "all"
+    after = np.flatnonzero(np.diff(x) > gap_s) + 1
+    if not after.size:
+        return x, y, "all"
+    mid = (x[after - 1] + x[after]) / 2.0
+    return np.insert(x, after, mid), np.insert(y, after, np.nan), "finite"
 
 
 def _resolution_note(resp: HistoryResponse) -> str:
