@@ -312,3 +312,28 @@ def test_break_gaps_leaves_steady_data_alone() -> None:
     bx, by, connect = break_gaps(np.array([0.0, 1.0, 20.0]), np.array([1.0, 2.0, 3.0]), 5.0)
     assert list(bx) == [0.0, 1.0, 10.5, 20.0]
     assert np.isnan(by[2]) and connect == "finite"
+
+
+def test_the_min_max_band_has_the_same_gaps(panel: tuple[ChartPanel, Requests]) -> None:
+    p, req = panel
+    p.set_gpus([0])
+    p.set_range(86_400)
+    names, _start, _end = req.calls[-1]
+    hist = rollup_history(names, 60, 60)
+    cut = [
+        SeriesData(
+            name=s.name,
+            unit=s.unit,
+            t=s.t[:20] + s.t[30:],
+            mean=s.mean[:20] + s.mean[30:],
+            min=(s.min or [])[:20] + (s.min or [])[30:],
+            max=(s.max or [])[:20] + (s.max or [])[30:],
+        )
+        for s in hist.series
+    ]
+    resp = HistoryResponse(start=hist.start, end=hist.end, resolution_s=60, series=cut)
+    p.load_history(HistoryResult(len(req.calls), resp))
+    assert p._band_curves is not None
+    for curve in p._band_curves:
+        _x, y = curve.getData()
+        assert int(np.isnan(y).sum()) == 1  # one break, where ten minutes are missing

@@ -404,8 +404,13 @@ class ChartPanel(QWidget):
         keep = np.isfinite(lo) & np.isfinite(hi)
         if not keep.any():
             return
-        lo_curve = pg.PlotDataItem(t[keep], lo[keep], skipFiniteCheck=True)
-        hi_curve = pg.PlotDataItem(t[keep], hi[keep], skipFiniteCheck=True)
+        # Broken where the line is (see _repaint_if_dirty): the fill pairs the two edges'
+        # pieces, so no band spans time nobody sampled.
+        gap_s = max(GAP_MIN_S, 3.0 * resp.resolution_s)
+        bt, blo, connect = break_gaps(t[keep], lo[keep], gap_s)
+        _, bhi, _ = break_gaps(t[keep], hi[keep], gap_s)
+        lo_curve = pg.PlotDataItem(bt, blo, skipFiniteCheck=True, connect=connect)
+        hi_curve = pg.PlotDataItem(bt, bhi, skipFiniteCheck=True, connect=connect)
         self._band_curves = (lo_curve, hi_curve)
         self._band = pg.FillBetweenItem(lo_curve, hi_curve)
         self._band.setZValue(-10)
