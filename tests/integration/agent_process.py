@@ -36,6 +36,10 @@ class AgentProcess:
     clients: list[AgentClient] = field(default_factory=list)
 
     @property
+    def stdout_file(self) -> Path:
+        return self.stderr_file.with_name(self.stderr_file.name.replace("stderr-", "stdout-"))
+
+    @property
     def paths(self) -> Paths:
         return Paths.for_profile(self.profile)
 
@@ -84,7 +88,8 @@ def spawn_agent(profile: Path, *extra: str, listen: str | None = "127.0.0.1:0") 
     profile.mkdir(parents=True, exist_ok=True)
     stderr_file = profile / f"stderr-{time.monotonic_ns()}.txt"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with stderr_file.open("wb") as err:
+    stdout_file = stderr_file.with_name(stderr_file.name.replace("stderr-", "stdout-"))
+    with stderr_file.open("wb") as err, stdout_file.open("wb") as out:
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -97,7 +102,7 @@ def spawn_agent(profile: Path, *extra: str, listen: str | None = "127.0.0.1:0") 
                 *extra,
             ],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=out,
             stderr=err,
             env=env,
         )

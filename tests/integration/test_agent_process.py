@@ -58,6 +58,18 @@ def test_real_samples_of_this_machine(agent: AgentProcess) -> None:
     assert {"cpu.util_pct", "heat.power_w", "mem.used_pct"} <= names
 
 
+def test_run_tells_a_person_where_things_are(agent: AgentProcess) -> None:
+    info = agent.wait_ready()
+    deadline = time.monotonic() + 5.0
+    while "Stop it with" not in agent.stdout_file.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    out = agent.stdout_file.read_text()
+    assert "is running" in out
+    assert info.base_url in out
+    assert str(agent.paths.token_file) in out
+    assert "Sensor" in out
+
+
 def test_status_json_from_the_command_line(agent: AgentProcess) -> None:
     wait_for_samples(agent.client(), n=1)
     out = run_cli("status", "--json", "--profile-dir", str(agent.profile))

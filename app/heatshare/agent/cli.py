@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from heatshare.__about__ import __version__
 
 if TYPE_CHECKING:
+    from heatshare.agent.service import AgentService
     from heatshare.protocol.client import AgentClient
     from heatshare.protocol.discovery import Paths
     from heatshare.protocol.local_api import AgentStatus
@@ -246,6 +247,7 @@ def _serve(paths: Paths, listen: tuple[str, int] | None) -> int:
             api.start()
             service.start()
             log.info("Running; the local API is at %s", api.base_url)
+            _banner(service, api.base_url, paths)
             stop.wait()
             log.info("Stopping")
         finally:
@@ -254,6 +256,22 @@ def _serve(paths: Paths, listen: tuple[str, int] | None) -> int:
         service.stop()
     log.info("Stopped")
     return EXIT_OK
+
+
+def _banner(service: AgentService, base_url: str, paths: Paths) -> None:
+    """A few lines for a person who started the agent by hand (a headless heater)."""
+    if sys.stdout is None:  # started detached without a console
+        return
+    lines = [
+        f"Heatshare agent {__version__} is running (pid {os.getpid()}).",
+        f"  Local API   {base_url} (token in {paths.token_file})",
+        f"  History     {paths.db_file}",
+        f"  Log         {paths.log_dir / 'agent.log'}",
+        *(f"  Sensor      {line}" for line in service.describe_sensors()),
+        "Stop it with Ctrl+C or `heatshare-agent stop`; see it with `heatshare-agent status`.",
+    ]
+    _out("\n".join(lines))
+    sys.stdout.flush()
 
 
 # -- status and stop --------------------------------------------------------------------------

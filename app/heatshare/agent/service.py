@@ -310,6 +310,10 @@ class AgentService:
             suite.close()
             raise
 
+    def describe_sensors(self) -> list[str]:
+        """What this machine offers, a line a source (for the log and the console)."""
+        return self._sensors.describe()
+
     def start(self) -> None:
         """Start sampling on the ``sampler`` thread."""
         from heatshare.agent.sampler import Sampler
