@@ -22,6 +22,7 @@ from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QGraphicsItem,
     QHBoxLayout,
     QLabel,
     QSizePolicy,
@@ -219,6 +220,10 @@ class ChartPanel(QWidget):
             plot.setMouseEnabled(x=True, y=False)
             plot.disableAutoRange(axis="y")  # fitted by _fit_y
             plot.addLegend(offset=(8, 4), colCount=5, labelTextSize="9pt")
+            # Text is dear to draw and these change only with the theme or the units: Qt
+            # keeps each as a pixmap and repaints of the curves beneath reuse it.
+            for item in (plot.legend, plot.titleLabel, plot.getAxis("left")):
+                item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             plot.setMenuEnabled(False)
             plot.hideButtons()
             if key != "energy":
