@@ -296,25 +296,14 @@ class XServer:
 
 
 def _selection_owner(display: str, selection: str) -> int:
-    name = ctypes.util.find_library("X11")
-    if name is None:
-        raise RuntimeError("libX11 not found")
-    x11 = ctypes.CDLL(name)
-    x11.XOpenDisplay.restype = ctypes.c_void_p
-    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
-    x11.XInternAtom.restype = ctypes.c_ulong
-    x11.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
-    x11.XGetSelectionOwner.restype = ctypes.c_ulong
-    x11.XGetSelectionOwner.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
-    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
-    dpy = x11.XOpenDisplay(display.encode())
-    if not dpy:
-        return 0
+    """The window owning ``selection`` on ``display``; 0 when none, or no display answers."""
+    x11 = _libx11()
     try:
-        atom = x11.XInternAtom(dpy, selection.encode(), 0)
-        return int(x11.XGetSelectionOwner(dpy, atom))
-    finally:
-        x11.XCloseDisplay(dpy)
+        with _open_display(x11, display) as dpy:
+            atom = x11.XInternAtom(dpy, selection.encode(), 0)
+            return int(x11.XGetSelectionOwner(dpy, atom))
+    except _NoDisplayError:
+        return 0
 
 
 def _read_display_number(fd: int, proc: subprocess.Popen[bytes], timeout: float) -> str:
@@ -523,16 +512,22 @@ def _libx11() -> ctypes.CDLL:
         ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_int,
         ctypes.c_uint, ctypes.c_uint, ctypes.c_ulong, ctypes.c_int,
     ]  # fmt: skip
+    x11.XGetSelectionOwner.restype = ctypes.c_ulong
+    x11.XGetSelectionOwner.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
     x11.XFree.argtypes = [ctypes.c_void_p]
     x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
     return x11
+
+
+class _NoDisplayError(RuntimeError):
+    """The X server does not answer (not started yet, or gone)."""
 
 
 @contextlib.contextmanager
 def _open_display(x11: ctypes.CDLL, display: str) -> Iterator[int]:
     dpy = x11.XOpenDisplay(display.encode())
     if not dpy:
-        raise RuntimeError(f"cannot open display {display}")
+        raise _NoDisplayError(f"cannot open display {display}")
     try:
         yield dpy
     finally:
