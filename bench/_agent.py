@@ -1,4 +1,4 @@
-"""Shared by the app benches: a real agent on a temp profile, and the app as a process."""
+"""Shared by the benches: a real agent on a temp profile, and the app as a process."""
 
 from __future__ import annotations
 
@@ -27,11 +27,12 @@ def start_agent(profile: Path) -> subprocess.Popen[bytes]:
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
     paths = Paths.for_profile(profile)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the agent exited with {proc.returncode} before it was ready")
         info = read_runtime(paths)
         if info is not None and info.pid == proc.pid:
             time.sleep(1.5)  # a few samples, so the first status has figures

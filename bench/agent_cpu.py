@@ -18,35 +18,18 @@ Run: ``.venv/bin/python bench/agent_cpu.py [--seconds 300] [--settle 5] [--poll]
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psutil
 
+from _agent import start_agent
+
 CPU_TARGET_PCT = 0.5
 RSS_TARGET_MIB = 60.0
-
-
-def wait_for_runtime(profile: Path, proc: subprocess.Popen[bytes], timeout_s: float) -> dict:
-    runtime = profile / "config" / "agent.json"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"the agent exited with {proc.returncode} before it was ready")
-        try:
-            info = json.loads(runtime.read_text())
-            if info.get("pid") == proc.pid:
-                return info
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
-    sys.exit(f"the agent wrote no runtime file within {timeout_s} s")
 
 
 def main() -> int:
@@ -58,28 +41,17 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="heatshare-bench-") as tmp:
         profile = Path(tmp)
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "heatshare.agent",
-                "run",
-                "--profile-dir",
-                str(profile),
-                "--listen",
-                "127.0.0.1:0",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-        )
+        proc = start_agent(profile)
         try:
-            info = wait_for_runtime(profile, proc, 30.0)
             client = None
             if args.poll:
                 from heatshare.protocol.client import AgentClient
+                from heatshare.protocol.discovery import Paths, read_runtime, read_token
 
-                token = (profile / "config" / "agent-token").read_text().strip()
-                client = AgentClient(f"http://127.0.0.1:{info['port']}", token)
+                paths = Paths.for_profile(profile)
+                info = read_runtime(paths)
+                assert info is not None
+                client = AgentClient(info.base_url, read_token(paths))
             agent = psutil.Process(proc.pid)
             time.sleep(args.settle)
             before = agent.cpu_times()
