@@ -58,7 +58,6 @@ ESTIMATE_NOTE = (
     "Heat output is estimated from utilisation: no power meter or energy counter "
     "can be read on this machine."
 )
-_MEASURED = frozenset({Provenance.PLUG, Provenance.ENERGY_COUNTER, Provenance.POWER_READING})
 
 
 def _component_name(name: str) -> str:
@@ -80,7 +79,11 @@ def estimate_note(components: Sequence[ComponentPower]) -> str | None:
     ]
     if not estimated:
         return None
-    measured = [c.name for c in components if c.provenance in _MEASURED and c.power_w is not None]
+    measured = [
+        c.name
+        for c in components
+        if c.provenance is not None and c.provenance.is_measured and c.power_w is not None
+    ]
     if not measured:
         return ESTIMATE_NOTE
     parts = ", ".join(_component_name(n) for n in estimated)

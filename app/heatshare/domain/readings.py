@@ -26,6 +26,11 @@ class Provenance(StrEnum):
     def label(self) -> str:
         return _LABEL[self]
 
+    @property
+    def is_measured(self) -> bool:
+        """Read from hardware (a plug, a counter, power readings), not modelled."""
+        return self is not Provenance.ESTIMATE
+
 
 _RANK = {
     Provenance.PLUG: 0,

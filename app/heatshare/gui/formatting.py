@@ -95,25 +95,30 @@ def provenance_text(provenance: Provenance | None) -> str:
     return label[:1].upper() + label[1:]
 
 
-_MEASURED = (Provenance.PLUG, Provenance.ENERGY_COUNTER, Provenance.POWER_READING)
-
-
-def heat_source_text(status: AgentStatus) -> str:
-    """Where the heat figure comes from; a total only partly estimated says how much is measured.
+def measured_share(status: AgentStatus) -> int | None:
+    """The per cent of an estimated heat total that is measured, where it is partly measured.
 
     A GPU metered by its energy counter beside a CPU estimated from utilisation makes the
     total an estimate by the weakest-part rule, yet most of its watts are measured: saying
-    only "estimated" would undersell a figure the householder can trust.
+    only "estimated" would undersell a figure the householder can trust. None when the total
+    is not an estimate, or nothing (or everything) in it is measured.
     """
+    if status.heat_provenance is not Provenance.ESTIMATE or not status.heat_w:
+        return None
+    parts = [(g.power_w, g.power_provenance) for g in status.gpus]
+    parts.append((status.host.cpu_power_w, status.host.cpu_power_provenance))
+    measured_w = sum(w for w, p in parts if w is not None and p is not None and p.is_measured)
+    share = round(100 * measured_w / status.heat_w)
+    return share if 0 < share < 100 else None
+
+
+def heat_source_text(status: AgentStatus) -> str:
+    """Where the heat figure comes from, saying how much is measured if only part of it is."""
     if status.heat_w is None:
         return ""
-    if status.heat_provenance is Provenance.ESTIMATE and status.heat_w > 0:
-        parts = [(g.power_w, g.power_provenance) for g in status.gpus]
-        parts.append((status.host.cpu_power_w, status.host.cpu_power_provenance))
-        measured_w = sum(w for w, p in parts if w is not None and p in _MEASURED)
-        share = round(100 * measured_w / status.heat_w)
-        if 0 < share < 100:
-            return f"{share} % measured, the rest estimated from utilisation"
+    share = measured_share(status)
+    if share is not None:
+        return f"{share} % measured, the rest estimated from utilisation"
     return provenance_text(status.heat_provenance)
 
 

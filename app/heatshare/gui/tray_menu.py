@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from heatshare.domain.readings import Provenance
 from heatshare.domain.units import c_to_f
-from heatshare.gui.formatting import heat_source_text, provenance_text
+from heatshare.gui.formatting import measured_share
 from heatshare.protocol.local_api import AgentState, AgentStatus
 
 # Menu entry keys: the tray controller maps each to a signal.
@@ -79,8 +79,7 @@ def _watts(status: AgentStatus) -> str | None:
         return None
     text = f"{status.heat_w:,.0f} W"
     if status.heat_provenance is Provenance.ESTIMATE:
-        partly = heat_source_text(status) != provenance_text(Provenance.ESTIMATE)
-        text += " (partly estimated)" if partly else " (estimated)"
+        text += " (partly estimated)" if measured_share(status) is not None else " (estimated)"
     return text
 
 
