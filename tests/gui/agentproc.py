@@ -2,78 +2,51 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from heatshare.protocol.discovery import Paths, RuntimeInfo, read_runtime
+from agent_process import AgentProcess, spawn_agent
+from heatshare.protocol.discovery import Paths, RuntimeInfo
 
 START_TIMEOUT_S = 20.0
 
 
 @dataclass
 class RealAgent:
-    """``python -m heatshare.agent run --profile-dir PROFILE --listen 127.0.0.1:0``."""
+    """``python -m heatshare.agent run --profile-dir PROFILE --listen 127.0.0.1:0``, restartable.
+
+    Each start is a new process on the same profile (``spawn_agent``); ``proc`` is the latest.
+    """
 
     profile: Path
-    proc: subprocess.Popen[bytes] | None = None
-    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    started: list[AgentProcess] = field(default_factory=list)
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.started[-1].proc if self.started else None
 
     @property
     def paths(self) -> Paths:
         return Paths.for_profile(self.profile)
 
     def start(self) -> RuntimeInfo:
-        self.profile.mkdir(parents=True, exist_ok=True)
-        err = self.profile / f"agent-stderr-{len(self.started)}.txt"
-        with err.open("wb") as sink:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "heatshare.agent",
-                    "run",
-                    "--profile-dir",
-                    str(self.profile),
-                    "--listen",
-                    "127.0.0.1:0",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=sink,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        self.started.append(self.proc)
+        self.started.append(spawn_agent(self.profile))
         return self.wait_ready()
 
     def wait_ready(self) -> RuntimeInfo:
-        assert self.proc is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            info = read_runtime(self.paths)
-            if info is not None and info.pid == self.proc.pid:
-                return info
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the agent exited with {self.proc.returncode}")
-            time.sleep(0.05)
-        raise RuntimeError("the agent wrote no runtime file in time")
+        assert self.started, "no agent was started"
+        return self.started[-1].wait_ready(START_TIMEOUT_S)
 
     def kill(self) -> None:
         """SIGKILL: the agent vanishes without a word, as in a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=5)
+        if self.started:
+            self.started[-1].kill()
 
     def stop(self) -> None:
-        for proc in self.started:
-            if proc.poll() is None:
-                proc.terminate()
+        for agent in self.started:
+            if agent.proc.poll() is None:
                 try:
-                    proc.wait(timeout=5)
+                    agent.terminate(timeout_s=5.0)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
+                    agent.kill()

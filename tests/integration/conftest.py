@@ -1,4 +1,4 @@
-"""Fixtures that start the real agent process; see ``agent_process.py``."""
+"""Fixtures that start the real agent process; see ``tests/agent_process.py``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from agent_process import AgentProcess, spawn_agent
 
 

@@ -1,7 +1,8 @@
 """The real agent as a process: ``python -m heatshare.agent run`` on a temp profile.
 
-Helpers for the integration tests (the fixtures are in ``conftest.py``); a module of its own
-name, since ``conftest`` is a name several test folders share.
+Helpers for the integration and GUI tests (their fixtures are in each folder's
+``conftest.py``); a module of its own name, since ``conftest`` is a name several test folders
+share.
 
 Every agent here listens on a port the OS picks (``--listen 127.0.0.1:0``), so the tests run
 beside a real agent on this machine.
