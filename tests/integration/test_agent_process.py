@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_process import AgentProcess, run_cli, spawn_agent
 
+from agent_process import AgentProcess, run_cli, spawn_agent
 from heatshare.protocol.client import AgentClient
 from heatshare.protocol.discovery import DEFAULT_PORT, Paths, read_runtime
 from heatshare.protocol.local_api import AgentState, AgentStatus, Provenance, SettingsPatch
