@@ -10,8 +10,12 @@ from pydantic import BaseModel, ValidationError
 
 from heatshare.protocol.local_api import (
     AgentStatus,
+    EarningsResponse,
+    EnrolLocal,
     ErrorResponse,
     HistoryResponse,
+    JobsResponse,
+    NetworkStatus,
     Ok,
     PauseRequest,
     SeriesList,
@@ -63,7 +67,26 @@ class AgentClient:
         *,
         params: dict[str, Any] | None = None,
         body: BaseModel | None = None,
+        timeout_s: float | None = None,
     ) -> M:
+        resp = self._request(method, path, params=params, body=body, timeout_s=timeout_s)
+        try:
+            return model.model_validate_json(resp.content)
+        except ValidationError as exc:
+            raise AgentError(
+                resp.status_code, f"The agent sent an answer not understood: {exc}"
+            ) from exc
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: BaseModel | None = None,
+        timeout_s: float | None = None,
+    ) -> requests.Response:
+        timeout = self._timeout if timeout_s is None else (self._timeout[0], timeout_s)
         try:
             resp = self._session.request(
                 method,
@@ -71,7 +94,7 @@ class AgentClient:
                 params=params,
                 data=body.model_dump_json(exclude_unset=True) if body is not None else None,
                 headers={"Content-Type": "application/json"} if body is not None else None,
-                timeout=self._timeout,
+                timeout=timeout,
             )
         except requests.RequestException as exc:
             raise AgentUnreachable(f"No agent answers at {self.base_url}: {exc}") from exc
@@ -81,12 +104,7 @@ class AgentClient:
             except ValidationError:
                 message = f"The agent answered {resp.status_code} {resp.reason}"
             raise AgentError(resp.status_code, message)
-        try:
-            return model.model_validate_json(resp.content)
-        except ValidationError as exc:
-            raise AgentError(
-                resp.status_code, f"The agent sent an answer not understood: {exc}"
-            ) from exc
+        return resp
 
     def status(self) -> AgentStatus:
         return self._call("GET", "/v1/status", AgentStatus)
@@ -123,3 +141,40 @@ class AgentClient:
 
     def shutdown(self) -> Ok:
         return self._call("POST", "/v1/shutdown", Ok)
+
+    # --- the compute network ---------------------------------------------------------------
+
+    def network(self) -> NetworkStatus:
+        return self._call("GET", "/v1/network", NetworkStatus)
+
+    def enrol(self, url: str, code: str) -> NetworkStatus:
+        """Joins a network; the agent checks the code with the coordinator on the spot."""
+        # The agent waits on the coordinator (connect and answer), so allow it that long.
+        return self._call(
+            "POST",
+            "/v1/network/enrol",
+            NetworkStatus,
+            body=EnrolLocal(url=url, code=code),
+            timeout_s=30.0,
+        )
+
+    def start_demo(self) -> NetworkStatus:
+        """Starts the embedded demo network and joins it."""
+        return self._call("POST", "/v1/network/demo", NetworkStatus, timeout_s=60.0)
+
+    def leave_network(self) -> NetworkStatus:
+        return self._call("POST", "/v1/network/leave", NetworkStatus)
+
+    def jobs(self, limit: int = 50) -> JobsResponse:
+        return self._call("GET", "/v1/jobs", JobsResponse, params={"limit": limit})
+
+    def job_log(self, attempt_id: int) -> str:
+        """The job's output (the last 256 KiB), as text."""
+        return self._request("GET", f"/v1/jobs/{attempt_id}/log").text
+
+    def job_file(self, attempt_id: int, name: str) -> bytes:
+        """One of the job's output files, by its name in :attr:`JobInfo.files`."""
+        return self._request("GET", f"/v1/jobs/{attempt_id}/files", params={"name": name}).content
+
+    def earnings(self) -> EarningsResponse:
+        return self._call("GET", "/v1/earnings", EarningsResponse)

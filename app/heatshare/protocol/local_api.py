@@ -80,6 +80,11 @@ class AgentStatus(_Model):
     gpus: list[GpuStatus] = Field(default_factory=list)
     host: HostStatus = Field(default_factory=HostStatus)
     warnings: list[str] = Field(default_factory=list)  # shown to the user as they are
+    # The network side, for the tray and the dashboard (None: not enrolled, or no job now).
+    job_label: str | None = None
+    job_progress: float | None = None  # 0..1 where the job reports it
+    earned_today_minor: int | None = None
+    earnings_currency: str | None = None
 
 
 class SeriesInfo(_Model):
@@ -158,3 +163,92 @@ class ErrorResponse(_Model):
 
 class Ok(_Model):
     ok: bool = True
+
+
+# --- the compute network, as the agent sees it ----------------------------------------------
+
+
+class NetworkStatus(_Model):
+    """``GET /v1/network``: whether this machine is enrolled, and how the link is."""
+
+    enrolled: bool
+    coordinator_url: str | None = None
+    node_id: int | None = None
+    account_name: str | None = None
+    currency: str | None = None
+    demo: bool = False  # the embedded demo network, paid in demo credits
+    reachable: bool | None = None  # None: not tried yet
+    last_contact: datetime | None = None
+    last_error: str | None = None  # a sentence, while the network is unreachable
+    sandbox: str | None = None  # "bubblewrap", or None where jobs cannot run safely
+    sandbox_problem: str | None = None  # why jobs are refused here, in a sentence
+    accepting_jobs: bool = False
+    outbox_pending: int = 0  # results waiting for the network
+    balance_minor: int | None = None
+    account_balance_minor: int | None = None
+
+
+class EnrolLocal(_Model):
+    """``POST /v1/network/enrol``: the wizard's "join a network"."""
+
+    url: Annotated[str, Field(min_length=8, max_length=500, pattern=r"^https?://")]
+    code: Annotated[str, Field(min_length=4, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
+
+
+class JobPhase(StrEnum):
+    """A job's life in the agent; each step is journaled before it is taken."""
+
+    LEASED = "leased"
+    DOWNLOADING = "downloading"
+    RUNNING = "running"
+    UPLOADING = "uploading"
+    OUTBOX = "outbox"  # finished; the result waits for the network
+    DONE = "done"  # the network has the result
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class JobInfo(_Model):
+    attempt_id: int
+    job_id: int
+    label: str = ""
+    phase: JobPhase
+    progress: float | None = None
+    progress_message: str = ""
+    leased_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    elapsed_s: float = 0.0  # time spent running, over every resume
+    energy_j: float | None = None  # the machine's energy while it ran; None where unmeasured
+    price_minor: int = 0
+    credited_minor: int | None = None  # None until the network says
+    currency: str = ""
+    result_status: str | None = None  # "accepted", "pending_validation", "rejected"
+    error: str | None = None
+    files: list[str] = Field(default_factory=list)  # output files, fetchable one by one
+
+
+class JobsResponse(_Model):
+    """``GET /v1/jobs``: jobs in progress first, then the most recent ones."""
+
+    current: list[JobInfo]
+    history: list[JobInfo]
+
+
+class EarningEntry(_Model):
+    at: datetime
+    amount_minor: int
+    kind: str
+    job_id: int | None = None
+    memo: str = ""
+
+
+class EarningsResponse(_Model):
+    """``GET /v1/earnings``: this node's earnings, from the network (cached when offline)."""
+
+    currency: str
+    balance_minor: int
+    account_balance_minor: int
+    today_minor: int
+    entries: list[EarningEntry]
+    as_of: datetime | None = None  # when the network last confirmed these figures

@@ -1,0 +1,109 @@
+"""The sandbox contract: what the runner asks for and what it gets back.
+
+Inside every sandbox a job sees the same layout, documented for job authors in
+``docs/jobs.md``:
+
+- ``/job``: the unpacked bundle, writable, the working directory;
+- ``/job/out``: outputs; everything here is uploaded as the result;
+- ``/job/checkpoint``: kept when the job is stopped and given back on resume;
+- ``$HEATSHARE_PROGRESS`` (``/job/.progress``): the job writes ``<fraction> [message]``
+  (for example ``0.42 tile 5 of 12``) to say how far it is; the runner reads the last line;
+- ``/tmp``: private and size-capped; no network, no home folder, the system read-only.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+JOB_ROOT = "/job"
+OUTPUT_DIR = "out"
+CHECKPOINT_DIR = "checkpoint"
+PROGRESS_FILE = ".progress"
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int
+    max_processes: int
+    disk_bytes: int  # the slot and /tmp together
+    wall_time_s: float
+    cpu_cores: int = 1
+
+
+@dataclass(frozen=True)
+class SandboxRequest:
+    slot: Path  # host folder mounted at /job (writable); made by the runner
+    command: Sequence[str]
+    limits: Limits
+    log_path: Path  # stdout and stderr, appended; outside the slot
+    env: Mapping[str, str] = field(default_factory=dict)
+    gpu: bool = False  # GPU device nodes only when the job asked for a GPU
+
+
+class Outcome(StrEnum):
+    EXITED = "exited"  # the job ended by itself; see exit_code
+    TIMED_OUT = "timed_out"
+    OUT_OF_MEMORY = "out_of_memory"
+    DISK_FULL = "disk_full"
+    KILLED = "killed"  # stopped by the runner (cancel, pause, shutdown)
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    outcome: Outcome
+    exit_code: int | None
+    wall_s: float
+    message: str  # a sentence for the job's log and the app
+
+
+class SandboxProcess(abc.ABC):
+    """A started job. Every method is safe to call from the thread that started it."""
+
+    @property
+    @abc.abstractmethod
+    def pid(self) -> int: ...
+
+    @abc.abstractmethod
+    def poll(self) -> SandboxResult | None:
+        """The result once the job and everything it started have ended; else None."""
+
+    @abc.abstractmethod
+    def wait(self, timeout_s: float | None = None) -> SandboxResult | None: ...
+
+    @abc.abstractmethod
+    def stop(self, grace_s: float = 5.0) -> SandboxResult:
+        """Ends the job and every process it started (SIGTERM, then SIGKILL after grace)."""
+
+
+class Sandbox(abc.ABC):
+    kind: str
+
+    @abc.abstractmethod
+    def problem(self) -> str | None:
+        """Why jobs cannot run safely here, as a sentence; None when the sandbox works."""
+
+    @abc.abstractmethod
+    def start(self, request: SandboxRequest) -> SandboxProcess: ...
+
+
+class SandboxUnavailable(Exception):  # noqa: N818 - names a state the app shows
+    """Raised by :meth:`Sandbox.start` where :meth:`Sandbox.problem` is not None."""
+
+
+class NoSandbox(Sandbox):
+    """Where no sandbox exists (no bubblewrap; Windows and macOS for now): jobs are refused."""
+
+    kind = "none"
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    def problem(self) -> str | None:
+        return self._reason
+
+    def start(self, request: SandboxRequest) -> SandboxProcess:
+        raise SandboxUnavailable(self._reason)
