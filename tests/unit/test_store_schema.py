@@ -69,7 +69,7 @@ V2 = Migration("test: a note on each state row", ("ALTER TABLE state ADD COLUMN 
 def test_migrating_v1_to_a_v2_copies_v1_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert len(schema.MIGRATIONS) == 1  # this test fakes the next version
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])  # fakes a v2 after v1
     path = tmp_path / "h.sqlite3"
     make_v1(path)
     monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, V2])
@@ -103,6 +103,7 @@ def test_migrating_v1_to_a_v2_copies_v1_first(
 def test_a_failed_step_leaves_the_file_at_its_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
     path = tmp_path / "h.sqlite3"
     make_v1(path)
     broken = Migration("broken", ("ALTER TABLE state ADD COLUMN note TEXT", "SELECT nonsense("))
@@ -124,7 +125,10 @@ def test_a_newer_file_is_refused_and_not_touched(tmp_path: Path) -> None:
     conn.execute(f"PRAGMA user_version = {len(schema.MIGRATIONS) + 1}")
     conn.close()
     before = path.read_bytes()
-    with pytest.raises(NewerSchemaError, match=r"newer version of Heatshare \(schema version 2"):
+    newer = len(schema.MIGRATIONS) + 1
+    with pytest.raises(
+        NewerSchemaError, match=rf"newer version of Heatshare \(schema version {newer}"
+    ):
         Store.open(path, now=T0)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.sqlite3"]

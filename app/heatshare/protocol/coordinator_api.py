@@ -190,6 +190,7 @@ class Lease(_Model):
     lease_expires_at: datetime
     deadline: datetime | None = None
     lease_s: int
+    label: Annotated[str, Field(max_length=200)] = ""  # the requester's label, for the app
 
 
 class LeaseResponse(_Model):

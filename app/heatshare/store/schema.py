@@ -82,7 +82,69 @@ _V1 = Migration(
     ),
 )
 
-MIGRATIONS: list[Migration] = [_V1]
+_V2 = Migration(
+    "network: job journal (attempts and their events), enrolment, cached earnings",
+    (
+        # One row per attempt the network leased to this machine. Each step of a job's life
+        # is written here (committed) before it is taken, so after a crash the agent knows
+        # where to resume. Times are REAL seconds since the epoch, UTC.
+        """CREATE TABLE job_attempt (
+            attempt_id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL,
+            network TEXT NOT NULL,
+            label TEXT NOT NULL DEFAULT '',
+            lease_json TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            leased_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL,
+            progress REAL,
+            progress_message TEXT NOT NULL DEFAULT '',
+            elapsed_s REAL NOT NULL DEFAULT 0,
+            energy_j REAL,
+            runs INTEGER NOT NULL DEFAULT 0,
+            exit_code INTEGER,
+            result_sha256 TEXT,
+            result_size INTEGER,
+            result_status TEXT,
+            credited_minor INTEGER,
+            error TEXT
+        )""",
+        "CREATE INDEX job_attempt_phase ON job_attempt (phase, leased_at)",
+        # Append-only: what happened to each attempt, in order (for the log and for audits).
+        """CREATE TABLE job_event (
+            id INTEGER PRIMARY KEY,
+            attempt_id INTEGER NOT NULL,
+            at REAL NOT NULL,
+            phase TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX job_event_attempt ON job_event (attempt_id, id)",
+        # The network this machine belongs to (at most one). The node token is not here: it
+        # lives in a 0600 file in the config folder, like the agent's own token.
+        """CREATE TABLE enrolment (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            coordinator_url TEXT NOT NULL,
+            node_id INTEGER NOT NULL,
+            account_id INTEGER NOT NULL,
+            account_name TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            demo INTEGER NOT NULL,
+            heartbeat_interval_s INTEGER NOT NULL,
+            enrolled_at REAL NOT NULL
+        )""",
+        # The network's last answer about this node's earnings, shown while it is offline.
+        """CREATE TABLE earnings_cache (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            node_id INTEGER NOT NULL,
+            earnings_json TEXT NOT NULL,
+            as_of REAL NOT NULL
+        )""",
+    ),
+)
+
+MIGRATIONS: list[Migration] = [_V1, _V2]
 """Every step ever released, in order. ``len(MIGRATIONS)`` is the version this code writes."""
 
 
