@@ -293,6 +293,14 @@ def test_the_openapi_document_describes_every_route(agent: Agent) -> None:
         "/v1/pause",
         "/v1/resume",
         "/v1/shutdown",
+        "/v1/network",
+        "/v1/network/enrol",
+        "/v1/network/demo",
+        "/v1/network/leave",
+        "/v1/jobs",
+        "/v1/jobs/{attempt_id}/log",
+        "/v1/jobs/{attempt_id}/files",
+        "/v1/earnings",
         "/v1/openapi.json",
     }
     assert set(doc["paths"]["/v1/settings"]) == {"get", "patch"}

@@ -14,10 +14,13 @@ import hmac
 import json
 import logging
 import math
+import mimetypes
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, TypeVar
@@ -26,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, ValidationError
 
 from heatshare.__about__ import __version__
-from heatshare.agent.service import AgentService, RequestError, validation_lines
+from heatshare.agent.service import AgentService, NetworkPort, RequestError, validation_lines
 from heatshare.protocol import PROTOCOL_VERSION
 from heatshare.protocol.discovery import (
     DEFAULT_PORT,
@@ -37,8 +40,12 @@ from heatshare.protocol.discovery import (
 )
 from heatshare.protocol.local_api import (
     AgentStatus,
+    EarningsResponse,
+    EnrolLocal,
     ErrorResponse,
     HistoryResponse,
+    JobsResponse,
+    NetworkStatus,
     Ok,
     PauseRequest,
     SeriesList,
@@ -49,13 +56,23 @@ from heatshare.protocol.local_api import (
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_POINTS_LIMIT = 20_000
 OPENAPI_PATH = "/v1/openapi.json"
 # An idle keep-alive connection gives its thread back after this long.
 IDLE_TIMEOUT_S = 30.0
-_HISTORY_PARAMS = frozenset({"series", "start", "end", "max_points"})
+# The query parameters each route takes (by its template); the others take none.
+_PARAMS = {
+    "/v1/history": frozenset({"series", "start", "end", "max_points"}),
+    "/v1/jobs": frozenset({"limit"}),
+    "/v1/jobs/{attempt_id}/files": frozenset({"name"}),
+}
+DEFAULT_JOBS_LIMIT = 50
+MAX_JOBS_LIMIT = 1000
+# A job's log is served from its end: what a person reads is how it finished.
+MAX_LOG_BYTES = 256 * 1024
 _INTERNAL_ERROR = (
     "The agent could not answer this request because of an internal error; "
     "the details are in its log."
@@ -68,6 +85,46 @@ def _bad(message: str, status: int = 400, detail: Sequence[str] = ()) -> Request
 
 def _error_body(message: str, detail: Sequence[str] = ()) -> bytes:
     return ErrorResponse(error=message, detail=list(detail)).model_dump_json().encode()
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """An answer that is not JSON: a job's log or one of its files."""
+
+    body: bytes
+    content_type: str
+
+
+def _log_tail(text: str) -> bytes:
+    """The last :data:`MAX_LOG_BYTES` of a log, cut at a character boundary."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= MAX_LOG_BYTES:
+        return data
+    tail = data[-MAX_LOG_BYTES:]
+    # Skip the continuation bytes of a character the cut split.
+    start = 0
+    while start < len(tail) and tail[start] & 0xC0 == 0x80:
+        start += 1
+    return tail[start:]
+
+
+def _content_type(name: str) -> str:
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    if guessed is None:
+        return "application/octet-stream"
+    if guessed.startswith("text/") or guessed in ("application/json", "application/xml"):
+        return f"{guessed}; charset=utf-8"
+    return guessed
+
+
+def _network_error_status(exc: Exception) -> int | None:
+    """The HTTP status of the job engine's refusal, or None for any other exception."""
+    from heatshare.agent.work import NetworkError
+
+    if isinstance(exc, NetworkError):
+        status = int(exc.status)
+        return status if 400 <= status <= 599 else 502
+    return None
 
 
 class _Server(ThreadingHTTPServer):
@@ -131,8 +188,23 @@ class _Handler(BaseHTTPRequestHandler):
         "/v1/pause": {"POST": "_pause"},
         "/v1/resume": {"POST": "_resume"},
         "/v1/shutdown": {"POST": "_shutdown"},
+        "/v1/network": {"GET": "_network"},
+        "/v1/network/enrol": {"POST": "_enrol"},
+        "/v1/network/demo": {"POST": "_demo"},
+        "/v1/network/leave": {"POST": "_leave"},
+        "/v1/jobs": {"GET": "_jobs"},
+        "/v1/earnings": {"GET": "_earnings"},
         OPENAPI_PATH: {"GET": "_openapi"},
     }
+    # Routes with a parameter in the path: (template, pattern, method -> handler).
+    PATTERN_ROUTES: ClassVar[list[tuple[str, re.Pattern[str], dict[str, str]]]] = [
+        ("/v1/jobs/{attempt_id}/log", re.compile(r"^/v1/jobs/([^/]*)/log$"), {"GET": "_job_log"}),
+        (
+            "/v1/jobs/{attempt_id}/files",
+            re.compile(r"^/v1/jobs/([^/]*)/files$"),
+            {"GET": "_job_file"},
+        ),
+    ]
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -189,9 +261,10 @@ class _Handler(BaseHTTPRequestHandler):
         *,
         headers: Sequence[tuple[str, str]] = (),
         close: bool = False,
+        content_type: str = "application/json",
     ) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         for name, value in headers:
@@ -233,7 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
                     headers=[("WWW-Authenticate", 'Bearer realm="heatshare-agent"')],
                 )
                 return
-            route = self.ROUTES.get(path)
+            template, route, self._path_args = self._route(path)
             if route is None:
                 self._send_error(
                     404, f"There is no API route {path}; GET {OPENAPI_PATH} lists them."
@@ -249,13 +322,21 @@ class _Handler(BaseHTTPRequestHandler):
                     close=method == "HEAD",
                 )
                 return
-            handler: Callable[[dict[str, list[str]]], BaseModel | bytes] = getattr(
+            handler: Callable[[dict[str, list[str]]], BaseModel | bytes | _Raw] = getattr(
                 self, handler_name
             )
-            query = self._query(url.query, path)
+            query = self._query(url.query, template)
             result = handler(query)
-            body = result if isinstance(result, bytes) else result.model_dump_json().encode()
-            self._send(200, body, close=self._after is not None)
+            if isinstance(result, _Raw):
+                self._send(
+                    200,
+                    result.body,
+                    content_type=result.content_type,
+                    headers=[("X-Content-Type-Options", "nosniff")],
+                )
+            else:
+                body = result if isinstance(result, bytes) else result.model_dump_json().encode()
+                self._send(200, body, close=self._after is not None)
         except RequestError as exc:
             self._send_error(exc.status, str(exc), exc.detail)
         except (BrokenPipeError, ConnectionResetError):
@@ -271,12 +352,23 @@ class _Handler(BaseHTTPRequestHandler):
         if self._after is not None:
             self._after()
 
+    def _route(self, path: str) -> tuple[str, dict[str, str] | None, tuple[str, ...]]:
+        """The route's template, its methods (None: no such route) and its path arguments."""
+        route = self.ROUTES.get(path)
+        if route is not None:
+            return path, route, ()
+        for template, pattern, methods in self.PATTERN_ROUTES:
+            match = pattern.match(path)
+            if match is not None:
+                return template, methods, match.groups()
+        return path, None, ()
+
     def _query(self, raw: str, path: str) -> dict[str, list[str]]:
         try:
             query = parse_qs(raw, keep_blank_values=True, max_num_fields=16)
         except ValueError as exc:
             raise _bad(f"The query string was not understood: {exc}.") from exc
-        allowed = _HISTORY_PARAMS if path == "/v1/history" else frozenset()
+        allowed = _PARAMS.get(path, frozenset())
         unknown = sorted(set(query) - allowed)
         if unknown:
             takes = f"it takes {', '.join(sorted(allowed))}" if allowed else "it takes none"
@@ -368,6 +460,74 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _openapi(self, query: dict[str, list[str]]) -> bytes:
         return self.server.openapi_document()
+
+    # -- the compute network ---------------------------------------------------------------
+
+    def _net(self, call: Callable[[NetworkPort], T]) -> T:
+        """``call`` on the job engine; its refusals become answers with their own status."""
+        network = self.server.service.network()
+        try:
+            return call(network)
+        except Exception as exc:
+            status = _network_error_status(exc)
+            if status is None:
+                raise
+            raise _bad(str(exc), status) from exc
+
+    def _network(self, query: dict[str, list[str]]) -> NetworkStatus:
+        return self._net(lambda n: n.network_status())
+
+    def _enrol(self, query: dict[str, list[str]]) -> NetworkStatus:
+        request = self._body(EnrolLocal, "the enrolment request", required=True)
+        assert request is not None
+        return self._net(lambda n: n.enrol(request.url, request.code))
+
+    def _demo(self, query: dict[str, list[str]]) -> NetworkStatus:
+        self._body(Ok, "the demo request", required=False)  # no body expected; drain it
+        return self._net(lambda n: n.start_demo())
+
+    def _leave(self, query: dict[str, list[str]]) -> NetworkStatus:
+        self._body(Ok, "the leave request", required=False)
+        return self._net(lambda n: n.leave())
+
+    def _jobs(self, query: dict[str, list[str]]) -> JobsResponse:
+        limit = _integer(query, "limit", 1, MAX_JOBS_LIMIT)
+        return self._net(lambda n: n.jobs(DEFAULT_JOBS_LIMIT if limit is None else limit))
+
+    def _attempt_id(self) -> int:
+        raw = self._path_args[0]
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+            raise _bad(f"The job attempt in the path must be a whole number, not {raw!r}.")
+        return int(raw)
+
+    def _job_log(self, query: dict[str, list[str]]) -> _Raw:
+        attempt_id = self._attempt_id()
+        try:
+            text = self._net(lambda n: n.job_log(attempt_id))
+        except KeyError as exc:
+            raise _bad(f"This agent has no job attempt {attempt_id}.", 404) from exc
+        return _Raw(_log_tail(text), "text/plain; charset=utf-8")
+
+    def _job_file(self, query: dict[str, list[str]]) -> _Raw:
+        attempt_id = self._attempt_id()
+        name = query.get("name", [""])[0]
+        if not name.strip():
+            raise _bad("Name the output file, for example ?name=tile-0.png.")
+        try:
+            data = self._net(lambda n: n.job_file(attempt_id, name))
+        except KeyError as exc:
+            raise _bad(
+                f"Job attempt {attempt_id} on this agent has no output file {name!r}.", 404
+            ) from exc
+        except ValueError as exc:
+            raise _bad(
+                f"The name {name!r} is not an output file name: name a file of the job's "
+                "outputs, as the job's list of files gives it."
+            ) from exc
+        return _Raw(data, _content_type(name))
+
+    def _earnings(self, query: dict[str, list[str]]) -> EarningsResponse:
+        return self._net(lambda n: n.earnings())
 
 
 def _number(query: dict[str, list[str]], key: str) -> float | None:
@@ -502,7 +662,7 @@ def build_openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``/v1``, from the protocol models' JSON schemas."""
     from pydantic.json_schema import models_json_schema
 
-    inputs: list[type[BaseModel]] = [SettingsPatch, PauseRequest]
+    inputs: list[type[BaseModel]] = [SettingsPatch, PauseRequest, EnrolLocal]
     outputs: list[type[BaseModel]] = [
         AgentStatus,
         SeriesList,
@@ -510,6 +670,9 @@ def build_openapi() -> dict[str, Any]:
         Settings,
         Ok,
         ErrorResponse,
+        NetworkStatus,
+        JobsResponse,
+        EarningsResponse,
     ]
     keys: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in inputs]
     keys += [(m, "serialization") for m in outputs]
@@ -539,15 +702,40 @@ def build_openapi() -> dict[str, Any]:
         }
 
     def param(
-        name: str, schema: dict[str, Any], description: str, required: bool = False
+        name: str,
+        schema: dict[str, Any],
+        description: str,
+        required: bool = False,
+        where: str = "query",
     ) -> dict[str, Any]:
         return {
             "name": name,
-            "in": "query",
+            "in": where,
             "required": required,
             "schema": schema,
             "description": description,
         }
+
+    def raw(summary: str, content: dict[str, Any], parameters: list[dict[str, Any]]) -> Any:
+        return {
+            "summary": summary,
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": "OK", "content": content},
+                "401": error,
+                "4XX": error,
+                "500": error,
+            },
+        }
+
+    attempt = param(
+        "attempt_id",
+        {"type": "integer", "minimum": 0},
+        "The job attempt, as GET /v1/jobs lists it",
+        required=True,
+        where="path",
+    )
+    binary = {"schema": {"type": "string", "format": "binary"}}
 
     paths = {
         "/v1/status": {"get": op("The heater now", AgentStatus)},
@@ -583,6 +771,58 @@ def build_openapi() -> dict[str, Any]:
         },
         "/v1/resume": {"post": op("Resume heating", AgentStatus)},
         "/v1/shutdown": {"post": op("Stop the agent cleanly", Ok)},
+        "/v1/network": {"get": op("Whether this machine is enrolled, and the link", NetworkStatus)},
+        "/v1/network/enrol": {
+            "post": op(
+                "Join a network with a pairing code, checked with the network on the spot",
+                NetworkStatus,
+                requestBody=body(EnrolLocal, required=True),
+            )
+        },
+        "/v1/network/demo": {
+            "post": op("Start the embedded demo network and join it", NetworkStatus)
+        },
+        "/v1/network/leave": {
+            "post": op("Leave the network (running jobs are stopped first)", NetworkStatus)
+        },
+        "/v1/jobs": {
+            "get": op(
+                "Jobs in progress, then the most recent ones",
+                JobsResponse,
+                parameters=[
+                    param(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_JOBS_LIMIT},
+                        f"At most this many past jobs (default {DEFAULT_JOBS_LIMIT})",
+                    )
+                ],
+            )
+        },
+        "/v1/jobs/{attempt_id}/log": {
+            "get": raw(
+                f"The job's output, its last {MAX_LOG_BYTES // 1024} KiB",
+                {"text/plain": {"schema": {"type": "string"}}},
+                [attempt],
+            )
+        },
+        "/v1/jobs/{attempt_id}/files": {
+            "get": raw(
+                "One of the job's output files; the content type follows its extension",
+                {"application/octet-stream": binary, "image/png": binary},
+                [
+                    attempt,
+                    param(
+                        "name",
+                        {"type": "string", "minLength": 1},
+                        "The file's name, as the job's list of files gives it",
+                        required=True,
+                    ),
+                ],
+            )
+        },
+        "/v1/earnings": {
+            "get": op("This machine's earnings (cached while offline)", EarningsResponse)
+        },
         OPENAPI_PATH: {
             "get": {
                 "summary": "This document",

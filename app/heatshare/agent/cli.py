@@ -1,13 +1,14 @@
 """``heatshare-agent``: run the service, ask it how it is, stop it.
 
 ``run`` is the composition root of the agent program: it builds the store, the sensors, the
-service and the local API, and passes them in. ``status`` and ``stop`` are clients of the
-local API, like the app. Imports are lazy so ``--help`` and ``status`` stay quick and ``run``
-does not carry an HTTP client library in its memory.
+service, the job engine and the local API, and passes them in. Every other command is a
+client of the running agent's local API, like the app: ``status`` and ``stop``, and for the
+compute network ``enrol``, ``demo``, ``leave``, ``jobs`` and ``earnings``. Imports are lazy so
+``--help`` and ``status`` stay quick.
 
 Exit codes: 0 done; 1 an error (another agent runs on the profile, the port is taken, the
-database cannot be opened, the agent refused the request); 2 a usage error; 3 no agent
-answers.
+database cannot be opened, the agent or the network refused the request); 2 a usage error;
+3 no agent answers.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from heatshare.__about__ import __version__
 
@@ -30,12 +31,20 @@ if TYPE_CHECKING:
     from heatshare.agent.service import AgentService
     from heatshare.protocol.client import AgentClient
     from heatshare.protocol.discovery import Paths
-    from heatshare.protocol.local_api import AgentStatus
+    from heatshare.protocol.local_api import (
+        AgentStatus,
+        EarningsResponse,
+        JobInfo,
+        JobsResponse,
+        NetworkStatus,
+    )
 
 log = logging.getLogger("heatshare.agent")
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 LOG_FILE = "agent.log"
 LOCK_FILE = "agent.lock"
@@ -108,8 +117,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="level of the log file (default INFO; stderr shows warnings and errors)",
     )
 
-    for name, text in (("status", "print the agent's current state"), ("stop", "stop the agent")):
-        cmd = sub.add_parser(name, parents=[common], help=text, description=text.capitalize() + ".")
+    # Commands that ask the running agent through its local API: (name, help, description).
+    clients = (
+        ("status", "print the agent's current state", "Print the agent's current state."),
+        ("stop", "stop the agent", "Stop the agent."),
+        (
+            "enrol",
+            "join a compute network with a pairing code",
+            "Join the compute network at URL with the pairing code CODE that its operator "
+            "gave you. The running agent checks the code with the network at once, and says "
+            "why when the network refuses it (a wrong or expired code, a server that does "
+            "not answer or whose certificate is not trusted). Once enrolled, the agent takes "
+            "the network's jobs whenever it is not paused.",
+        ),
+        (
+            "demo",
+            "join the demo network on this machine",
+            "Start the demo network (a small network on this machine whose requester keeps "
+            "submitting example jobs, paid in demo credits) and join it: jobs start within "
+            "a minute.",
+        ),
+        (
+            "leave",
+            "leave the compute network",
+            "Leave the compute network: jobs in progress are stopped and the enrolment is "
+            "forgotten. Join again with `heatshare-agent enrol` and a new pairing code.",
+        ),
+        (
+            "jobs",
+            "list the jobs in progress and the recent ones",
+            "List the jobs in progress, then the most recent ones: phase, progress, time "
+            "run, energy used and what each earned.",
+        ),
+        (
+            "earnings",
+            "print this machine's earnings",
+            "Print this machine's earnings as the network last reported them: its balance, "
+            "its account's balance, today's credits and the latest entries.",
+        ),
+    )
+    for name, text, description in clients:
+        cmd = sub.add_parser(name, parents=[common], help=text, description=description)
+        if name == "enrol":
+            cmd.add_argument("url", metavar="URL", help="the network's address (https://…)")
+            cmd.add_argument("code", metavar="CODE", help="the pairing code from its operator")
         cmd.add_argument(
             "--connect",
             metavar="HOST:PORT",
@@ -123,18 +174,47 @@ def build_parser() -> argparse.ArgumentParser:
             help="that agent's token (its agent-token file; default $HEATSHARE_TOKEN, "
             "else the profile's own token)",
         )
-        if name == "status":
+        if name in ("status", "jobs", "earnings"):
             cmd.add_argument("--json", action="store_true", help="print one JSON object")
+        if name == "jobs":
+            cmd.add_argument(
+                "--limit",
+                type=_limit,
+                default=50,
+                metavar="N",
+                help="at most N past jobs (default 50)",
+            )
     return parser
 
 
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 1000")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "run":
-        return run_agent(args)
-    if args.command == "status":
-        return status_command(args)
-    return stop_command(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "enrol":
+        problem = _enrol_problem(args.url, args.code)
+        if problem is not None:
+            parser.error(problem)  # exits 2
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "run": run_agent,
+        "status": status_command,
+        "stop": stop_command,
+        "enrol": enrol_command,
+        "demo": demo_command,
+        "leave": leave_command,
+        "jobs": jobs_command,
+        "earnings": earnings_command,
+    }
+    return commands[args.command](args)
 
 
 # -- run --------------------------------------------------------------------------------------
@@ -268,10 +348,45 @@ def _banner(service: AgentService, base_url: str, paths: Paths) -> None:
         f"  History     {paths.db_file}",
         f"  Log         {paths.log_dir / 'agent.log'}",
         *(f"  Sensor      {line}" for line in service.describe_sensors()),
+        *_network_lines(service),
         "Stop it with Ctrl+C or `heatshare-agent stop`; see it with `heatshare-agent status`.",
     ]
     _out("\n".join(lines))
     sys.stdout.flush()
+
+
+def _network_lines(service: AgentService) -> list[str]:
+    """The banner's network lines: enrolled or not, and whether jobs can run here."""
+    if not service.has_network:
+        return []
+    try:
+        net = service.network().network_status()
+    except Exception:
+        log.exception("The network's state could not be read for the banner")
+        return ["  Network     its state could not be read (see the log)"]
+    return [f"  Network     {describe_enrolment(net)}", f"  Jobs        {describe_jobs(net)}"]
+
+
+def describe_enrolment(net: NetworkStatus) -> str:
+    """Whether this machine is enrolled, in a line."""
+    if not net.enrolled:
+        return (
+            "not enrolled; join with `heatshare-agent enrol URL CODE`, "
+            "or try `heatshare-agent demo`"
+        )
+    where = "the demo network" if net.demo else f"the network at {net.coordinator_url}"
+    who = f" as node {net.node_id}" if net.node_id is not None else ""
+    account = f" (account {net.account_name})" if net.account_name else ""
+    return f"enrolled in {where}{who}{account}"
+
+
+def describe_jobs(net: NetworkStatus) -> str:
+    """Whether jobs can run here, and in which sandbox or why not, in a line."""
+    if net.sandbox_problem:
+        return f"cannot run here: {net.sandbox_problem}"
+    if net.sandbox:
+        return f"run here in the {net.sandbox} sandbox"
+    return "cannot run here: no sandbox was found"
 
 
 # -- status and stop --------------------------------------------------------------------------
@@ -300,7 +415,8 @@ def _client(args: argparse.Namespace) -> AgentClient:
     return AgentClient(base_url, args.token or read_token(paths), timeout_s=5.0)
 
 
-def _call(args: argparse.Namespace, what: str) -> tuple[int, object]:
+def _call(args: argparse.Namespace, call: Callable[[AgentClient], T]) -> tuple[int, T | None]:
+    """``call`` on a client of the agent: the exit code, and the answer where there is one."""
     from heatshare.protocol.client import AgentError, AgentUnreachable
 
     try:
@@ -309,7 +425,7 @@ def _call(args: argparse.Namespace, what: str) -> tuple[int, object]:
         _err(str(exc))
         return EXIT_UNREACHABLE, None
     try:
-        return EXIT_OK, (client.status() if what == "status" else client.shutdown())
+        return EXIT_OK, call(client)
     except AgentUnreachable:
         _err(
             f"no agent answers at {client.base_url}; it is not running "
@@ -326,12 +442,9 @@ def _call(args: argparse.Namespace, what: str) -> tuple[int, object]:
 
 def status_command(args: argparse.Namespace) -> int:
     """``heatshare-agent status [--json]``."""
-    code, result = _call(args, "status")
-    if code != EXIT_OK:
+    code, result = _call(args, lambda c: c.status())
+    if result is None:
         return code
-    from heatshare.protocol.local_api import AgentStatus
-
-    assert isinstance(result, AgentStatus)
     _out(result.model_dump_json() if args.json else format_status(result))
     return EXIT_OK
 
@@ -375,7 +488,7 @@ def stop_command(args: argparse.Namespace) -> int:
     """``heatshare-agent stop``: ask the agent to stop, and wait until it has."""
     from heatshare.protocol.discovery import Paths, read_runtime
 
-    code, _ = _call(args, "stop")
+    code, _ = _call(args, lambda c: c.shutdown())
     if code != EXIT_OK:
         return code
     if args.connect is None:
@@ -388,3 +501,154 @@ def stop_command(args: argparse.Namespace) -> int:
             return EXIT_ERROR
     _out("The agent stopped.")
     return EXIT_OK
+
+
+# -- the compute network ----------------------------------------------------------------------
+
+
+def _enrol_problem(url: str, code: str) -> str | None:
+    """Why ``URL CODE`` cannot be a network's address and pairing code; None when they can."""
+    from pydantic import ValidationError
+
+    from heatshare.protocol.local_api import EnrolLocal
+
+    try:
+        EnrolLocal(url=url, code=code)
+    except ValidationError as exc:
+        fields = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        if "url" in fields:
+            return f"{url!r} is not a network address: give one like https://network.example"
+        return f"{code!r} is not a pairing code: it is 4 to 32 letters, digits and dashes"
+    return None
+
+
+def _print_network(net: NetworkStatus) -> None:
+    _out(f"Network: {describe_enrolment(net)}.")
+    _out(f"Jobs: {describe_jobs(net)}.")
+
+
+def enrol_command(args: argparse.Namespace) -> int:
+    """``heatshare-agent enrol URL CODE``: join a network through the running agent."""
+    code, net = _call(args, lambda c: c.enrol(args.url, args.code))
+    if net is None:
+        return code
+    _print_network(net)
+    return EXIT_OK
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """``heatshare-agent demo``: start the demo network and join it."""
+    code, net = _call(args, lambda c: c.start_demo())
+    if net is None:
+        return code
+    _print_network(net)
+    _out("See its jobs with `heatshare-agent jobs`, its credits with `heatshare-agent earnings`.")
+    return EXIT_OK
+
+
+def leave_command(args: argparse.Namespace) -> int:
+    """``heatshare-agent leave``."""
+    code, net = _call(args, lambda c: c.leave_network())
+    if net is None:
+        return code
+    _out("This machine is not enrolled in any network now.")
+    return EXIT_OK
+
+
+def jobs_command(args: argparse.Namespace) -> int:
+    """``heatshare-agent jobs [--json]``."""
+    code, jobs = _call(args, lambda c: c.jobs(args.limit))
+    if jobs is None:
+        return code
+    _out(jobs.model_dump_json() if args.json else format_jobs(jobs))
+    return EXIT_OK
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _job_row(job: JobInfo) -> list[str]:
+    from heatshare.domain.money import format_money
+    from heatshare.domain.units import J_PER_KWH
+
+    progress = "" if job.progress is None else f"{job.progress * 100:.0f} %"
+    what = job.error or job.result_status or job.progress_message
+    if not job.currency:
+        money = ""
+    elif job.credited_minor is not None:
+        money = format_money(job.credited_minor, job.currency)
+    else:
+        money = f"({format_money(job.price_minor, job.currency)})"
+    return [
+        str(job.attempt_id),
+        str(job.job_id),
+        job.label or "—",
+        job.phase.value,
+        progress,
+        _duration(job.elapsed_s),
+        "—" if job.energy_j is None else f"{job.energy_j / J_PER_KWH:.4f} kWh",
+        money,
+        what,
+    ]
+
+
+def format_jobs(jobs: JobsResponse) -> str:
+    """The jobs as a table people read: in progress first, then the recent ones."""
+    if not jobs.current and not jobs.history:
+        return "No jobs yet."
+    head = ["attempt", "job", "label", "phase", "progress", "ran", "energy", "earned", "note"]
+    blocks: list[str] = []
+    for title, items in (("In progress", jobs.current), ("Recent", jobs.history)):
+        if not items:
+            continue
+        rows = [head, *(_job_row(j) for j in items)]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+        lines = [
+            "  ".join([*(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)), r[-1]]).rstrip()
+            for r in rows
+        ]
+        blocks.append("\n".join([f"{title}:", *(f"  {ln}" for ln in lines)]))
+    blocks.append(
+        "Earned: credited so far; (price): what the job pays once its result is accepted."
+    )
+    return "\n\n".join(blocks)
+
+
+def earnings_command(args: argparse.Namespace) -> int:
+    """``heatshare-agent earnings [--json]``."""
+    code, earnings = _call(args, lambda c: c.earnings())
+    if earnings is None:
+        return code
+    _out(earnings.model_dump_json() if args.json else format_earnings(earnings))
+    return EXIT_OK
+
+
+def format_earnings(earnings: EarningsResponse) -> str:
+    """The earnings as a few lines people read."""
+    from heatshare.domain.money import format_money
+
+    def money(minor: int) -> str:
+        return format_money(minor, earnings.currency)
+
+    lines = [
+        f"This machine   {money(earnings.balance_minor)}",
+        f"Its account    {money(earnings.account_balance_minor)}",
+        f"Today          {money(earnings.today_minor)}",
+    ]
+    if earnings.as_of is not None:
+        local = earnings.as_of.astimezone().strftime("%Y-%m-%d %H:%M")
+        lines.append(f"As of          {local} (the network's last word)")
+    if earnings.entries:
+        lines.append("Latest:")
+        for e in earnings.entries[:20]:
+            at = e.at.astimezone().strftime("%Y-%m-%d %H:%M")
+            job = f" job {e.job_id}" if e.job_id is not None else ""
+            memo = f" {e.memo}" if e.memo else ""
+            lines.append(f"  {at}  {money(e.amount_minor):>12}  {e.kind}{job}{memo}")
+    return "\n".join(lines)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
@@ -30,12 +30,16 @@ from heatshare.domain.money import cost_micro_minor, local_day, micro_to_minor, 
 from heatshare.domain.readings import GpuReading, Provenance, Snapshot
 from heatshare.domain.units import J_PER_KWH, w_to_btu_h
 from heatshare.protocol import PROTOCOL_VERSION
+from heatshare.protocol.coordinator_api import Inventory, Telemetry
 from heatshare.protocol.local_api import (
     AgentState,
     AgentStatus,
+    EarningsResponse,
     GpuStatus,
     HistoryResponse,
     HostStatus,
+    JobsResponse,
+    NetworkStatus,
     SeriesData,
     SeriesInfo,
     SeriesList,
@@ -46,6 +50,8 @@ from heatshare.store import Store, StoreError
 
 if TYPE_CHECKING:
     from heatshare.agent.sampler import Sampler
+    from heatshare.jobs.sandbox import Sandbox
+    from heatshare.protocol.discovery import Paths
     from heatshare.sensors import SensorSuite
 
 log = logging.getLogger(__name__)
@@ -91,6 +97,8 @@ def estimate_note(components: Sequence[ComponentPower]) -> str | None:
     return f"Heat output is partly estimated: {parts} (estimated); {sure} (measured)."
 
 
+# How long the inventory waits for the first sample (the sampler reads at once when started).
+FIRST_SAMPLE_WAIT_S = 3.0
 # How often the rollups and pruning run: off the 1 s path, on the store thread.
 MAINTENANCE_EVERY_S = 60.0
 
@@ -115,6 +123,49 @@ class RequestError(Exception):
         super().__init__(message)
         self.status = status
         self.detail = list(detail)
+
+
+NO_NETWORK = (
+    "This agent was started without the compute network, so it cannot join one or run jobs."
+)
+
+
+class WorkSummaryView(Protocol):
+    """What the status reads of the job engine each second (``work.WorkSummary``)."""
+
+    @property
+    def job_label(self) -> str | None: ...
+    @property
+    def job_progress(self) -> float | None: ...
+    @property
+    def earned_today_minor(self) -> int | None: ...
+    @property
+    def currency(self) -> str | None: ...
+
+
+class NetworkPort(Protocol):
+    """The job engine as the service, its API and its CLI use it (``work.NetworkWorker``).
+
+    Methods that talk to the network raise ``work.NetworkError``, whose ``status`` the local
+    API answers with and whose text is a sentence fit to show.
+    """
+
+    def start(self) -> None: ...
+    def stop(self, grace_s: float = 5.0) -> None: ...
+    def network_status(self) -> NetworkStatus: ...
+    def enrol(self, url: str, code: str) -> NetworkStatus: ...
+    def start_demo(self) -> NetworkStatus: ...
+    def leave(self) -> NetworkStatus: ...
+    def jobs(self, limit: int = 50) -> JobsResponse: ...
+    def job_log(self, attempt_id: int) -> str: ...
+    def job_file(self, attempt_id: int, name: str) -> bytes: ...
+    def earnings(self) -> EarningsResponse: ...
+    def summary(self) -> WorkSummaryView: ...
+
+
+def _in_range(value: float | None, low: float, high: float) -> float | None:
+    """``value`` where the wire model takes it; a reading outside its range is not sent."""
+    return value if value is not None and low <= value <= high else None
 
 
 def is_known_series(name: str) -> bool:
@@ -283,12 +334,22 @@ class AgentService:
         self._day_cost_micro = 0
         self._last_maintenance = float("-inf")
         self._sample_error: str | None = None
+        self._network: NetworkPort | None = None
+        self._network_started = False
+        self._telemetry_kwh: float | None = None  # the energy total at the last heartbeat
+        self._sampled = threading.Event()  # set by the first sample
 
     # -- composition ---------------------------------------------------------------------
 
     @classmethod
-    def open(cls, db_file: Path, *, sensors: SensorSuite | None = None) -> AgentService:
-        """The real service: the store at ``db_file`` and this machine's sensors."""
+    def open(
+        cls, db_file: Path, *, sensors: SensorSuite | None = None, paths: Paths | None = None
+    ) -> AgentService:
+        """The real service: the store at ``db_file`` and this machine's sensors.
+
+        With ``paths`` (the profile's folders) it also joins the compute network: the job
+        engine is built here and started and stopped with the service.
+        """
         from heatshare.sensors import default_sensors
 
         suite = sensors if sensors is not None else default_sensors()
@@ -307,11 +368,39 @@ class AgentService:
             suite.close()
             raise
         try:
-            return cls(store, suite, accountant)
+            service = cls(store, suite, accountant)
+            if paths is not None:
+                service.attach_network(service.build_network(paths, db_file))
         except BaseException:
             store.close()
             suite.close()
             raise
+        return service
+
+    def build_network(self, paths: Paths, db_file: Path) -> NetworkPort:
+        """The job engine of this agent, fed by this service's sensors and pause state."""
+        from heatshare.agent.work import NetworkWorker
+        from heatshare.jobs.sandbox import find_sandbox
+
+        sandbox = find_sandbox()
+        problem = sandbox.problem()
+        if problem is None:
+            log.info("Jobs run here in the %s sandbox", sandbox.kind)
+        else:
+            log.info("Jobs cannot run here: %s", problem)
+        return NetworkWorker(
+            paths=paths,
+            db_file=db_file,
+            sandbox=sandbox,
+            inventory=lambda: self.inventory(sandbox),
+            energy_j=self.energy_total_j,
+            telemetry=self.telemetry,
+            paused=self.is_paused,
+        )
+
+    def attach_network(self, network: NetworkPort) -> None:
+        """Give the service its job engine (before :meth:`start`); it starts and stops it."""
+        self._network = network
 
     def describe_sensors(self) -> list[str]:
         """What this machine offers, a line a source (for the log and the console)."""
@@ -323,12 +412,24 @@ class AgentService:
 
         self._sampler = Sampler(self.tick, period_s=self._period_s, name="sampler")
         self._sampler_thread = self._sampler.start()
+        if self._network is not None:
+            self._network.start()
+            self._network_started = True
 
     def stop(self) -> None:
-        """Stop sampling, then close the store and the sensors. Safe to call twice."""
+        """Stop the jobs and sampling, then close the store and the sensors. Safe to call twice.
+
+        The job engine stops first: its jobs keep their checkpoints and its journal says where
+        they were, while the store and the sensors its callbacks read are still open.
+        """
         if self._closed:
             return
         self._closed = True
+        try:
+            if self._network is not None and self._network_started:
+                self._network.stop()
+        except Exception:
+            log.exception("Stopping the job engine failed; the agent stops anyway")
         if self._sampler is not None:
             self._sampler.stop()
         if self._sampler_thread is not None:
@@ -399,6 +500,7 @@ class AgentService:
             self._day_cost_micro = day_cost + cost_micro
             self._last_snap = snap
             self._last_tick = heat
+        self._sampled.set()
         self._expire_pause(now)
 
     def _maintain(self, now: float) -> None:
@@ -438,6 +540,7 @@ class AgentService:
             "heat_today_kwh": day_heat_j / J_PER_KWH,
             "cost_today_minor": micro_to_minor(day_cost),
             "currency": settings.currency,
+            **self._work_summary(),
         }
         if snap is None or heat is None:
             state = AgentState.PAUSED if paused else AgentState.STARTING
@@ -490,6 +593,81 @@ class AgentService:
             warnings=warnings,
             **base,
         )
+
+    def _work_summary(self) -> dict[str, Any]:
+        if self._network is None:
+            return {}
+        work = self._network.summary()  # no I/O: read every second
+        return {
+            "job_label": work.job_label,
+            "job_progress": work.job_progress,
+            "earned_today_minor": work.earned_today_minor,
+            "earnings_currency": work.currency,
+        }
+
+    # -- what the job engine reads ---------------------------------------------------------
+
+    def network(self) -> NetworkPort:
+        """The job engine; a :class:`RequestError` (503) where this agent runs without one."""
+        if self._network is None:
+            raise RequestError(NO_NETWORK, status=503)
+        return self._network
+
+    @property
+    def has_network(self) -> bool:
+        return self._network is not None
+
+    def is_paused(self) -> bool:
+        """Whether the householder paused the heater (then no job runs)."""
+        self._expire_pause(self._wall())
+        with self._lock:
+            return self._paused
+
+    def energy_total_j(self) -> float | None:
+        """The machine's energy so far (J), as the heat accountant integrated it.
+
+        None before the first sample, and while no part of the machine can be measured or
+        estimated: a job's energy is the difference of two of these.
+        """
+        with self._lock:
+            if self._last_tick is None or self._last_tick.heat_w is None:
+                return None
+            return self._energy_kwh * J_PER_KWH
+
+    def telemetry(self) -> Telemetry:
+        """The heartbeat's summary: power and temperatures now, energy since the last call."""
+        with self._lock:
+            snap, heat, energy_kwh = self._last_snap, self._last_tick, self._energy_kwh
+            since_kwh = energy_kwh - self._telemetry_kwh if self._telemetry_kwh is not None else 0.0
+            self._telemetry_kwh = energy_kwh
+        if snap is None or heat is None:
+            return Telemetry()
+        gpu_temps = [t for g in snap.gpus if (t := _in_range(g.temp_c, -100, 250)) is not None]
+        return Telemetry(
+            power_w=_in_range(heat.heat_w, 0, 100_000),
+            gpu_temp_c=max(gpu_temps) if gpu_temps else None,
+            cpu_temp_c=_in_range(snap.host.cpu_temp_c, -100, 250),
+            energy_j=min(max(since_kwh * J_PER_KWH, 0.0), 1e12),
+        )
+
+    def inventory(self, sandbox: Sandbox) -> Inventory:
+        """What this machine offers the network, from the latest sample."""
+        from heatshare.agent.inventory import build_inventory, cuda_present, sandbox_kind
+
+        # An enrolment in the agent's first second must still list the GPUs.
+        self._sampled.wait(FIRST_SAMPLE_WAIT_S)
+        with self._lock:
+            snap = self._last_snap
+        gpus = snap.gpus if snap is not None else ()
+        return build_inventory(
+            hostname=self._hostname,
+            host=snap.host if snap is not None else None,
+            gpus=gpus,
+            sandbox=sandbox_kind(sandbox.kind, sandbox.problem()),
+            cuda=bool(gpus) and cuda_present(),
+        )
+
+    # -- pause -----------------------------------------------------------------------------
 
     def pause(self, duration_s: int | None) -> AgentStatus:
         """Pause heating, for ``duration_s`` or until resumed; kept across a restart."""
@@ -662,4 +840,12 @@ class AgentService:
         return HistoryResponse(start=start, end=end, resolution_s=resolution, series=out)
 
 
-__all__ = ["AgentService", "RequestError", "Worker", "is_known_series", "sample_values"]
+__all__ = [
+    "AgentService",
+    "NetworkPort",
+    "RequestError",
+    "WorkSummaryView",
+    "Worker",
+    "is_known_series",
+    "sample_values",
+]
