@@ -1,0 +1,537 @@
+"""The coordinator's HTTP API (``/v1``): routes, authorisation and error bodies.
+
+Every route opens one transaction and asks ``service`` to do the work. App servers keep no
+state of their own (everything is in the database and the blob folder), so several can
+run behind a load balancer. Errors are always :class:`ApiError` bodies: a sentence, and for
+a request that does not validate, one line per problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from heatshare.__about__ import __version__
+from heatshare.coordinator import db, service
+from heatshare.coordinator.blobs import BlobStore, BlobWriter
+from heatshare.coordinator.models import NodeRow, RequesterRow
+from heatshare.coordinator.service import RefusedError
+from heatshare.coordinator.settings import Settings
+from heatshare.protocol.coordinator_api import (
+    SHA256_HEADER,
+    Account,
+    AccountCreate,
+    ApiError,
+    BundleOut,
+    EnrolRequest,
+    EnrolResponse,
+    Failure,
+    Heartbeat,
+    HeartbeatResponse,
+    JobList,
+    JobOut,
+    JobSubmit,
+    LeaseRequest,
+    LeaseResponse,
+    NodeAttempt,
+    NodeAttempts,
+    PairingCodeCreate,
+    PairingCodeOut,
+    Progress,
+    ProgressResponse,
+    RequesterCreate,
+    RequesterOut,
+    ResultAccepted,
+)
+from heatshare.protocol.coordinator_api import Earnings as EarningsOut
+
+log = logging.getLogger("heatshare.coordinator.api")
+
+_Id = Annotated[int, Path(ge=1, le=2**62)]
+_Sha = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
+_ShaHeader = Annotated[
+    str,
+    Header(
+        alias=SHA256_HEADER,
+        pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the body, lower-case hex",
+    ),
+]
+_BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+_RAW_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": _BINARY}}
+_UPLOAD_CHUNK = 1 << 16
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ApiError} for code in (401, 422, *codes)}
+
+
+# One bearer scheme per kind of caller, so the OpenAPI document says who may call what.
+_admin_bearer = HTTPBearer(
+    scheme_name="admin", auto_error=False, description="The operator's token (hsa_…)"
+)
+_node_bearer = HTTPBearer(
+    scheme_name="node", auto_error=False, description="A node's token from enrolment (hsn_…)"
+)
+_requester_bearer = HTTPBearer(
+    scheme_name="requester", auto_error=False, description="A requester's API key (hsr_…)"
+)
+_Credentials = HTTPAuthorizationCredentials | None
+
+
+class Coordinator:
+    """What one app server holds: settings, the database engine and the blob store."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: Engine = db.make_engine(settings.db_url)
+        db.migrate(self.engine)
+        self.sessions: sessionmaker[Session] = db.session_factory(self.engine)
+        self.blobs = BlobStore(settings.blob_dir)
+        with self.transaction() as s:
+            self.currency = service.settle_currency(s, settings.currency)
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
+
+    def now(self) -> Any:
+        return self.settings.clock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with db.transaction(self.sessions) as s:
+            yield s
+
+    def sweep(self) -> int:
+        with self.transaction() as s:
+            return service.sweep(s, self.now())
+
+    def start_sweeper(self) -> None:
+        self._stop.clear()
+        self._sweeper = threading.Thread(
+            target=self._sweep_loop, name="coordinator-sweep", daemon=True
+        )
+        self._sweeper.start()
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(self.settings.sweep_interval_s):
+            try:
+                self.sweep()
+            except Exception:
+                # The next round tries again; a database hiccup must not end the sweeps.
+                log.exception("Sweeping expired leases and deadlines failed")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=10)
+            self._sweeper = None
+        self.engine.dispose()
+
+
+def _unauthorised(who: str) -> RefusedError:
+    return RefusedError(401, f"This call needs a valid {who} token (Authorization: Bearer …).")
+
+
+def create_app(settings: Settings, *, sweeper: bool = True) -> FastAPI:
+    """The ASGI app of one coordinator app server; migrates the database to the newest schema.
+
+    ``sweeper`` runs the background sweep of expired leases and deadlines while the app is
+    served (leases are also settled lazily before each lease, so tests may turn it off).
+    """
+    coordinator = Coordinator(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if sweeper:
+            coordinator.start_sweeper()
+        try:
+            yield
+        finally:
+            coordinator.close()
+
+    app = FastAPI(
+        title="Heatshare coordinator",
+        version=__version__,
+        summary="The compute network's server: nodes, leases, results, earnings, requesters.",
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.coordinator = coordinator
+    _install_error_handlers(app)
+    _operator_routes(app, coordinator)
+    _node_routes(app, coordinator)
+    _requester_routes(app, coordinator)
+    return app
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def _error(
+    status: int,
+    message: str,
+    detail: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ApiError(error=message, detail=detail or [])
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+_STATUS_SENTENCES = {
+    404: "There is nothing at this address.",
+    405: "This address does not take this method.",
+}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RefusedError)
+    async def refused(_request: Request, exc: RefusedError) -> JSONResponse:
+        if exc.status == 401:
+            return _error(401, exc.message, headers={"WWW-Authenticate": "Bearer"})
+        return _error(exc.status, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else ""
+        if not message or message in ("Not Found", "Method Not Allowed"):
+            message = _STATUS_SENTENCES.get(
+                exc.status_code, f"The request failed ({exc.status_code})."
+            )
+        return _error(exc.status_code, message, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        lines = []
+        for problem in exc.errors():
+            where = ".".join(str(p) for p in problem.get("loc", ()))
+            lines.append(f"{where}: {problem.get('msg', 'not valid')}")
+        first = lines[0] if lines else "the request could not be read"
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        return _error(422, f"The request is not valid: {first}{more}.", jsonable_encoder(lines))
+
+    @app.exception_handler(Exception)
+    async def crashed(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("Unhandled error in a request", exc_info=exc)
+        return _error(
+            500,
+            "The coordinator failed to handle this request; the operator can see why in its log.",
+        )
+
+
+# --- who is asking -------------------------------------------------------------------------
+
+
+def _token(credentials: _Credentials) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        return ""
+    return credentials.credentials
+
+
+def _require_admin(s: Session, credentials: _Credentials) -> None:
+    if not service.is_admin(s, _token(credentials)):
+        raise _unauthorised("operator")
+
+
+def _require_node(s: Session, credentials: _Credentials) -> NodeRow:
+    node = service.node_for_token(s, _token(credentials))
+    if node is None:
+        raise _unauthorised("node")
+    return node
+
+
+def _require_requester(s: Session, credentials: _Credentials) -> RequesterRow:
+    requester = service.requester_for_token(s, _token(credentials))
+    if requester is None:
+        raise _unauthorised("requester")
+    return requester
+
+
+AdminAuth = Annotated[_Credentials, Depends(_admin_bearer)]
+NodeAuth = Annotated[_Credentials, Depends(_node_bearer)]
+RequesterAuth = Annotated[_Credentials, Depends(_requester_bearer)]
+
+
+# --- operator ------------------------------------------------------------------------------
+
+
+def _operator_routes(app: FastAPI, c: Coordinator) -> None:
+    @app.post(
+        "/v1/accounts",
+        response_model=Account,
+        status_code=201,
+        responses=_errors(409),
+        tags=["operator"],
+    )
+    def create_account(body: AccountCreate, auth: AdminAuth) -> Account:
+        with c.transaction() as s:
+            _require_admin(s, auth)
+            return service.account_out(service.create_account(s, body.name, c.now(), c.currency))
+
+    @app.get("/v1/accounts", response_model=list[Account], responses=_errors(), tags=["operator"])
+    def list_accounts(auth: AdminAuth) -> list[Account]:
+        with c.transaction() as s:
+            _require_admin(s, auth)
+            return service.list_accounts(s)
+
+    @app.post(
+        "/v1/accounts/{account_id}/pairing-codes",
+        response_model=PairingCodeOut,
+        status_code=201,
+        responses=_errors(404),
+        tags=["operator"],
+    )
+    def create_pairing_code(
+        account_id: _Id, body: PairingCodeCreate, auth: AdminAuth
+    ) -> PairingCodeOut:
+        with c.transaction() as s:
+            _require_admin(s, auth)
+            code, row = service.create_pairing_code(s, account_id, body.ttl_s, c.now())
+            return PairingCodeOut(code=code, account_id=row.account_id, expires_at=row.expires_at)
+
+    @app.post(
+        "/v1/requesters",
+        response_model=RequesterOut,
+        status_code=201,
+        responses=_errors(409),
+        tags=["operator"],
+    )
+    def create_requester(body: RequesterCreate, auth: AdminAuth) -> RequesterOut:
+        with c.transaction() as s:
+            _require_admin(s, auth)
+            key, row = service.create_requester(s, body.name, c.now())
+            return RequesterOut(requester_id=row.id, name=row.name, api_key=key)
+
+
+# --- node ----------------------------------------------------------------------------------
+
+
+def _node_routes(app: FastAPI, c: Coordinator) -> None:
+    @app.post(
+        "/v1/enrol",
+        response_model=EnrolResponse,
+        status_code=201,
+        responses={code: {"model": ApiError} for code in (404, 409, 410, 422)},
+        tags=["node"],
+    )
+    def enrol(body: EnrolRequest) -> EnrolResponse:
+        with c.transaction() as s:
+            return service.enrol(s, body, c.now(), c.settings)
+
+    @app.post(
+        "/v1/nodes/me/heartbeat",
+        response_model=HeartbeatResponse,
+        responses=_errors(),
+        tags=["node"],
+    )
+    def heartbeat(body: Heartbeat, auth: NodeAuth) -> HeartbeatResponse:
+        with c.transaction() as s:
+            node = _require_node(s, auth)
+            return service.heartbeat(s, node, body, c.now(), c.settings)
+
+    @app.post("/v1/leases", response_model=LeaseResponse, responses=_errors(403), tags=["node"])
+    def lease(body: LeaseRequest, auth: NodeAuth) -> LeaseResponse:
+        # Expired leases and passed deadlines are settled first, in their own transaction
+        # (which keeps the lock order of service.py), so a job whose lease ran out is
+        # leasable again at once.
+        c.sweep()
+        with c.transaction() as s:
+            node_id = _require_node(s, auth).id
+            return service.lease(s, node_id, body.max_jobs, c.now(), c.settings)
+
+    @app.get(
+        "/v1/bundles/{sha256}",
+        response_class=FileResponse,
+        responses={200: {"content": _BINARY}, **_errors(404)},
+        tags=["node", "requester"],
+    )
+    def bundle(sha256: _Sha, node_auth: NodeAuth, requester_auth: RequesterAuth) -> FileResponse:
+        # Both schemes read the same header; a token's prefix says which kind it is.
+        token = _token(node_auth or requester_auth)
+        with c.transaction() as s:
+            node = service.node_for_token(s, token)
+            requester = None if node is not None else service.requester_for_token(s, token)
+            if node is None and requester is None:
+                raise _unauthorised("node or requester")
+            if node is not None:
+                allowed = service.node_may_read_bundle(s, node, sha256)
+            else:
+                assert requester is not None
+                allowed = service.requester_bundle(s, requester, sha256) is not None
+        if not allowed or not c.blobs.has(sha256):
+            raise RefusedError(404, "No bundle with this sha256 is available to you.")
+        return FileResponse(c.blobs.path(sha256), media_type="application/octet-stream")
+
+    @app.post(
+        "/v1/attempts/{attempt_id}/progress",
+        response_model=ProgressResponse,
+        responses=_errors(404),
+        tags=["node"],
+    )
+    def progress(attempt_id: _Id, body: Progress, auth: NodeAuth) -> ProgressResponse:
+        with c.transaction() as s:
+            node = _require_node(s, auth)
+            return service.progress(s, node, attempt_id, body, now=c.now(), settings=c.settings)
+
+    @app.put(
+        "/v1/attempts/{attempt_id}/result",
+        response_model=ResultAccepted,
+        responses=_errors(400, 404, 409, 411, 413),
+        openapi_extra=_RAW_BODY,
+        tags=["node"],
+    )
+    async def result(
+        attempt_id: _Id, request: Request, sha256: _ShaHeader, auth: NodeAuth
+    ) -> ResultAccepted:
+        def check() -> None:
+            with c.transaction() as s:
+                service.own_attempt(s, _require_node(s, auth), attempt_id)
+
+        await run_in_threadpool(check)
+        size = await _receive(
+            request, c.blobs.writer(), sha256, c.settings.max_result_bytes, "result"
+        )
+
+        def record() -> ResultAccepted:
+            with c.transaction() as s:
+                node = _require_node(s, auth)
+                return service.record_result(s, node, attempt_id, sha256, size=size, now=c.now())
+
+        return await run_in_threadpool(record)
+
+    @app.post(
+        "/v1/attempts/{attempt_id}/failure",
+        response_model=NodeAttempt,
+        responses=_errors(404, 409),
+        tags=["node"],
+    )
+    def failure(attempt_id: _Id, body: Failure, auth: NodeAuth) -> NodeAttempt:
+        with c.transaction() as s:
+            node = _require_node(s, auth)
+            return service.record_failure(s, node, attempt_id, body, c.now())
+
+    @app.get(
+        "/v1/nodes/me/attempts", response_model=NodeAttempts, responses=_errors(), tags=["node"]
+    )
+    def attempts(auth: NodeAuth) -> NodeAttempts:
+        with c.transaction() as s:
+            return service.node_attempts(s, _require_node(s, auth))
+
+    @app.get(
+        "/v1/nodes/me/earnings", response_model=EarningsOut, responses=_errors(), tags=["node"]
+    )
+    def earnings(auth: NodeAuth) -> EarningsOut:
+        with c.transaction() as s:
+            return service.earnings(s, _require_node(s, auth))
+
+
+async def _receive(request: Request, writer: BlobWriter, sha256: str, limit: int, what: str) -> int:
+    """Stream a raw body into the blob store, refusing it early when too big or wrong."""
+    with writer:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                length = int(declared)
+            except ValueError:
+                raise RefusedError(400, "The Content-Length header is not a number.") from None
+            if length > limit:
+                raise RefusedError(
+                    413, f"The {what} is {length} bytes; the most this network takes is {limit}."
+                )
+        async for chunk in request.stream():
+            writer.write(chunk)
+            if writer.size > limit:
+                raise RefusedError(
+                    413, f"The {what} is larger than the {limit} bytes this network takes."
+                )
+        if writer.sha256 != sha256:
+            raise RefusedError(
+                400,
+                f"The {what}'s sha256 is {writer.sha256}, not {sha256} as the {SHA256_HEADER} "
+                "header says; it was damaged on the way or the header is wrong.",
+            )
+        await run_in_threadpool(writer.commit)
+        return writer.size
+
+
+# --- requester -----------------------------------------------------------------------------
+
+
+def _requester_routes(app: FastAPI, c: Coordinator) -> None:
+    @app.post(
+        "/v1/bundles",
+        response_model=BundleOut,
+        status_code=201,
+        responses=_errors(400, 413),
+        openapi_extra=_RAW_BODY,
+        tags=["requester"],
+    )
+    async def upload_bundle(request: Request, sha256: _ShaHeader, auth: RequesterAuth) -> BundleOut:
+        def check() -> None:
+            with c.transaction() as s:
+                _require_requester(s, auth)
+
+        await run_in_threadpool(check)
+        size = await _receive(
+            request, c.blobs.writer(), sha256, c.settings.max_bundle_bytes, "bundle"
+        )
+
+        def record() -> BundleOut:
+            with c.transaction() as s:
+                return service.add_bundle(s, _require_requester(s, auth), sha256, size, c.now())
+
+        return await run_in_threadpool(record)
+
+    @app.post(
+        "/v1/jobs",
+        response_model=JobOut,
+        status_code=201,
+        responses=_errors(400, 404),
+        tags=["requester"],
+    )
+    def submit(body: JobSubmit, auth: RequesterAuth) -> JobOut:
+        with c.transaction() as s:
+            requester = _require_requester(s, auth)
+            return service.submit_job(s, requester, body, c.now(), c.currency)
+
+    @app.get("/v1/jobs", response_model=JobList, responses=_errors(), tags=["requester"])
+    def jobs(auth: RequesterAuth, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> JobList:
+        with c.transaction() as s:
+            return JobList(jobs=service.list_jobs(s, _require_requester(s, auth), limit))
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobOut, responses=_errors(404), tags=["requester"])
+    def job(job_id: _Id, auth: RequesterAuth) -> JobOut:
+        with c.transaction() as s:
+            return service.job_out(service.own_job(s, _require_requester(s, auth), job_id))
+
+    @app.get(
+        "/v1/jobs/{job_id}/result",
+        response_class=FileResponse,
+        responses={200: {"content": _BINARY}, **_errors(404)},
+        tags=["requester"],
+    )
+    def job_result(job_id: _Id, auth: RequesterAuth) -> FileResponse:
+        with c.transaction() as s:
+            found = service.own_job(s, _require_requester(s, auth), job_id)
+            sha = found.result_sha256 if found.state == "done" else None
+        if sha is None or not c.blobs.has(sha):
+            raise RefusedError(404, "This job has no result yet.")
+        return FileResponse(
+            c.blobs.path(sha),
+            media_type="application/octet-stream",
+            headers={SHA256_HEADER: sha},
+        )

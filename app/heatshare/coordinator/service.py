@@ -1,0 +1,889 @@
+"""What the coordinator does, as functions on one database session at one instant.
+
+Each function runs inside a transaction the caller opens (``db.transaction``) and is given
+``now``; it raises :class:`RefusedError` for anything the caller did wrong. The HTTP layer
+(``app.py``) and the command line (``cli.py``) both call these, so the rules live once.
+
+Locks (PostgreSQL; SQLite serialises whole transactions instead) are always taken in the
+order job → attempt → node, and leasing takes its node first and then only *skips* locked
+jobs, so no two transactions wait on each other in a circle.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from heatshare.coordinator import tokens
+from heatshare.coordinator.models import (
+    AccountRow,
+    AdminToken,
+    AttemptRow,
+    BundleRow,
+    JobRow,
+    LedgerRow,
+    Meta,
+    NodeRow,
+    PairingCodeRow,
+    RequesterRow,
+)
+from heatshare.coordinator.settings import Settings
+from heatshare.protocol.coordinator_api import (
+    Account,
+    AttemptState,
+    BundleOut,
+    Command,
+    Earnings,
+    EnrolRequest,
+    EnrolResponse,
+    Failure,
+    Heartbeat,
+    HeartbeatResponse,
+    JobOut,
+    JobState,
+    JobSubmit,
+    Lease,
+    LeaseResponse,
+    LedgerEntry,
+    NodeAttempt,
+    NodeAttempts,
+    Progress,
+    ProgressResponse,
+    Resources,
+    ResultAccepted,
+    SandboxKind,
+)
+
+log = logging.getLogger("heatshare.coordinator")
+
+DEFAULT_CURRENCY = "EUR"
+TRUST_MATCH = 1  # a result confirmed by another node
+TRUST_MISMATCH = (
+    -5
+)  # a result outvoted by two others: a wrong answer costs more than a right one earns
+HISTORY_LIMIT = 500
+
+_TERMINAL = {JobState.DONE.value, JobState.FAILED.value, JobState.EXPIRED.value}
+_OPEN = [JobState.QUEUED.value, JobState.RUNNING.value, JobState.VALIDATING.value]
+# A node never gets a job again while it works on it or once it gave a result for it (so
+# a quorum is two different machines); after its lease expired or it failed, it may retry.
+_HOLDS_OR_ANSWERED = [
+    AttemptState.LEASED.value,
+    AttemptState.UPLOADED.value,
+    AttemptState.ACCEPTED.value,
+    AttemptState.REJECTED.value,
+]
+
+
+class RefusedError(Exception):
+    """A request the coordinator refuses: an HTTP status and a sentence for a person."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _not_found(what: str) -> RefusedError:
+    return RefusedError(404, f"No {what} with this id is known to you.")
+
+
+# --- the network --------------------------------------------------------------------------
+
+
+def network_currency(s: Session) -> str | None:
+    row = s.get(Meta, "currency")
+    return None if row is None else row.value
+
+
+def settle_currency(s: Session, wanted: str | None) -> str:
+    """The network's one currency: fixed the first time it is set; never silently changed."""
+    current = network_currency(s)
+    if current is None:
+        current = (wanted or DEFAULT_CURRENCY).upper()
+        s.add(Meta(key="currency", value=current))
+        s.flush()
+    elif wanted is not None and wanted.upper() != current:
+        raise RefusedError(
+            409,
+            f"This network's currency is {current}; it cannot change to {wanted.upper()} "
+            "(balances would mix currencies).",
+        )
+    return current
+
+
+def rotate_admin_token(s: Session, now: datetime) -> str:
+    """A new operator token; every earlier one stops working."""
+    s.execute(delete(AdminToken))
+    token, digest = tokens.new_token(tokens.ADMIN_PREFIX)
+    s.add(AdminToken(token_hash=digest, created_at=now))
+    return token
+
+
+# --- who is asking -----------------------------------------------------------------------
+
+
+def is_admin(s: Session, token: str) -> bool:
+    if not token.startswith(tokens.ADMIN_PREFIX):
+        return False
+    found = s.scalar(select(AdminToken.id).where(AdminToken.token_hash == tokens.digest(token)))
+    return found is not None
+
+
+def node_for_token(s: Session, token: str) -> NodeRow | None:
+    if not token.startswith(tokens.NODE_PREFIX):
+        return None
+    return s.scalar(select(NodeRow).where(NodeRow.token_hash == tokens.digest(token)))
+
+
+def requester_for_token(s: Session, token: str) -> RequesterRow | None:
+    if not token.startswith(tokens.REQUESTER_PREFIX):
+        return None
+    return s.scalar(select(RequesterRow).where(RequesterRow.key_hash == tokens.digest(token)))
+
+
+# --- operator: accounts, pairing codes, requesters ----------------------------------------
+
+
+def account_out(row: AccountRow) -> Account:
+    return Account(
+        account_id=row.id, name=row.name, currency=row.currency, created_at=row.created_at
+    )
+
+
+def create_account(s: Session, name: str, now: datetime, currency: str | None = None) -> AccountRow:
+    if s.scalar(select(AccountRow.id).where(AccountRow.name == name)) is not None:
+        raise RefusedError(409, f"An account named {name!r} exists already.")
+    row = AccountRow(name=name, currency=settle_currency(s, currency), created_at=now)
+    s.add(row)
+    s.flush()
+    return row
+
+
+def account_by_name(s: Session, name: str) -> AccountRow | None:
+    return s.scalar(select(AccountRow).where(AccountRow.name == name))
+
+
+def list_accounts(s: Session) -> list[Account]:
+    return [account_out(r) for r in s.scalars(select(AccountRow).order_by(AccountRow.id))]
+
+
+def create_pairing_code(
+    s: Session, account_id: int, ttl_s: int, now: datetime
+) -> tuple[str, PairingCodeRow]:
+    if s.get(AccountRow, account_id) is None:
+        raise _not_found("account")
+    code, digest = tokens.new_pairing_code()
+    row = PairingCodeRow(
+        code_hash=digest,
+        account_id=account_id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl_s),
+    )
+    s.add(row)
+    s.flush()
+    return code, row
+
+
+def create_requester(s: Session, name: str, now: datetime) -> tuple[str, RequesterRow]:
+    if s.scalar(select(RequesterRow.id).where(RequesterRow.name == name)) is not None:
+        raise RefusedError(409, f"A requester named {name!r} exists already.")
+    key, digest = tokens.new_token(tokens.REQUESTER_PREFIX)
+    row = RequesterRow(name=name, key_hash=digest, created_at=now)
+    s.add(row)
+    s.flush()
+    return key, row
+
+
+def rotate_requester_key(s: Session, name: str) -> str:
+    row = s.scalar(select(RequesterRow).where(RequesterRow.name == name))
+    if row is None:
+        raise RefusedError(404, f"No requester named {name!r}.")
+    key, row.key_hash = tokens.new_token(tokens.REQUESTER_PREFIX)
+    return key
+
+
+# --- node: enrolment and heartbeat ---------------------------------------------------------
+
+
+def enrol(s: Session, request: EnrolRequest, now: datetime, settings: Settings) -> EnrolResponse:
+    code = s.scalar(
+        select(PairingCodeRow)
+        .where(PairingCodeRow.code_hash == tokens.pairing_digest(request.pairing_code))
+        .with_for_update()
+    )
+    if code is None:
+        raise RefusedError(
+            404,
+            "This pairing code is not known to the network. Check it for typing mistakes, "
+            "or ask the network's operator for a new one.",
+        )
+    if code.used_at is not None:
+        raise RefusedError(
+            409, "This pairing code was used already. Ask the network's operator for a new one."
+        )
+    if code.expires_at <= now:
+        raise RefusedError(
+            410, "This pairing code has expired. Ask the network's operator for a new one."
+        )
+    account = s.get(AccountRow, code.account_id)
+    assert account is not None  # a foreign key
+    inv = request.inventory
+    token, digest = tokens.new_token(tokens.NODE_PREFIX)
+    node = NodeRow(
+        account_id=account.id,
+        token_hash=digest,
+        hostname=inv.hostname,
+        os=inv.os.lower(),
+        arch=inv.arch.lower(),
+        cpu_cores=inv.cpu_cores,
+        memory_bytes=inv.memory_bytes,
+        gpu_count=len(inv.gpus),
+        gpu_min_memory_bytes=min((g.memory_bytes or 0 for g in inv.gpus), default=0),
+        cuda=any(g.cuda for g in inv.gpus),
+        sandbox=inv.sandbox.value,
+        agent_version=inv.agent_version,
+        inventory=inv.model_dump(mode="json"),
+        trust=0,
+        enrolled_at=now,
+        state="idle",
+        energy_j_total=0.0,
+    )
+    s.add(node)
+    s.flush()
+    code.used_at = now
+    code.node_id = node.id
+    log.info("Node %d (%s) enrolled into account %r", node.id, inv.hostname, account.name)
+    return EnrolResponse(
+        node_id=node.id,
+        node_token=token,
+        account_id=account.id,
+        account_name=account.name,
+        currency=account.currency,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+    )
+
+
+def heartbeat(
+    s: Session, node: NodeRow, beat: Heartbeat, now: datetime, settings: Settings
+) -> HeartbeatResponse:
+    t = beat.telemetry
+    node.state = beat.state.value
+    node.last_heartbeat_at = now
+    node.power_w = t.power_w
+    node.gpu_temp_c = t.gpu_temp_c
+    node.cpu_temp_c = t.cpu_temp_c
+    node.energy_j_total += t.energy_j
+    commands: list[Command] = []
+    if beat.running_attempts:
+        ids = set(beat.running_attempts)
+        rows = s.execute(
+            select(AttemptRow.id, AttemptRow.state, JobRow.state)
+            .join(JobRow, JobRow.id == AttemptRow.job_id)
+            .where(AttemptRow.id.in_(ids), AttemptRow.node_id == node.id)
+        ).all()
+        found = {attempt_id: (a_state, j_state) for attempt_id, a_state, j_state in rows}
+        for attempt_id in sorted(ids):
+            reason = _stop_reason(*found.get(attempt_id, (None, None)))
+            if reason:
+                commands.append(
+                    Command(kind="cancel_attempt", attempt_id=attempt_id, reason=reason)
+                )
+    return HeartbeatResponse(
+        server_time=now, heartbeat_interval_s=settings.heartbeat_interval_s, commands=commands
+    )
+
+
+def _stop_reason(attempt_state: str | None, job_state: str | None) -> str:
+    """Why a node should stop running an attempt, or "" when it should go on."""
+    if attempt_state is None:
+        return "The network does not know this attempt."
+    if attempt_state == AttemptState.EXPIRED.value:
+        return "The lease ran out; the job went to another machine or was finished."
+    if attempt_state == AttemptState.FAILED.value:
+        return "This attempt was reported as failed."
+    if attempt_state == AttemptState.LEASED.value and job_state in _TERMINAL:
+        return f"The job is {job_state}."
+    return ""
+
+
+# --- leases --------------------------------------------------------------------------------
+
+
+def sweep(s: Session, now: datetime) -> int:
+    """Settle jobs whose leases ran out or whose deadline passed; returns how many.
+
+    Runs before each lease (so an expired lease is leasable at once) and in the background.
+    Jobs another transaction holds are skipped: that one settles them, or the next sweep.
+    """
+    expired_job_ids = (
+        select(AttemptRow.job_id)
+        .where(
+            AttemptRow.state == AttemptState.LEASED.value,
+            AttemptRow.lease_expires_at <= now,
+        )
+        .scalar_subquery()
+    )
+    jobs = s.scalars(
+        select(JobRow)
+        .where(
+            JobRow.state.in_(_OPEN),
+            or_(
+                JobRow.id.in_(expired_job_ids),
+                (JobRow.deadline.is_not(None)) & (JobRow.deadline <= now),
+            ),
+        )
+        .order_by(JobRow.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for job in jobs:
+        for attempt in s.scalars(
+            select(AttemptRow)
+            .where(
+                AttemptRow.job_id == job.id,
+                AttemptRow.state == AttemptState.LEASED.value,
+                AttemptRow.lease_expires_at <= now,
+            )
+            .with_for_update()
+        ):
+            attempt.state = AttemptState.EXPIRED.value
+            attempt.finished_at = now
+            attempt.failure = "The lease ran out without progress."
+            log.info("Lease of attempt %d (job %d) expired", attempt.id, job.id)
+        _settle(s, job, now)
+    return len(jobs)
+
+
+def lease(
+    s: Session, node_id: int, max_jobs: int, now: datetime, settings: Settings
+) -> LeaseResponse:
+    # Locking the node serialises one node's own lease calls, so its limit holds.
+    node = s.get(NodeRow, node_id, with_for_update=True, populate_existing=True)
+    assert node is not None
+    if node.sandbox == SandboxKind.NONE.value:
+        raise RefusedError(
+            403,
+            "This machine has no job sandbox, so the network gives it no work. "
+            "Install bubblewrap and enrol again.",
+        )
+    in_progress = (
+        s.scalar(
+            select(func.count(AttemptRow.id)).where(
+                AttemptRow.node_id == node.id, AttemptRow.state == AttemptState.LEASED.value
+            )
+        )
+        or 0
+    )
+    room = min(max_jobs, settings.max_in_progress_per_node - in_progress)
+    if room <= 0:
+        return LeaseResponse(retry_after_s=settings.retry_after_s)
+    node_holds = exists(
+        select(AttemptRow.id).where(
+            AttemptRow.job_id == JobRow.id,
+            AttemptRow.node_id == node.id,
+            AttemptRow.state.in_(_HOLDS_OR_ANSWERED),
+        )
+    )
+    jobs = s.scalars(
+        select(JobRow)
+        .where(
+            JobRow.state.in_(_OPEN),
+            JobRow.wanted > 0,
+            JobRow.attempts_count < JobRow.max_attempts,
+            or_(JobRow.deadline.is_(None), JobRow.deadline > now),
+            JobRow.need_cpu_cores <= node.cpu_cores,
+            JobRow.need_memory_bytes <= node.memory_bytes,
+            JobRow.need_gpus <= node.gpu_count,
+            or_(JobRow.need_gpus == 0, JobRow.need_gpu_memory_bytes <= node.gpu_min_memory_bytes),
+            JobRow.need_os == node.os,
+            or_(JobRow.need_arch.is_(None), JobRow.need_arch == node.arch),
+            ~node_holds,
+        )
+        .order_by(JobRow.id)
+        .limit(room)
+        .with_for_update(skip_locked=True, of=JobRow)
+    ).all()
+    leases: list[Lease] = []
+    expires = now + timedelta(seconds=settings.lease_s)
+    for job in jobs:
+        attempt = AttemptRow(
+            job_id=job.id,
+            node_id=node.id,
+            state=AttemptState.LEASED.value,
+            leased_at=now,
+            lease_expires_at=expires,
+            progress=0.0,
+            progress_message="",
+            credited_minor=0,
+        )
+        s.add(attempt)
+        job.attempts_count += 1
+        s.flush()
+        _settle(s, job, now)
+        leases.append(
+            Lease(
+                attempt_id=attempt.id,
+                job_id=job.id,
+                bundle_sha256=job.bundle_sha256,
+                bundle_size=job.bundle_size,
+                bundle_url=f"/v1/bundles/{job.bundle_sha256}",
+                command=job.command,
+                env=job.env,
+                resources=Resources.model_validate(job.resources),
+                price_minor=job.price_minor,
+                currency=job.currency,
+                lease_expires_at=expires,
+                deadline=job.deadline,
+                lease_s=settings.lease_s,
+                label=job.label,
+            )
+        )
+        log.info("Job %d leased to node %d as attempt %d", job.id, node.id, attempt.id)
+    return LeaseResponse(leases=leases, retry_after_s=0 if leases else settings.retry_after_s)
+
+
+def own_attempt(s: Session, node: NodeRow, attempt_id: int) -> AttemptRow:
+    attempt = s.get(AttemptRow, attempt_id)
+    if attempt is None or attempt.node_id != node.id:
+        raise _not_found("attempt")
+    return attempt
+
+
+def _lock_attempt_and_job(s: Session, node: NodeRow, attempt_id: int) -> tuple[AttemptRow, JobRow]:
+    job_id = own_attempt(s, node, attempt_id).job_id
+    job = s.get(JobRow, job_id, with_for_update=True, populate_existing=True)
+    attempt = s.get(AttemptRow, attempt_id, with_for_update=True, populate_existing=True)
+    assert job is not None and attempt is not None
+    return attempt, job
+
+
+def progress(
+    s: Session,
+    node: NodeRow,
+    attempt_id: int,
+    report: Progress,
+    *,
+    now: datetime,
+    settings: Settings,
+) -> ProgressResponse:
+    attempt = own_attempt(s, node, attempt_id)
+    attempt = s.get(AttemptRow, attempt_id, with_for_update=True, populate_existing=True) or attempt
+    job = s.get(JobRow, attempt.job_id)
+    assert job is not None
+    holds = attempt.state == AttemptState.LEASED.value and job.state not in _TERMINAL
+    if holds:
+        attempt.lease_expires_at = now + timedelta(seconds=settings.lease_s)
+        attempt.progress = report.fraction
+        attempt.progress_message = report.message
+    stop = attempt.state not in (
+        AttemptState.LEASED.value,
+        AttemptState.UPLOADED.value,
+        AttemptState.ACCEPTED.value,
+    ) or (attempt.state == AttemptState.LEASED.value and not holds)
+    return ProgressResponse(lease_expires_at=attempt.lease_expires_at, cancel=stop)
+
+
+def record_result(
+    s: Session, node: NodeRow, attempt_id: int, sha256: str, *, size: int, now: datetime
+) -> ResultAccepted:
+    """Take a result whose bytes are already in the blob store under ``sha256``."""
+    attempt, job = _lock_attempt_and_job(s, node, attempt_id)
+    if attempt.result_sha256 is not None:
+        if attempt.result_sha256 != sha256:
+            raise RefusedError(
+                409,
+                "A different result was uploaded for this attempt already; "
+                "an attempt has one result.",
+            )
+        return _result_answer(attempt, job)
+    if attempt.state == AttemptState.FAILED.value:
+        raise RefusedError(409, "This attempt was reported as failed; it cannot have a result now.")
+    attempt.result_sha256 = sha256
+    attempt.result_size = size
+    attempt.finished_at = now
+    if job.state in _TERMINAL:
+        attempt.state = AttemptState.REJECTED.value
+        attempt.failure = f"Late: the job was {job.state} before this result arrived; no credit."
+        log.info(
+            "Attempt %d: result after job %d was %s; not credited", attempt.id, job.id, job.state
+        )
+    else:
+        attempt.state = AttemptState.UPLOADED.value
+        _settle(s, job, now)
+    return _result_answer(attempt, job)
+
+
+def _result_answer(attempt: AttemptRow, job: JobRow) -> ResultAccepted:
+    assert attempt.result_sha256 is not None
+    status = {
+        AttemptState.ACCEPTED.value: "accepted",
+        AttemptState.UPLOADED.value: "pending_validation",
+    }.get(attempt.state, "rejected")
+    return ResultAccepted(
+        attempt_id=attempt.id,
+        job_id=job.id,
+        result_sha256=attempt.result_sha256,
+        status=status,
+        credited_minor=attempt.credited_minor,
+        currency=job.currency,
+    )
+
+
+def record_failure(
+    s: Session, node: NodeRow, attempt_id: int, failure: Failure, now: datetime
+) -> NodeAttempt:
+    attempt, job = _lock_attempt_and_job(s, node, attempt_id)
+    if attempt.state == AttemptState.LEASED.value:
+        attempt.state = AttemptState.FAILED.value
+        attempt.finished_at = now
+        attempt.exit_code = failure.exit_code
+        tail = failure.log_tail[-4000:]
+        attempt.failure = failure.reason + (f"\n{tail}" if tail else "")
+        log.info("Attempt %d (job %d) failed: %s", attempt.id, job.id, failure.reason)
+        _settle(s, job, now)
+    elif attempt.state in (AttemptState.UPLOADED.value, AttemptState.ACCEPTED.value):
+        raise RefusedError(409, "This attempt has a result already; it cannot fail now.")
+    return _attempt_out(attempt, job.price_minor)
+
+
+# --- settling a job: the one place that decides its state -------------------------------
+
+
+@dataclass
+class _Tally:
+    active: list[AttemptRow]
+    waiting: list[AttemptRow]  # results not yet accepted or rejected
+    accepted: list[AttemptRow]
+
+
+def _settle(s: Session, job: JobRow, now: datetime) -> None:
+    """Recount a (locked) job after any change: validate results, expire, fail, or reopen."""
+    if job.state in _TERMINAL:
+        job.wanted = 0
+        return
+    s.flush()
+    attempts = list(s.scalars(select(AttemptRow).where(AttemptRow.job_id == job.id)))
+    tally = _Tally(
+        active=[a for a in attempts if a.state == AttemptState.LEASED.value],
+        waiting=[a for a in attempts if a.state == AttemptState.UPLOADED.value],
+        accepted=[a for a in attempts if a.state == AttemptState.ACCEPTED.value],
+    )
+    if job.deadline is not None and job.deadline <= now:
+        _finish(job, tally, JobState.EXPIRED, now=now, why="The deadline passed before a result.")
+        return
+    winners = _winners(job, tally.waiting + tally.accepted)
+    if winners:
+        _conclude(s, job, tally, winners, now)
+        return
+    results = len(tally.waiting)
+    # Replication 2 needs two agreeing machines: two attempts while none has answered, then
+    # one more at a time (a second opinion, or a tie-breaker after a disagreement).
+    needed = 2 if job.replication > 1 and results == 0 else 1
+    job.wanted = max(0, needed - len(tally.active))
+    if job.wanted > 0 and job.attempts_count >= job.max_attempts:
+        job.wanted = 0
+        if not tally.active:
+            why = (
+                f"The results of {results} machines disagreed and no attempts are left."
+                if results > 1
+                else f"No valid result after {job.attempts_count} attempts."
+            )
+            _finish(job, tally, JobState.FAILED, now=now, why=_last_failure(attempts) or why)
+            return
+    if results:
+        job.state = JobState.VALIDATING.value
+    elif tally.active:
+        job.state = JobState.RUNNING.value
+    else:
+        job.state = JobState.QUEUED.value
+
+
+def _conclude(
+    s: Session, job: JobRow, tally: _Tally, winners: list[AttemptRow], now: datetime
+) -> None:
+    """The job is done: credit the winners once, reject the rest."""
+    for attempt in winners:
+        if attempt.state != AttemptState.ACCEPTED.value:
+            _accept(s, job, attempt, now)
+    job.result_sha256 = winners[0].result_sha256
+    for attempt in (a for a in tally.waiting if a not in winners):
+        attempt.state = AttemptState.REJECTED.value
+        if job.replication > 1 and attempt.result_sha256 != job.result_sha256:
+            attempt.failure = "Outvoted: two other machines agreed on a different result."
+            _adjust_trust(s, attempt.node_id, TRUST_MISMATCH)
+            log.info("Attempt %d (job %d): result outvoted; no credit", attempt.id, job.id)
+        else:
+            attempt.failure = "Another attempt's result was accepted first; no credit."
+    if job.replication > 1:
+        for attempt in winners:
+            _adjust_trust(s, attempt.node_id, TRUST_MATCH)
+    tally.waiting = []
+    _finish(job, tally, JobState.DONE, now=now, why=None)
+
+
+def _winners(job: JobRow, results: list[AttemptRow]) -> list[AttemptRow]:
+    """The attempts whose result wins: any one for replication 1, else two machines agreeing."""
+    if not results:
+        return []
+    if job.replication <= 1:
+        return [min(results, key=lambda a: a.id)]
+    by_sha: dict[str, list[AttemptRow]] = defaultdict(list)
+    for attempt in sorted(results, key=lambda a: a.id):
+        assert attempt.result_sha256 is not None
+        by_sha[attempt.result_sha256].append(attempt)
+    for group in by_sha.values():
+        # One attempt per machine: the same machine twice is not a quorum, nor paid twice.
+        first_per_node = {a.node_id: a for a in reversed(group)}
+        if len(first_per_node) >= job.replication:
+            return sorted(first_per_node.values(), key=lambda a: a.id)
+    return []
+
+
+def _last_failure(attempts: list[AttemptRow]) -> str | None:
+    failed = [a for a in attempts if a.state == AttemptState.FAILED.value and a.failure]
+    if not failed:
+        return None
+    reason = (failed[-1].failure or "").splitlines()[0]
+    return f"No attempt succeeded; the last said: {reason}"
+
+
+def _finish(job: JobRow, tally: _Tally, state: JobState, *, now: datetime, why: str | None) -> None:
+    job.state = state.value
+    job.wanted = 0
+    job.finished_at = now
+    job.failure = why
+    for attempt in tally.active:
+        attempt.state = AttemptState.EXPIRED.value
+        attempt.finished_at = now
+        attempt.failure = f"Stopped: the job is {state.value}."
+    for attempt in tally.waiting:
+        attempt.state = AttemptState.REJECTED.value
+        attempt.failure = f"Not validated: the job is {state.value}."
+    log.info("Job %d is %s", job.id, state.value)
+
+
+def _accept(s: Session, job: JobRow, attempt: AttemptRow, now: datetime) -> None:
+    node = s.get(NodeRow, attempt.node_id)
+    assert node is not None
+    attempt.state = AttemptState.ACCEPTED.value
+    attempt.credited_minor = job.price_minor
+    label = f" ({job.label})" if job.label else ""
+    s.add(
+        LedgerRow(
+            at=now,
+            account_id=node.account_id,
+            node_id=node.id,
+            job_id=job.id,
+            attempt_id=attempt.id,
+            kind="credit",
+            amount_minor=job.price_minor,
+            currency=job.currency,
+            memo=f"Job {job.id}{label}: result accepted",
+        )
+    )
+    log.info(
+        "Attempt %d (job %d) accepted; node %d credited %d",
+        attempt.id,
+        job.id,
+        node.id,
+        job.price_minor,
+    )
+
+
+def _adjust_trust(s: Session, node_id: int, delta: int) -> None:
+    node = s.get(NodeRow, node_id, with_for_update=True)
+    if node is not None:
+        node.trust += delta
+
+
+# --- node: its own view --------------------------------------------------------------------
+
+
+def _attempt_out(a: AttemptRow, price_minor: int) -> NodeAttempt:
+    return NodeAttempt(
+        attempt_id=a.id,
+        job_id=a.job_id,
+        state=AttemptState(a.state),
+        leased_at=a.leased_at,
+        finished_at=a.finished_at,
+        price_minor=price_minor,
+        credited_minor=a.credited_minor,
+    )
+
+
+def node_attempts(s: Session, node: NodeRow) -> NodeAttempts:
+    rows = s.execute(
+        select(AttemptRow, JobRow.price_minor)
+        .join(JobRow, JobRow.id == AttemptRow.job_id)
+        .where(AttemptRow.node_id == node.id)
+        .order_by(AttemptRow.id.desc())
+        .limit(HISTORY_LIMIT)
+    ).all()
+    return NodeAttempts(attempts=[_attempt_out(a, price) for a, price in rows])
+
+
+def earnings(s: Session, node: NodeRow) -> Earnings:
+    account = s.get(AccountRow, node.account_id)
+    assert account is not None
+    node_balance = s.scalar(
+        select(func.coalesce(func.sum(LedgerRow.amount_minor), 0)).where(
+            LedgerRow.node_id == node.id
+        )
+    )
+    account_balance = s.scalar(
+        select(func.coalesce(func.sum(LedgerRow.amount_minor), 0)).where(
+            LedgerRow.account_id == account.id
+        )
+    )
+    rows = s.scalars(
+        select(LedgerRow)
+        .where(
+            or_(
+                LedgerRow.node_id == node.id,
+                (LedgerRow.account_id == account.id) & LedgerRow.node_id.is_(None),
+            )
+        )
+        .order_by(LedgerRow.id.desc())
+        .limit(HISTORY_LIMIT)
+    )
+    return Earnings(
+        node_id=node.id,
+        account_id=account.id,
+        currency=account.currency,
+        node_balance_minor=int(node_balance or 0),
+        account_balance_minor=int(account_balance or 0),
+        entries=[
+            LedgerEntry(
+                entry_id=r.id,
+                at=r.at,
+                amount_minor=r.amount_minor,
+                kind=r.kind,
+                job_id=r.job_id,
+                attempt_id=r.attempt_id,
+                node_id=r.node_id,
+                memo=r.memo,
+            )
+            for r in rows
+        ],
+    )
+
+
+def node_may_read_bundle(s: Session, node: NodeRow, sha256: str) -> bool:
+    found = s.scalar(
+        select(AttemptRow.id)
+        .join(JobRow, JobRow.id == AttemptRow.job_id)
+        .where(
+            AttemptRow.node_id == node.id,
+            AttemptRow.state == AttemptState.LEASED.value,
+            JobRow.bundle_sha256 == sha256,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+# --- requester -----------------------------------------------------------------------------
+
+
+def add_bundle(
+    s: Session, requester: RequesterRow, sha256: str, size: int, now: datetime
+) -> BundleOut:
+    row = s.scalar(
+        select(BundleRow).where(BundleRow.requester_id == requester.id, BundleRow.sha256 == sha256)
+    )
+    if row is None:
+        s.add(BundleRow(requester_id=requester.id, sha256=sha256, size=size, created_at=now))
+    return BundleOut(sha256=sha256, size=size)
+
+
+def requester_bundle(s: Session, requester: RequesterRow, sha256: str) -> BundleRow | None:
+    return s.scalar(
+        select(BundleRow).where(BundleRow.requester_id == requester.id, BundleRow.sha256 == sha256)
+    )
+
+
+def submit_job(
+    s: Session, requester: RequesterRow, submit: JobSubmit, now: datetime, currency: str
+) -> JobOut:
+    bundle = requester_bundle(s, requester, submit.bundle_sha256)
+    if bundle is None:
+        raise RefusedError(
+            404,
+            "No bundle with this sha256 was uploaded by you; upload it first (POST /v1/bundles).",
+        )
+    deadline = submit.deadline
+    if deadline is not None:
+        deadline = deadline.replace(tzinfo=UTC) if deadline.tzinfo is None else deadline
+        if deadline <= now:
+            raise RefusedError(400, "The deadline is in the past.")
+    r = submit.resources
+    job = JobRow(
+        requester_id=requester.id,
+        label=submit.label,
+        bundle_sha256=bundle.sha256,
+        bundle_size=bundle.size,
+        command=list(submit.command),
+        env=dict(submit.env),
+        resources=r.model_dump(mode="json"),
+        need_cpu_cores=r.cpu_cores,
+        need_memory_bytes=r.memory_bytes,
+        need_gpus=r.gpus,
+        need_gpu_memory_bytes=r.gpu_memory_bytes,
+        need_os=r.os.lower(),
+        need_arch=r.arch.lower() if r.arch else None,
+        price_minor=submit.price_minor,
+        currency=currency,
+        replication=submit.replication,
+        max_attempts=max(submit.max_attempts, submit.replication),
+        state=JobState.QUEUED.value,
+        wanted=submit.replication,
+        attempts_count=0,
+        created_at=now,
+        deadline=deadline,
+    )
+    s.add(job)
+    s.flush()
+    log.info("Job %d submitted by requester %r", job.id, requester.name)
+    return job_out(job)
+
+
+def job_out(job: JobRow) -> JobOut:
+    return JobOut(
+        job_id=job.id,
+        state=JobState(job.state),
+        label=job.label,
+        bundle_sha256=job.bundle_sha256,
+        command=job.command,
+        resources=Resources.model_validate(job.resources),
+        price_minor=job.price_minor,
+        currency=job.currency,
+        replication=job.replication,
+        created_at=job.created_at,
+        deadline=job.deadline,
+        finished_at=job.finished_at,
+        result_sha256=job.result_sha256,
+        attempts=job.attempts_count,
+        failure=job.failure,
+    )
+
+
+def own_job(s: Session, requester: RequesterRow, job_id: int) -> JobRow:
+    job = s.get(JobRow, job_id)
+    if job is None or job.requester_id != requester.id:
+        raise _not_found("job")
+    return job
+
+
+def list_jobs(s: Session, requester: RequesterRow, limit: int) -> list[JobOut]:
+    rows = s.scalars(
+        select(JobRow)
+        .where(JobRow.requester_id == requester.id)
+        .order_by(JobRow.id.desc())
+        .limit(limit)
+    )
+    return [job_out(j) for j in rows]
