@@ -16,21 +16,24 @@ from PySide6.QtWidgets import QApplication, QCheckBox, QMessageBox
 from heatshare.gui.bridge import (
     AgentBridge,
     AgentLauncher,
+    ClientFactory,
     ConnectionState,
     EndpointSource,
     FixedEndpoint,
     HistoryResult,
     LocalEndpoints,
 )
+from heatshare.gui.page_polls import PagePolls
 from heatshare.gui.tasks import TaskRunner
-from heatshare.gui.window import MainWindow
+from heatshare.gui.window import JOBS, NETWORK, MainWindow
 from heatshare.protocol.discovery import Paths
-from heatshare.protocol.local_api import AgentStatus, Settings
+from heatshare.protocol.local_api import AgentStatus, NetworkStatus, Settings
 
 if TYPE_CHECKING:
     from heatshare.gui.autostart import Autostart
     from heatshare.gui.charts import ChartPanel
     from heatshare.gui.settings_dialog import SettingsDialog
+    from heatshare.gui.wizard import JoinWizard
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ class Options:
     connect: str | None = None
     token: str | None = None
     start_hidden: bool = False
+    demo: bool = False  # join the demo network once the agent answers, and show the Jobs page
 
 
 # Shown under the disabled switch when the app shows an agent on another machine.
@@ -52,6 +56,8 @@ AUTOSTART_REMOTE = (
     "Not available while Heatshare shows an agent on another machine: "
     "start at login is for this computer's own agent."
 )
+WIZARD_DISMISSED_KEY = "wizard/dismissed"
+DEMO_STARTING = "Starting the demo network on this computer… the first job arrives within a minute."
 
 
 class HeatshareApp(QObject):
@@ -64,6 +70,7 @@ class HeatshareApp(QObject):
         paths: Paths,
         *,
         autostart: Autostart | None = None,
+        client_factory: ClientFactory | None = None,
     ) -> None:
         """Args:
         qapp: The application.
@@ -71,6 +78,8 @@ class HeatshareApp(QObject):
         paths: The profile's folders.
         autostart: Start at login (tests pass one rooted in a temp folder); by default this
             platform's, for ``options.profile_dir``.
+        client_factory: Builds the agent client (tests pass one that replays the agent's
+            answers); by default the HTTP client.
         """
         super().__init__()
         self.setObjectName("heatshare-app")
@@ -86,7 +95,10 @@ class HeatshareApp(QObject):
             source = LocalEndpoints(paths)
             launcher = AgentLauncher(paths, options.profile_dir)
         self.launcher = launcher
-        self.bridge = AgentBridge(source, self.tasks, launcher=launcher, parent=self)
+        extra: dict[str, Any] = {}
+        if client_factory is not None:
+            extra["client_factory"] = client_factory
+        self.bridge = AgentBridge(source, self.tasks, launcher=launcher, parent=self, **extra)
         self.ui_settings = QSettings(
             str(paths.config_dir / "app.ini"), QSettings.Format.IniFormat, self
         )
@@ -96,6 +108,11 @@ class HeatshareApp(QObject):
         self.window = MainWindow(self.icons.app if self.icons is not None else None)
         self.charts: ChartPanel | None = None
         self.settings_dialog: SettingsDialog | None = None
+        self.wizard: JoinWizard | None = None
+        self._wizard_wanted = False  # not enrolled and not dismissed: offer once it can show
+        self._network_checked = False
+        self._demo_pending = options.demo
+        self.polls = PagePolls(self.window, self.bridge, self)
         self.tray = self._make_tray()
         self._quitting = False
         self._charts_timer = QTimer(self)
@@ -139,6 +156,22 @@ class HeatshareApp(QObject):
         w.pause_requested.connect(b.pause)
         w.resume_requested.connect(b.resume)
         w.dashboard.first_real_paint.connect(self.ensure_charts)
+        w.page_changed.connect(self._on_page)
+        b.network_received.connect(self._on_network)
+        b.network_failed.connect(self._on_network_failed)
+        b.enrol_failed.connect(self._on_enrol_failed)
+        b.jobs_received.connect(w.jobs_page.set_jobs)
+        b.jobs_failed.connect(w.jobs_page.set_error)
+        b.earnings_received.connect(w.network_page.set_earnings)
+        b.earnings_failed.connect(w.network_page.set_error)
+        b.job_log_received.connect(w.jobs_page.set_log)
+        b.job_file_received.connect(w.jobs_page.set_file)
+        b.job_detail_failed.connect(w.jobs_page.set_detail_error)
+        w.jobs_page.log_requested.connect(b.load_job_log)
+        w.jobs_page.file_requested.connect(b.load_job_file)
+        w.network_page.join_requested.connect(self.open_wizard)
+        w.network_page.demo_requested.connect(self.start_demo)
+        w.network_page.leave_requested.connect(self.leave_network)
         # Light and dark follow the system (Qt 6.5+): the platform theme changes the app's
         # palette, and the window re-resolves its palette-relative style and chart colours.
         self.qapp.styleHints().colorSchemeChanged.connect(self._on_color_scheme)
@@ -168,6 +201,9 @@ class HeatshareApp(QObject):
         if self.tray is not None:
             self.tray.show()
             self.tray.update(None, False)
+        if self.options.demo:
+            self.window.show_page(JOBS)
+            self.window.jobs_page.set_notice(DEMO_STARTING)
         if hidden:
             self.bridge.set_visible(False)
         else:
@@ -191,6 +227,102 @@ class HeatshareApp(QObject):
             self.tray.update(self.bridge.last_status, False)
         if state is ConnectionState.CONNECTED and self.charts is not None:
             self.charts.reload()
+        if state is ConnectionState.CONNECTED and not self._network_checked:
+            # Once per run: whether to offer the wizard, or to start the demo (--demo).
+            self._network_checked = True
+            self.bridge.load_network()
+        self.polls.update()
+
+    # -- the compute network -------------------------------------------------------------
+
+    def _on_page(self, _name: str) -> None:
+        self.polls.update()
+        self.window.network_page.set_active(self.window.page_visible(NETWORK))
+
+    def _on_network(self, network: NetworkStatus) -> None:
+        self.window.network_page.set_network(network)
+        if network.enrolled:
+            self.window.jobs_page.set_notice("")
+            self._wizard_wanted = False
+            if self.wizard is not None and self.wizard.busy:
+                self.wizard.finish(network)
+                self.window.show_page(JOBS)
+        if self._demo_pending:
+            self._demo_pending = False
+            if network.enrolled and network.demo:
+                self.window.jobs_page.set_notice("")
+            else:
+                self.start_demo()
+            return
+        if (
+            not network.enrolled
+            and self.wizard is None
+            and not self.ui_settings.value(WIZARD_DISMISSED_KEY, False, type=bool)
+        ):
+            self._wizard_wanted = True
+            self._offer_wizard()
+
+    def _on_network_failed(self, message: str) -> None:
+        log.info("Network status not available: %s", message)
+        self.window.network_page.set_error(message)
+
+    def _offer_wizard(self) -> None:
+        if self._wizard_wanted and self.window.shown and self.wizard is None and not self._quitting:
+            self._wizard_wanted = False
+            self.open_wizard()
+
+    def open_wizard(self) -> JoinWizard:
+        """Show the join wizard (window-modal, without a nested event loop)."""
+        from heatshare.gui.wizard import JoinWizard
+
+        if self.wizard is not None:
+            self.wizard.raise_()
+            return self.wizard
+        wizard = JoinWizard(self.window)
+        wizard.join_requested.connect(self.bridge.enrol)
+        wizard.demo_requested.connect(self.bridge.start_demo)
+        wizard.dismissed.connect(self._wizard_dismissed)
+        wizard.finished.connect(self._wizard_closed)
+        self.wizard = wizard
+        wizard.open()
+        return wizard
+
+    def _wizard_dismissed(self) -> None:
+        self.ui_settings.setValue(WIZARD_DISMISSED_KEY, True)
+        self.ui_settings.sync()
+
+    def _wizard_closed(self, _result: int) -> None:
+        if self.wizard is not None:
+            self.wizard.deleteLater()
+            self.wizard = None
+
+    def start_demo(self) -> None:
+        """Join the demo network: through the wizard where it is open, else from the page."""
+        if self.wizard is not None:
+            self.wizard.demo_button.click()
+            return
+        self.window.jobs_page.set_notice(DEMO_STARTING)
+        self.bridge.start_demo()
+
+    def leave_network(self) -> None:
+        answer = QMessageBox.question(
+            self.window,
+            "Leave this network?",
+            "This machine stops taking the network's jobs. Results waiting in the outbox "
+            "are not sent, and joining again needs a new pairing code.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.bridge.leave_network()
+
+    def _on_enrol_failed(self, message: str) -> None:
+        if self.wizard is not None and self.wizard.busy:
+            self.wizard.show_error(message)
+            return
+        # --demo, or the Network page's buttons: no wizard to say it, so the pages do.
+        log.info("Joining the network failed: %s", message)
+        self.window.jobs_page.set_notice("")
+        self.window.jobs_page.set_error(message)
+        self.window.network_page.set_error(message)
 
     def _on_history(self, result: HistoryResult) -> None:
         if self.charts is not None:
@@ -217,6 +349,10 @@ class HeatshareApp(QObject):
         self.bridge.set_visible(visible)
         if self.charts is not None:
             self.charts.set_active(visible)
+        self.polls.update()
+        self.window.network_page.set_active(self.window.page_visible(NETWORK))
+        if visible:
+            self._offer_wizard()
 
     def _on_close_requested(self) -> None:
         if self.tray is not None:
@@ -302,8 +438,14 @@ class HeatshareApp(QObject):
         self._charts_timer.stop()
         self.qapp.styleHints().colorSchemeChanged.disconnect(self._on_color_scheme)
         self.bridge.stop()
+        self.polls.stop()
         if self.charts is not None:
             self.charts.stop()
+        self.window.network_page.stop()
+        if self.wizard is not None:
+            # Quitting is not "not now": close without recording a dismissal.
+            self.wizard.dismissed.disconnect(self._wizard_dismissed)
+            self.wizard.done(0)
         self.tasks.shutdown(wait=True)  # no worker thread outlives the objects it reports to
         if self.tray is not None:
             close = getattr(self.tray, "close", None) or getattr(self.tray, "hide", None)

@@ -27,7 +27,10 @@ from heatshare.protocol.client import AgentClient, AgentError, AgentUnreachable
 from heatshare.protocol.discovery import Paths, read_runtime, read_token
 from heatshare.protocol.local_api import (
     AgentStatus,
+    EarningsResponse,
     HistoryResponse,
+    JobsResponse,
+    NetworkStatus,
     Settings,
     SettingsPatch,
 )
@@ -38,6 +41,9 @@ T = TypeVar("T")
 
 POLL_POOL = "agent-poll"  # status polls only, so a slow query never delays them
 QUERY_POOL = "agent-query"  # history, settings, pause/resume: serialised on one thread
+PAGES_POOL = "agent-pages"  # the Jobs and Network pages' polls, log and result files
+# Joining waits on the network (up to 30 s, the demo up to 60 s): never ahead of the rest.
+ENROL_POOL = "agent-enrol"
 
 VISIBLE_POLL_S = 1.0
 HIDDEN_POLL_S = 5.0
@@ -150,11 +156,19 @@ class ConnectionState(enum.Enum):
     UNREACHABLE = "unreachable"
 
 
+ClientFactory = Callable[[Endpoint], AgentClient]
+
+
+def _http_client(endpoint: Endpoint) -> AgentClient:
+    return AgentClient(endpoint.base_url, endpoint.token, timeout_s=5.0)
+
+
 class _ClientCache:
     """One ``AgentClient`` per worker thread and endpoint (a requests.Session is per-thread)."""
 
-    def __init__(self) -> None:
+    def __init__(self, factory: ClientFactory = _http_client) -> None:
         self._local = threading.local()
+        self._factory = factory
 
     def get(self, endpoint: Endpoint) -> AgentClient:
         cached: tuple[Endpoint, AgentClient] | None = getattr(self._local, "client", None)
@@ -162,7 +176,7 @@ class _ClientCache:
             return cached[1]
         if cached is not None:
             cached[1].close()
-        client = AgentClient(endpoint.base_url, endpoint.token, timeout_s=5.0)
+        client = self._factory(endpoint)
         self._local.client = (endpoint, client)
         return client
 
@@ -186,6 +200,16 @@ class AgentBridge(QObject):
         settings_received(Settings): after ``load_settings`` or a successful save.
         settings_failed(str): the agent refused a save; its message, fit to show.
         action_failed(str): pause/resume/shutdown did not go through.
+        network_received(NetworkStatus): an answer to ``load_network``, ``enrol``,
+            ``start_demo`` or ``leave_network``.
+        network_failed(str): ``load_network`` failed; a sentence fit to show.
+        enrol_failed(str): ``enrol``/``start_demo``/``leave_network`` failed; the agent's
+            sentence (wrong or expired code, server unreachable or untrusted).
+        jobs_received(JobsResponse), jobs_failed(str): answers to ``load_jobs``.
+        earnings_received(EarningsResponse), earnings_failed(str): to ``load_earnings``.
+        job_log_received(int, str): attempt id and its log text.
+        job_file_received(int, str, bytes): attempt id, file name and its bytes.
+        job_detail_failed(int, str): attempt id and why its log or a file did not come.
     """
 
     status_received = Signal(AgentStatus)
@@ -195,6 +219,16 @@ class AgentBridge(QObject):
     settings_received = Signal(Settings)
     settings_failed = Signal(str)
     action_failed = Signal(str)
+    network_received = Signal(NetworkStatus)
+    network_failed = Signal(str)
+    enrol_failed = Signal(str)
+    jobs_received = Signal(JobsResponse)
+    jobs_failed = Signal(str)
+    earnings_received = Signal(EarningsResponse)
+    earnings_failed = Signal(str)
+    job_log_received = Signal(int, str)
+    job_file_received = Signal(int, str, bytes)
+    job_detail_failed = Signal(int, str)
 
     def __init__(
         self,
@@ -203,15 +237,25 @@ class AgentBridge(QObject):
         *,
         launcher: AgentLauncher | None = None,
         clock: Callable[[], float] = time.monotonic,
+        client_factory: ClientFactory = _http_client,
         parent: QObject | None = None,
     ) -> None:
+        """Args:
+        source: Where the agent listens.
+        tasks: The pools the calls run on.
+        launcher: Starts a local agent when none answers at start (local mode only).
+        clock: Monotonic seconds (tests pass their own).
+        client_factory: Builds the client for an endpoint (the HTTP client; tests pass a
+            fake that replays the agent's answers).
+        parent: The Qt parent.
+        """
         super().__init__(parent)
         self.setObjectName("agent-bridge")
         self._source = source
         self._tasks = tasks
         self._launcher = launcher
         self._clock = clock
-        self._clients = _ClientCache()
+        self._clients = _ClientCache(client_factory)
         self._endpoint: Endpoint | None = None
         self._state = ConnectionState.CONNECTING
         self._message = ""
@@ -223,6 +267,7 @@ class AgentBridge(QObject):
         self._stopped = False
         self.last_status: AgentStatus | None = None
         self.settings: Settings | None = None
+        self.network: NetworkStatus | None = None
         self._timer = QTimer(self)
         self._timer.setObjectName("status-poll")
         self._timer.setSingleShot(True)
@@ -368,6 +413,7 @@ class AgentBridge(QObject):
         call: Callable[[AgentClient], T],
         on_result: Callable[[T], None],
         on_error: Callable[[str], None],
+        pool: str = QUERY_POOL,
     ) -> None:
         endpoint = self._endpoint
         if endpoint is None:
@@ -382,7 +428,7 @@ class AgentBridge(QObject):
                 log.error("Agent call failed unexpectedly", exc_info=exc)
             on_error(str(exc))
 
-        self._tasks.run(QUERY_POOL, work, on_result, failed)
+        self._tasks.run(pool, work, on_result, failed)
 
     def request_history(
         self, series: Sequence[str], start: float, end: float, *, max_points: int | None = None
@@ -432,3 +478,54 @@ class AgentBridge(QObject):
     def _after_action(self, status: AgentStatus) -> None:
         self.last_status = status
         self.status_received.emit(status)
+
+    # -- the compute network -------------------------------------------------------------
+
+    def load_network(self) -> None:
+        self._query(lambda c: c.network(), self._got_network, self.network_failed.emit, PAGES_POOL)
+
+    def enrol(self, url: str, code: str) -> None:
+        """Join a network; the agent checks the code with the network before it answers."""
+        self._query(
+            lambda c: c.enrol(url, code), self._got_network, self.enrol_failed.emit, ENROL_POOL
+        )
+
+    def start_demo(self) -> None:
+        """Start the embedded demo network and join it."""
+        self._query(lambda c: c.start_demo(), self._got_network, self.enrol_failed.emit, ENROL_POOL)
+
+    def leave_network(self) -> None:
+        self._query(
+            lambda c: c.leave_network(), self._got_network, self.enrol_failed.emit, ENROL_POOL
+        )
+
+    def _got_network(self, network: NetworkStatus) -> None:
+        self.network = network
+        self.network_received.emit(network)
+
+    def load_jobs(self) -> None:
+        self._query(lambda c: c.jobs(), self.jobs_received.emit, self.jobs_failed.emit, PAGES_POOL)
+
+    def load_earnings(self) -> None:
+        self._query(
+            lambda c: c.earnings(),
+            self.earnings_received.emit,
+            self.earnings_failed.emit,
+            PAGES_POOL,
+        )
+
+    def load_job_log(self, attempt_id: int) -> None:
+        self._query(
+            lambda c: c.job_log(attempt_id),
+            lambda text: self.job_log_received.emit(attempt_id, text),
+            lambda msg: self.job_detail_failed.emit(attempt_id, msg),
+            PAGES_POOL,
+        )
+
+    def load_job_file(self, attempt_id: int, name: str) -> None:
+        self._query(
+            lambda c: c.job_file(attempt_id, name),
+            lambda data: self.job_file_received.emit(attempt_id, name, data),
+            lambda msg: self.job_detail_failed.emit(attempt_id, msg),
+            PAGES_POOL,
+        )

@@ -6,6 +6,7 @@ A figure the agent does not have (``None``) reads "not available", never 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -17,6 +18,8 @@ NOT_AVAILABLE = "not available"
 
 _SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$", "JPY": "¥", "INR": "₹", "CNY": "¥"}
 _SYMBOL_AFTER = {"SEK", "NOK", "DKK", "PLN", "CZK", "CHF", "HUF"}
+# The demo network's currency: credits, not money (100 minor units per credit).
+DEMO_CURRENCY = "CRD"
 # ISO 4217 minor-unit exponents that are not 2.
 _EXPONENT = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "VND": 0, "BHD": 3, "KWD": 3, "TND": 3}
 
@@ -58,6 +61,8 @@ def format_temperature(celsius: float | None, unit: Literal["C", "F"] = "C") -> 
 
 def _with_symbol(amount: str, currency: str) -> str:
     code = currency.upper()
+    if code == DEMO_CURRENCY:
+        return f"{amount} credits"
     symbol = _SYMBOLS.get(code)
     if symbol is not None:
         return f"-{symbol}{amount[1:]}" if amount.startswith("-") else f"{symbol}{amount}"
@@ -73,6 +78,54 @@ def format_money_minor(minor: int | None, currency: str) -> str:
     exp = minor_exponent(currency)
     amount = Decimal(minor).scaleb(-exp)
     return _with_symbol(f"{amount:,.{exp}f}", currency)
+
+
+def format_money(minor: int | None, currency: str | None) -> str:
+    """Like :func:`format_money_minor`, for figures whose currency may not be known yet."""
+    if minor is None or not currency:
+        return NOT_AVAILABLE
+    return format_money_minor(minor, currency)
+
+
+def format_energy_j(joules: float | None) -> str:
+    """A job's energy: Wh below one kWh (a tile takes a few), kWh above."""
+    if joules is None:
+        return NOT_AVAILABLE
+    wh = joules / 3600.0
+    if abs(wh) < 1000:
+        return f"{_grouped(wh, 1 if abs(wh) < 100 else 0)} Wh"
+    return format_energy_kwh(wh / 1000.0)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``75`` → ``"1 min 15 s"``; ``3725`` → ``"1 h 02 min"``."""
+    if seconds is None:
+        return NOT_AVAILABLE
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+def format_when(at: datetime | None, now: datetime | None = None) -> str:
+    """A UTC time in local time: ``"14:05:09"`` today, ``"3 Jan 14:05"`` before."""
+    if at is None:
+        return "never"
+    local = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone()
+    today = (now or datetime.now(UTC)).astimezone().date()
+    if local.date() == today:
+        return local.strftime("%H:%M:%S")
+    return f"{local.day} {local.strftime('%b %H:%M')}"
+
+
+def format_progress(fraction: float | None) -> str:
+    if fraction is None:
+        return ""
+    return f"{min(100.0, max(0.0, fraction * 100)):.0f} %"
 
 
 def format_tariff(per_kwh: Decimal | None, currency: str) -> str:

@@ -43,6 +43,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--start-hidden", action="store_true", help="start in the tray, without the window"
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="join the demo network on this computer (example jobs, paid in demo credits, "
+        "which are not money) and show the Jobs page",
+    )
     parser.add_argument("--version", action="version", version=f"heatshare {__version__}")
     args = parser.parse_args(argv)
     if args.connect:
@@ -143,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 (the ordere
 
     root = HeatshareApp(
         qapp,
-        Options(args.profile_dir, args.connect, args.token, args.start_hidden),
+        Options(args.profile_dir, args.connect, args.token, args.start_hidden, demo=args.demo),
         paths,
     )
     if instance is not None:
@@ -165,11 +171,15 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 (the ordere
     if charts is not None:
         charts.setParent(None)
         _delete_plot_widget(charts)
+    earnings_chart = window.network_page.chart
+    if earnings_chart is not None:
+        earnings_chart.setParent(None)
+        _delete_plot_widget(earnings_chart)
     window.deleteLater()
     root.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     QCoreApplication.processEvents()
-    del root, window, charts, instance
+    del root, window, charts, earnings_chart, instance
     gc.collect()
     log.info("heatshare exits with code %d", code)
     _destroy_app(qapp)

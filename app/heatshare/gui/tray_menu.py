@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 from heatshare.domain.readings import Provenance
 from heatshare.domain.units import c_to_f
-from heatshare.gui.formatting import measured_share
+from heatshare.gui.formatting import format_money_minor, format_progress, measured_share
 from heatshare.protocol.local_api import AgentState, AgentStatus
 
 # Menu entry keys: the tray controller maps each to a signal.
 INFO = "info"
+JOB = "job"
+EARNED = "earned"
 OPEN = "open"
 PAUSE = "pause"
 RESUME = "resume"
@@ -93,19 +95,45 @@ def _info_line(status: AgentStatus | None, reachable: bool) -> str:
     return f"{label} · {watts}" if watts else label
 
 
+def _job_line(status: AgentStatus, label_max: int = 60) -> str | None:
+    """``"Job: Fractal tile 5 · 42 %"`` while a job runs; None otherwise."""
+    if not status.job_label:
+        return None
+    progress = format_progress(status.job_progress)
+    label = _shorten(status.job_label, label_max)
+    return f"Job: {label} · {progress}" if progress else f"Job: {label}"
+
+
+def _earned_line(status: AgentStatus) -> str | None:
+    """``"Earned today: 1.20 credits"`` on a machine in a network; None otherwise."""
+    if status.earned_today_minor is None or not status.earnings_currency:
+        return None
+    return (
+        f"Earned today: {format_money_minor(status.earned_today_minor, status.earnings_currency)}"
+    )
+
+
 def tray_menu_entries(status: AgentStatus | None, reachable: bool) -> list[MenuEntry]:
     """The tray menu for this state, top to bottom.
 
-    A disabled info line first (``"Heating · 182 W"``), then Open, Pause for 1 hour or Resume,
-    and the two ways to quit. What needs the agent is disabled while it does not answer.
+    A disabled info line first (``"Heating · 182 W"``), the running job and today's earnings
+    where the machine works for a network, then Open, Pause for 1 hour or Resume, and the two
+    ways to quit. What needs the agent is disabled while it does not answer.
     """
     can_command = reachable and status is not None
     if status is not None and status.state is AgentState.PAUSED:
         toggle = MenuEntry(RESUME, "Resume", enabled=can_command)
     else:
         toggle = MenuEntry(PAUSE, "Pause for 1 hour", enabled=can_command)
+    info = [MenuEntry(INFO, _info_line(status, reachable), enabled=False)]
+    if reachable and status is not None:
+        job, earned = _job_line(status), _earned_line(status)
+        if job is not None:
+            info.append(MenuEntry(JOB, job, enabled=False))
+        if earned is not None:
+            info.append(MenuEntry(EARNED, earned, enabled=False))
     return [
-        MenuEntry(INFO, _info_line(status, reachable), enabled=False),
+        *info,
         MenuEntry("separator-1", "", separator=True),
         MenuEntry(OPEN, "Open Heatshare"),
         toggle,
@@ -120,7 +148,7 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def tray_tooltip(status: AgentStatus | None, reachable: bool, *, fahrenheit: bool = False) -> str:
-    """The tray tooltip: the state, the heat output and the hottest component.
+    """The tray tooltip: the state, the heat output, the hottest component, the job, earnings.
 
     Args:
         status: The agent's last status, or None before the first one.
@@ -140,4 +168,12 @@ def tray_tooltip(status: AgentStatus | None, reachable: bool, *, fahrenheit: boo
         if status.hottest_name:
             hottest += f" ({_shorten(status.hottest_name, _NAME_MAX)})"
     text = f"Heatshare · {_STATE_LABEL[status.state]}\nHeat: {heat}\nHottest: {hottest}"
+    earned = _earned_line(status)
+    tail = f"\n{earned}" if earned is not None else ""
+    if status.job_label:
+        # The job's label gives way first: the other lines are the heater's own.
+        room = TOOLTIP_MAX - len(text) - len(tail) - len("\nJob:  · 100 %")
+        if room >= 8:
+            text += f"\n{_job_line(status, room)}"
+    text += tail
     return _shorten(text, TOOLTIP_MAX)

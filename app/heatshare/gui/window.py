@@ -1,4 +1,8 @@
-"""The main window: a header with the status line, the dashboard, and the charts below it."""
+"""The main window: a header with the status line over three pages: Dashboard, Jobs, Network.
+
+The Dashboard page holds the big figures with the charts below them; the Jobs and Network
+pages show the machine's work for its compute network.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QPushButton,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -17,6 +22,8 @@ from PySide6.QtWidgets import (
 from heatshare.__about__ import __app_name__
 from heatshare.gui.bridge import ConnectionState
 from heatshare.gui.dashboard import Dashboard, status_line
+from heatshare.gui.jobs_page import JobsPage
+from heatshare.gui.network_page import NetworkPage
 from heatshare.protocol.local_api import AgentState, AgentStatus
 
 # Palette-relative colours, so light and dark both follow the system.
@@ -41,6 +48,8 @@ STYLE = """
     border-radius: 8px;
 }
 #formError { color: #c62828; }
+QTabWidget#pages::pane { border: none; border-top: 1px solid palette(midlight); }
+QTabBar::tab { padding: 7px 18px; }
 QToolButton#rangeButton {
     padding: 5px 10px;
     border: 1px solid palette(mid);
@@ -55,6 +64,20 @@ QToolButton#rangeButton:checked {
 """
 
 
+DASHBOARD = "Dashboard"
+JOBS = "Jobs"
+NETWORK = "Network"
+
+
+def _padded(page: QWidget) -> QWidget:
+    """A page with the same space above it as the dashboard's."""
+    host = QWidget()
+    layout = QVBoxLayout(host)
+    layout.setContentsMargins(0, 16, 0, 0)
+    layout.addWidget(page)
+    return host
+
+
 class MainWindow(QMainWindow):
     """Shows what the heater does; every action goes out as a signal to the composition root.
 
@@ -64,6 +87,7 @@ class MainWindow(QMainWindow):
         settings_requested(): the Settings button.
         pause_requested(int): pause for this many seconds.
         resume_requested(): resume heating.
+        page_changed(str): the page shown now (``DASHBOARD``, ``JOBS`` or ``NETWORK``).
     """
 
     visibility_changed = Signal(bool)
@@ -71,6 +95,7 @@ class MainWindow(QMainWindow):
     settings_requested = Signal()
     pause_requested = Signal(int)
     resume_requested = Signal()
+    page_changed = Signal(str)
 
     def __init__(  # noqa: PLR0915 (the window's layout, read top to bottom)
         self, icon: QIcon | None = None, parent: QWidget | None = None
@@ -122,13 +147,33 @@ class MainWindow(QMainWindow):
         self.charts_placeholder.setObjectName("hint")
         self.charts_layout.addWidget(self.charts_placeholder)
 
+        dashboard_page = QWidget()
+        dash_layout = QVBoxLayout(dashboard_page)
+        dash_layout.setContentsMargins(0, 16, 0, 0)
+        dash_layout.setSpacing(20)
+        dash_layout.addWidget(self.dashboard)
+        dash_layout.addWidget(self.charts_host, 1)
+        self.jobs_page = JobsPage()
+        self.network_page = NetworkPage()
+        self.pages = QTabWidget()
+        self.pages.setObjectName("pages")
+        self.pages.setDocumentMode(True)
+        self._page_names: list[str] = []
+        for name, widget in (
+            (DASHBOARD, dashboard_page),
+            (JOBS, _padded(self.jobs_page)),
+            (NETWORK, _padded(self.network_page)),
+        ):
+            self.pages.addTab(widget, name)
+            self._page_names.append(name)
+        self.pages.currentChanged.connect(self._on_page_changed)
+
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(32, 24, 32, 24)
-        layout.setSpacing(20)
+        layout.setSpacing(14)
         layout.addLayout(header)
-        layout.addWidget(self.dashboard)
-        layout.addWidget(self.charts_host, 1)
+        layout.addWidget(self.pages, 1)
         self.setCentralWidget(central)
 
     def set_charts(self, charts: QWidget) -> None:
@@ -137,6 +182,22 @@ class MainWindow(QMainWindow):
         self.charts_placeholder.deleteLater()
         self.charts_layout.addWidget(charts)
         self.charts = charts
+
+    # -- pages ---------------------------------------------------------------------------
+
+    @property
+    def page(self) -> str:
+        return self._page_names[self.pages.currentIndex()]
+
+    def show_page(self, name: str) -> None:
+        self.pages.setCurrentIndex(self._page_names.index(name))
+
+    def page_visible(self, name: str) -> bool:
+        """Whether this page is in front in a window that shows."""
+        return self._visible and self.page == name
+
+    def _on_page_changed(self, _index: int) -> None:
+        self.page_changed.emit(self.page)
 
     # -- state ---------------------------------------------------------------------------
 

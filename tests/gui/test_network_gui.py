@@ -1,0 +1,425 @@
+"""The app's side of the compute network: wizard, Jobs and Network pages, polls, --demo.
+
+The whole app runs (composition root, bridge, worker threads, pages); the agent is a fake at
+one seam, the client (tests/gui/fake_agent.py), replaying the local API's models.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fake_agent import (
+    EXPIRED_CODE,
+    UNREACHABLE,
+    UNTRUSTED,
+    WRONG_CODE,
+    FakeAgentClient,
+    demo_network,
+)
+from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
+
+from heatshare.gui.app import WIZARD_DISMISSED_KEY, HeatshareApp, Options
+from heatshare.gui.bridge import ConnectionState
+from heatshare.gui.window import DASHBOARD, JOBS, NETWORK
+from heatshare.gui.wizard import code_problem, url_problem
+from heatshare.protocol.client import AgentError
+from heatshare.protocol.discovery import Paths
+from heatshare.protocol.local_api import JobPhase
+
+AppFactory = Callable[..., HeatshareApp]
+
+
+@pytest.fixture
+def fake() -> FakeAgentClient:
+    return FakeAgentClient()
+
+
+@pytest.fixture
+def make_app(
+    qtbot: QtBot, qapp: QApplication, tmp_path: Path, fake: FakeAgentClient
+) -> Iterator[AppFactory]:
+    made: list[HeatshareApp] = []
+
+    def make(*, demo: bool = False, client: FakeAgentClient | None = None) -> HeatshareApp:
+        profile = tmp_path / "profile"
+        root = HeatshareApp(
+            qapp,
+            # --connect: a fixed endpoint, so nothing looks for or starts a local agent.
+            Options(profile_dir=str(profile), connect="127.0.0.1:1", demo=demo),
+            Paths.for_profile(profile),
+            client_factory=lambda _endpoint: client or fake,
+        )
+        made.append(root)
+        root.start()
+        qtbot.waitUntil(lambda: root.bridge.state is ConnectionState.CONNECTED, timeout=5000)
+        return root
+
+    yield make
+    for root in made:
+        root.shutdown()
+        root.window.deleteLater()
+        root.deleteLater()
+
+
+# -- the wizard ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("", "Enter the network's address."),
+        ("heat.example.org", "The address starts with https://"),
+        ("ftp://heat.example.org", "The address starts with https://"),
+        ("https://", "The address needs a server name"),
+        ("https://heat.example.org:99999", "The port after the colon"),
+        ("https://heat example.org", "An address has no spaces"),
+        ("https://heat.example.org", None),
+        ("http://192.168.1.20:8470", None),
+    ],
+)
+def test_url_check(url: str, problem: str | None) -> None:
+    found = url_problem(url)
+    assert (found is None) if problem is None else (found or "").startswith(problem)
+
+
+@pytest.mark.parametrize(
+    ("code", "ok"),
+    [("", False), ("abc", False), ("7KQ2-M9XD", True), ("7KQ2 M9XD", False), ("x" * 33, False)],
+)
+def test_code_check(code: str, ok: bool) -> None:
+    assert (code_problem(code) is None) is ok
+
+
+def test_the_wizard_offers_itself_once_when_not_enrolled(
+    qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
+) -> None:
+    app = make_app()
+    qtbot.waitUntil(lambda: app.wizard is not None and app.wizard.isVisible(), timeout=5000)
+    wizard = app.wizard
+    assert wizard is not None
+    assert not wizard.join_button.isEnabled()
+    wizard.url.setText("heat.example.org")
+    assert wizard.url_hint.text().startswith("The address starts with https://")
+    wizard.url.setText("https://heat.example.org")
+    assert not wizard.url_hint.isVisibleTo(wizard)
+    assert not wizard.join_button.isEnabled()  # no code yet
+    wizard.code.setText("7KQ2-M9XD")
+    assert wizard.join_button.isEnabled()
+    wizard.later_button.click()
+    qtbot.waitUntil(lambda: app.wizard is None, timeout=2000)
+    assert app.ui_settings.value(WIZARD_DISMISSED_KEY, False, type=bool)
+    assert not fake.called("enrol")
+
+
+def test_a_dismissed_wizard_stays_away_but_the_network_page_opens_it(
+    qtbot: QtBot, make_app: AppFactory
+) -> None:
+    first = make_app()
+    qtbot.waitUntil(lambda: first.wizard is not None, timeout=5000)
+    assert first.wizard is not None
+    first.wizard.reject()
+    second = make_app()
+    qtbot.waitUntil(lambda: second.bridge.network is not None, timeout=5000)
+    qtbot.wait(200)
+    assert second.wizard is None
+    second.window.show_page(NETWORK)
+    page = second.window.network_page
+    assert page.not_enrolled.isVisible()
+    page.join_button.click()
+    assert second.wizard is not None and second.wizard.isVisible()
+
+
+@pytest.mark.parametrize(
+    "error", [WRONG_CODE, EXPIRED_CODE, UNREACHABLE, UNTRUSTED], ids=lambda e: str(e)[:24]
+)
+def test_join_shows_the_agents_sentence_for_each_failure(
+    qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient, error: AgentError
+) -> None:
+    fake.enrol_outcome = error
+    fake.enrol_gate = threading.Event()
+    app = make_app()
+    qtbot.waitUntil(lambda: app.wizard is not None, timeout=5000)
+    wizard = app.wizard
+    assert wizard is not None
+    wizard.url.setText("  https://heat.example.org ")
+    wizard.code.setText("7KQ2-M9XD")
+    wizard.join_button.click()
+    # Checking: a busy bar and a sentence, and nothing to click twice.
+    assert wizard.busy_box.isVisible()
+    assert wizard.busy_label.text() == "Checking the pairing code with the network…"
+    assert not wizard.join_button.isEnabled()
+    assert not wizard.demo_button.isEnabled()
+    fake.enrol_gate.set()
+    qtbot.waitUntil(wizard.error.isVisible, timeout=5000)
+    assert str(error) in wizard.error_label.text()
+    assert not wizard.busy_box.isVisible()
+    assert wizard.join_button.isEnabled()  # fix the code and try again
+    assert wizard.isVisible()
+    assert fake.called("enrol") == [("https://heat.example.org", "7KQ2-M9XD")]
+
+
+def test_join_that_works_closes_the_wizard_and_shows_the_jobs(
+    qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
+) -> None:
+    app = make_app()
+    qtbot.waitUntil(lambda: app.wizard is not None, timeout=5000)
+    wizard = app.wizard
+    assert wizard is not None
+    wizard.url.setText("https://heat.example.org")
+    wizard.code.setText("7KQ2-M9XD")
+    wizard.join_button.click()
+    qtbot.waitUntil(lambda: app.wizard is None, timeout=5000)
+    assert app.window.page == JOBS
+    assert not app.ui_settings.value(WIZARD_DISMISSED_KEY, False, type=bool)
+    assert app.bridge.network is not None and app.bridge.network.enrolled
+
+
+def test_the_demo_button_starts_the_demo_and_says_credits_are_not_money(
+    qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
+) -> None:
+    app = make_app()
+    qtbot.waitUntil(lambda: app.wizard is not None, timeout=5000)
+    wizard = app.wizard
+    assert wizard is not None
+    texts = " ".join(w.text() for w in wizard.findChildren(type(wizard.busy_label)))
+    assert "not money" in texts
+    wizard.demo_button.click()
+    qtbot.waitUntil(lambda: app.wizard is None, timeout=5000)
+    assert len(fake.called("start_demo")) == 1
+    assert app.window.page == JOBS
+
+
+# -- --demo ----------------------------------------------------------------------------------
+
+
+def test_demo_option_starts_the_demo_and_shows_jobs(
+    qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
+) -> None:
+    app = make_app(demo=True)
+    assert app.window.page == JOBS
+    qtbot.waitUntil(lambda: len(fake.called("start_demo")) == 1, timeout=5000)
+    qtbot.waitUntil(lambda: not app.window.jobs_page.notice.isVisible(), timeout=5000)
+    assert app.wizard is None  # --demo is the choice already made
+
+
+def test_demo_option_on_a_machine_already_in_the_demo_does_not_start_it_again(
+    qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
+) -> None:
+    fake.network_model = demo_network(fake.now)
+    app = make_app(demo=True)
+    qtbot.waitUntil(lambda: app.bridge.network is not None, timeout=5000)
+    qtbot.waitUntil(lambda: bool(fake.called("jobs")), timeout=5000)
+    assert not fake.called("start_demo")
+    assert app.window.page == JOBS
+
+
+def test_demo_that_fails_says_why_on_the_jobs_page(
+    qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
+) -> None:
+    fake.demo_outcome = AgentError(
+        409, "This machine is enrolled in another network: leave it before starting the demo."
+    )
+    app = make_app(demo=True)
+    page = app.window.jobs_page
+    qtbot.waitUntil(page.banner.isVisible, timeout=5000)
+    assert "leave it before starting the demo" in page.banner.label.text()
+
+
+# -- the pages and their polls ---------------------------------------------------------------
+
+
+def test_pages_poll_only_while_they_show(
+    qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
+) -> None:
+    fake.network_model = demo_network(fake.now)
+    app = make_app()
+    assert app.window.page == DASHBOARD
+    qtbot.waitUntil(lambda: bool(fake.called("network")), timeout=5000)  # once, at connect
+    qtbot.wait(300)
+    assert not fake.called("jobs")
+    assert not fake.called("earnings")
+    assert not app.polls.jobs_timer.isActive()
+
+    app.window.show_page(JOBS)
+    qtbot.waitUntil(lambda: len(fake.called("jobs")) == 1, timeout=2000)
+    assert app.polls.jobs_timer.isActive()
+    assert app.polls.jobs_timer.interval() == 2000
+    assert not app.polls.network_timer.isActive()
+
+    app.window.show_page(NETWORK)
+    assert not app.polls.jobs_timer.isActive()
+    assert app.polls.network_timer.interval() == 10_000
+    qtbot.waitUntil(lambda: len(fake.called("earnings")) == 1, timeout=2000)
+
+    app.window.hide()  # closed to the tray: nothing polls for pages nobody sees
+    assert not app.polls.network_timer.isActive()
+    assert not app.polls.jobs_timer.isActive()
+    assert app.window.network_page.chart is not None
+    assert not app.window.network_page.chart._active
+
+
+def test_jobs_page_shows_the_running_job_the_history_and_a_chosen_result(
+    qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
+) -> None:
+    fake.network_model = demo_network(fake.now)
+    app = make_app()
+    app.window.show_page(JOBS)
+    page = app.window.jobs_page
+    qtbot.waitUntil(lambda: page.jobs is not None, timeout=5000)
+    assert page.current_label.text() == "Fractal zoom · frame 0 · tile 14"
+    assert page.current_phase.text() == "Running · rows 104 of 256"
+    assert page.current_progress.value() == 420
+    assert page.progress_text.text() == "42 %"
+    assert page.elapsed.value.text() == "12 s"
+    assert page.energy.value.text() == "0.6 Wh"  # 2,275 J
+    assert page.earns.value.text() == "1.20 credits"
+
+    table = page.table
+    rows = [[table.item(r, c).text() for c in range(5)] for r in range(table.rowCount())]
+    assert len(rows) == 1 + len(fake.jobs_model.history)
+    assert rows[0][:2] == ["Fractal zoom · frame 0 · tile 14", "Running"]
+    assert rows[1][1:] == [
+        "Result waiting for the network",
+        rows[1][2],
+        "1.20 credits when accepted",
+        "Waiting to upload",
+    ]
+    done = rows[2]
+    assert done[1] == "Done" and done[3] == "1.20 credits" and done[4] == "Accepted"
+    failed = next(r for r in rows if r[1] == "Failed")
+    assert failed[0] == "Matrix check · 2048 × 2048"
+    assert failed[3] == "nothing"
+    assert failed[4] == "Stopped: the job went over its memory limit (512 MiB)."
+
+    # Choosing a finished job fetches its log and its PNG, shown as an image.
+    page.select_attempt(13)
+    qtbot.waitUntil(lambda: "rows 8-15 done" in page.log_view.toPlainText(), timeout=5000)
+    qtbot.waitUntil(
+        lambda: page.images.count() == 1 and not page.images.item(0).icon().isNull(),
+        timeout=10_000,
+    )
+    assert page.images.item(0).toolTip() == "tile.png: 96 × 96 px"
+    assert "tile.json" in page.detail_note.text()
+    assert fake.called("job_file") == [(13, "tile.png")]  # the PNG only, and once
+
+    # The next polls keep the choice; a finished job's log is not fetched again.
+    logs = len(fake.called("job_log"))
+    polls = len(fake.called("jobs"))
+    qtbot.waitUntil(lambda: len(fake.called("jobs")) >= polls + 1, timeout=5000)
+    qtbot.wait(100)
+    assert page.selected == 13
+    assert len(fake.called("job_log")) == logs
+    assert fake.called("job_file") == [(13, "tile.png")]
+
+
+def test_a_job_that_does_not_say_how_far_it_is_gets_a_busy_bar(
+    qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
+) -> None:
+    now = datetime.now(UTC)
+    running = fake.jobs_model.current[0].model_copy(
+        update={"progress": None, "phase": JobPhase.DOWNLOADING, "progress_message": ""}
+    )
+    fake.jobs_model = fake.jobs_model.model_copy(update={"current": [running]})
+    fake.network_model = demo_network(now)
+    app = make_app()
+    app.window.show_page(JOBS)
+    page = app.window.jobs_page
+    qtbot.waitUntil(lambda: page.jobs is not None, timeout=5000)
+    assert page.current_phase.text() == "Downloading"
+    assert page.current_progress.maximum() == 0
+    assert page.progress_text.text() == ""
+
+
+def test_jobs_page_without_jobs(qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient) -> None:
+    fake.jobs_model = fake.jobs_model.model_copy(update={"current": [], "history": []})
+    fake.network_model = demo_network(fake.now)
+    app = make_app()
+    app.window.show_page(JOBS)
+    page = app.window.jobs_page
+    qtbot.waitUntil(lambda: page.jobs is not None, timeout=5000)
+    assert page.current_label.text() == "No job running"
+    assert page.empty_hint.isVisible()
+    assert not page.table.isVisible()
+
+
+def test_network_page_shows_node_link_sandbox_outbox_and_balances(
+    qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
+) -> None:
+    fake.network_model = demo_network(
+        fake.now,
+        reachable=False,
+        last_error="The network did not answer: connection refused.",
+        outbox_pending=2,
+    )
+    app = make_app()
+    app.window.show_page(NETWORK)
+    page = app.window.network_page
+    qtbot.waitUntil(lambda: page.earnings is not None, timeout=5000)
+    assert page.network_card.value.text() == "Demo network"
+    assert page.network_card.detail.text() == "http://127.0.0.1:41873"
+    assert "not money" in page.network_card.note.text()
+    assert page.node_card.value.text() == "Node 1"
+    assert page.node_card.detail.text() == "account demo"
+    assert page.link_card.value.text() == "Unreachable"
+    assert page.link_card.detail.text().startswith("last contact ")
+    assert page.link_card.note.text() == "The network did not answer: connection refused."
+    assert page.sandbox_card.value.text() == "bubblewrap"
+    assert page.sandbox_card.detail.text() == "taking jobs"
+    assert page.outbox_card.value.text() == "2 results"
+    earnings = fake.earnings_model
+    assert page.balance_card.value.text() == "8.15 credits"  # 7×120 + 5×95 − 500
+    assert earnings.balance_minor == 815
+    assert page.today_card.value.text() == "13.15 credits"
+    assert page.entries.rowCount() == len(earnings.entries)
+    first = [page.entries.item(0, c).text() for c in range(5)]
+    assert first[1:] == ["Job credited", "1.20 credits", "113", "Fractal zoom · frame 0 · tile 12"]
+    payout = next(
+        [page.entries.item(r, c).text() for c in range(5)]
+        for r in range(page.entries.rowCount())
+        if page.entries.item(r, 1).text() == "Payout"
+    )
+    assert payout[2] == "-5.00 credits"
+    chart = page.chart
+    assert chart is not None
+    qtbot.waitUntil(lambda: chart.repaint_count >= 1, timeout=2000)
+    assert int(chart.series.cumulative_minor[-1]) == 7 * 120 + 5 * 95  # payouts are not earnings
+
+
+def test_network_page_explains_a_machine_that_refuses_jobs(
+    qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
+) -> None:
+    problem = "bubblewrap is not installed: jobs cannot run safely here (apt install bubblewrap)."
+    fake.network_model = demo_network(
+        fake.now, sandbox=None, sandbox_problem=problem, accepting_jobs=False
+    )
+    app = make_app()
+    app.window.show_page(NETWORK)
+    page = app.window.network_page
+    qtbot.waitUntil(lambda: page.network is not None and page.network.sandbox is None, timeout=5000)
+    assert page.sandbox_card.value.text() == "Jobs refused"
+    assert page.sandbox_card.note.text() == problem
+
+
+def test_leave_asks_first_then_leaves(
+    qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    fake.network_model = demo_network(fake.now)
+    app = make_app()
+    app.window.show_page(NETWORK)
+    page = app.window.network_page
+    qtbot.waitUntil(lambda: page.network is not None and page.network.enrolled, timeout=5000)
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answers.pop(0))
+    page.leave_button.click()
+    qtbot.wait(100)
+    assert not fake.called("leave_network")
+    page.leave_button.click()
+    qtbot.waitUntil(page.not_enrolled.isVisible, timeout=5000)
+    assert len(fake.called("leave_network")) == 1
