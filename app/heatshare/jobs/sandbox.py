@@ -14,6 +14,7 @@ Inside every sandbox a job sees the same layout, documented for job authors in
 from __future__ import annotations
 
 import abc
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -50,6 +51,7 @@ class Outcome(StrEnum):
     OUT_OF_MEMORY = "out_of_memory"
     DISK_FULL = "disk_full"
     KILLED = "killed"  # stopped by the runner (cancel, pause, shutdown)
+    PROCESS_LIMIT = "process_limit"  # tried to run more processes than its limit
 
 
 @dataclass(frozen=True)
@@ -107,3 +109,23 @@ class NoSandbox(Sandbox):
 
     def start(self, request: SandboxRequest) -> SandboxProcess:
         raise SandboxUnavailable(self._reason)
+
+
+def find_sandbox() -> Sandbox:
+    """The sandbox of this machine: bubblewrap on Linux where it works, else a refusal."""
+    if sys.platform.startswith("linux"):
+        from heatshare.jobs.bubblewrap import BubblewrapSandbox
+
+        sandbox = BubblewrapSandbox()
+        problem = sandbox.problem()
+        return sandbox if problem is None else NoSandbox(problem)
+    if sys.platform == "win32":
+        system = "Windows"
+    elif sys.platform == "darwin":
+        system = "macOS"
+    else:
+        system = sys.platform
+    return NoSandbox(
+        f"Jobs need a sandbox, and Heatshare has none for {system} yet: "
+        "this machine does not take jobs."
+    )

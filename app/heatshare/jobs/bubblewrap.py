@@ -1,0 +1,619 @@
+"""The Linux sandbox: bubblewrap, with limits from a cgroup or rlimits and a watch.
+
+What a job sees is in ``docs/jobs.md``; what it may not see or do is what this module
+leaves out: the home folder, /root, /run (and so D-Bus and every socket there), /var,
+/work, the agent's data and configuration, the network (a fresh network namespace with
+only a loopback of its own), the host's processes (a PID namespace), and write access
+anywhere but /job, a private size-capped /tmp and /dev/shm.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import itertools
+import json
+import logging
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from heatshare.jobs.limits import CgroupV1, apply_rlimits
+from heatshare.jobs.sandbox import (
+    CHECKPOINT_DIR,
+    JOB_ROOT,
+    OUTPUT_DIR,
+    PROGRESS_FILE,
+    Outcome,
+    Sandbox,
+    SandboxProcess,
+    SandboxRequest,
+    SandboxResult,
+    SandboxUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+# The host's system, read-only. A symbolic link (/bin -> usr/bin on merged-/usr systems)
+# is recreated as a link, a folder is bound.
+_SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+# Secrets in /etc that root may read: hidden even where the agent runs as root.
+_ETC_SECRET_FILES = (
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+    "/etc/machine-id",
+    "/etc/security/opasswd",
+)
+_ETC_SECRET_DIRS = (
+    "/etc/ssh",
+    "/etc/ssl/private",
+    "/etc/sudoers.d",
+    "/etc/NetworkManager/system-connections",
+    "/etc/wireguard",
+    "/etc/heatshare",
+    "/etc/openvpn",
+    "/etc/ipsec.d",
+)
+_GPU_DEVICES = re.compile(r"nvidia.*|dri|kfd")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
+# bwrap's exit status: 128 + the signal that ended the job's command.
+_SIGNAL_BASE = 128
+# The wrapper waits for one line on stdin: by then the agent has put it in its cgroups
+# and set its rlimits, so bwrap and the job start inside them.
+_WRAPPER = 'read _ || exit 125; exec 0</dev/null; exec "$@"'
+_WRAPPER_NOT_RELEASED = 125
+_names = itertools.count(1)
+
+
+class BubblewrapSandbox(Sandbox):
+    """Runs each job in a bubblewrap sandbox (Linux, bubblewrap 0.8 or newer).
+
+    ``start()`` must be called from a long-lived thread (the runner's work thread, or the
+    main thread): bubblewrap's ``--die-with-parent`` is PR_SET_PDEATHSIG, which fires when
+    the *thread* that forked it ends, not the process; the job would be killed with it.
+    That same tie is what ends every job when the agent dies, however it dies.
+
+    Args:
+        bwrap: the bubblewrap program; found on PATH when None.
+        use_cgroups: make a cgroup per job where the agent may (False forces the rlimit
+            and watch fallback, for tests).
+        poll_s: how often the watch looks at the job's time, disk and (fallback) memory.
+    """
+
+    kind = "bubblewrap"
+
+    def __init__(
+        self, *, bwrap: str | None = None, use_cgroups: bool = True, poll_s: float = 0.25
+    ) -> None:
+        self._bwrap = bwrap if bwrap is not None else shutil.which("bwrap")
+        self._use_cgroups = use_cgroups
+        self._poll_s = poll_s
+        self._problem: str | None = None
+        self._probed = False
+        self._supports_disable_userns = False
+        self._lock = threading.Lock()
+
+    def problem(self) -> str | None:
+        with self._lock:
+            if not self._probed:
+                self._problem = self._probe()
+                self._probed = True
+            return self._problem
+
+    def _probe(self) -> str | None:
+        if not sys.platform.startswith("linux"):
+            return "Jobs need a sandbox, and bubblewrap runs only on Linux."
+        if self._bwrap is None:
+            return (
+                "Jobs need a sandbox, and bubblewrap (bwrap) is not installed: install the "
+                "'bubblewrap' package to take jobs."
+            )
+        try:
+            usage = subprocess.run(
+                [self._bwrap, "--help"], capture_output=True, text=True, timeout=10, check=False
+            ).stdout
+            if "--size" not in usage or "--json-status-fd" not in usage:
+                return (
+                    "Jobs need bubblewrap 0.8 or newer, and this one is older: update the "
+                    "'bubblewrap' package to take jobs."
+                )
+            probe = subprocess.run(
+                [self._bwrap, *_namespace_args(usage), *_system_args(), "--", "true"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"Jobs need a sandbox, and bubblewrap could not be run here ({exc})."
+        if probe.returncode != 0:
+            detail = probe.stderr.strip().splitlines()[-1:] or [f"exit status {probe.returncode}"]
+            return (
+                "Jobs need a sandbox, and bubblewrap cannot make one on this machine "
+                f"({detail[0]}); user namespaces may be turned off."
+            )
+        self._supports_disable_userns = "--disable-userns" in usage
+        return None
+
+    def start(self, request: SandboxRequest) -> BubblewrapProcess:
+        problem = self.problem()
+        if problem is not None:
+            raise SandboxUnavailable(problem)
+        assert self._bwrap is not None
+        _check_request(request)
+        for sub in (OUTPUT_DIR, CHECKPOINT_DIR):
+            (request.slot / sub).mkdir(exist_ok=True)
+        name = f"job-{os.getpid()}-{next(_names)}"
+        cgroup: CgroupV1 | None = None
+        if self._use_cgroups:
+            try:
+                cgroup = CgroupV1.create(name, request.limits)
+            except OSError as exc:
+                log.info("No cgroup for the job (%s): limits by rlimits and the watch.", exc)
+        status_r, status_w = os.pipe()
+        go_r, go_w = os.pipe()
+        args = [
+            "/bin/sh",
+            "-c",
+            _WRAPPER,
+            "heatshare-sandbox",
+            self._bwrap,
+            *self._args(request, status_w),
+        ]
+        try:
+            with request.log_path.open("ab") as log_file:
+                popen = subprocess.Popen(
+                    args,
+                    stdin=go_r,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(status_w,),
+                    env={"PATH": os.defpath},
+                )
+        except BaseException:
+            for fd in (status_r, status_w, go_r, go_w):
+                os.close(fd)
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+        os.close(go_r)
+        os.close(status_w)
+        try:
+            if cgroup is not None:
+                cgroup.add(popen.pid)
+            apply_rlimits(popen.pid, request.limits, cgroup=cgroup is not None)
+            os.write(go_w, b"\n")
+        except BaseException:
+            popen.kill()
+            popen.wait()
+            os.close(status_r)
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+        finally:
+            os.close(go_w)
+        return BubblewrapProcess(popen, status_r, cgroup, request, name, self._poll_s)
+
+    def _args(self, request: SandboxRequest, status_fd: int) -> list[str]:
+        limits = request.limits
+        args = [
+            *_namespace_args("--disable-userns" if self._supports_disable_userns else ""),
+            "--hostname",
+            "heatshare-job",
+            "--json-status-fd",
+            str(status_fd),
+            *_system_args(),
+            "--bind",
+            os.fspath(request.slot),
+            JOB_ROOT,
+            "--chdir",
+            JOB_ROOT,
+            # The sandbox's own /tmp and /dev/shm, not the host's.
+            "--size",
+            str(limits.disk_bytes),
+            "--tmpfs",
+            "/tmp",  # noqa: S108
+            "--size",
+            str(limits.memory_bytes),
+            "--tmpfs",
+            "/dev/shm",  # noqa: S108
+        ]
+        if request.gpu:
+            args += _gpu_args()
+        args += ["--remount-ro", "/", "--clearenv"]
+        for key, value in _job_env(request).items():
+            args += ["--setenv", key, value]
+        return [*args, "--", *request.command]
+
+
+def _namespace_args(usage: str) -> list[str]:
+    # --cap-drop ALL: bwrap keeps every capability (inside the namespace) when started by
+    # root, which would let a job remount or override file modes in its own namespaces.
+    args = [
+        "--unshare-all",
+        "--unshare-user",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+    ]
+    if "--disable-userns" in usage:
+        # The job may not make user namespaces of its own (a kernel attack surface).
+        args.append("--disable-userns")
+    return args
+
+
+def _system_args() -> list[str]:
+    args: list[str] = []
+    for name in _SYSTEM_PATHS:
+        path = Path(name)
+        if path.is_symlink():
+            args += ["--symlink", os.fspath(path.readlink()), name]
+        elif path.is_dir():
+            args += ["--ro-bind", name, name]
+    for name in _ETC_SECRET_FILES:
+        path = Path(name)
+        if path.is_file() and not path.is_symlink():
+            args += ["--ro-bind", "/dev/null", name]
+    for name in _ETC_SECRET_DIRS:
+        path = Path(name)
+        if path.is_dir() and not path.is_symlink():
+            args += ["--tmpfs", name]
+    return [*args, "--proc", "/proc", "--dev", "/dev"]
+
+
+def _gpu_args() -> list[str]:
+    args: list[str] = []
+    with contextlib.suppress(OSError):
+        for entry in sorted(Path("/dev").iterdir()):
+            if _GPU_DEVICES.fullmatch(entry.name):
+                args += ["--dev-bind", os.fspath(entry), os.fspath(entry)]
+    # GPU runtimes read the PCI topology and driver parameters from /sys.
+    return [*args, "--ro-bind", "/sys", "/sys"]
+
+
+def _check_request(request: SandboxRequest) -> None:
+    if not request.command:
+        raise ValueError("The job has no command to run.")
+    if not request.slot.is_dir():
+        raise ValueError(f"The job's slot folder {request.slot} does not exist.")
+    for key, value in request.env.items():
+        if not _ENV_NAME.fullmatch(key) or "\x00" in value:
+            raise ValueError(f"The job's environment variable {key!r} is not a usable name.")
+    limits = request.limits
+    if min(limits.memory_bytes, limits.max_processes, limits.disk_bytes, limits.cpu_cores) <= 0:
+        raise ValueError("The job's limits must all be above zero.")
+    if limits.wall_time_s <= 0:
+        raise ValueError("The job's time limit must be above zero.")
+
+
+def _job_env(request: SandboxRequest) -> dict[str, str]:
+    return {
+        "PATH": _JOB_PATH,
+        "HOME": JOB_ROOT,
+        "TMPDIR": "/tmp",  # noqa: S108 - the sandbox's own private /tmp
+        "LANG": "C.UTF-8",
+        **request.env,
+        "HEATSHARE_OUTPUT": f"{JOB_ROOT}/{OUTPUT_DIR}",
+        "HEATSHARE_CHECKPOINT": f"{JOB_ROOT}/{CHECKPOINT_DIR}",
+        "HEATSHARE_PROGRESS": f"{JOB_ROOT}/{PROGRESS_FILE}",
+    }
+
+
+class BubblewrapProcess(SandboxProcess):
+    """A running job; a watch thread reaps it and enforces time, disk and (fallback) memory."""
+
+    def __init__(  # noqa: PLR0917 - built in one place, by BubblewrapSandbox.start
+        self,
+        popen: subprocess.Popen[bytes],
+        status_fd: int,
+        cgroup: CgroupV1 | None,
+        request: SandboxRequest,
+        name: str,
+        poll_s: float,
+    ) -> None:
+        self._popen = popen
+        self._status_fd = status_fd
+        fcntl.fcntl(status_fd, fcntl.F_SETFL, fcntl.fcntl(status_fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+        self._status_buf = b""
+        self._pidfd: int | None = None
+        with contextlib.suppress(OSError, AttributeError):  # Linux 5.3 and newer
+            self._pidfd = os.pidfd_open(popen.pid)
+        self._init_pid: int | None = None
+        self._cgroup = cgroup
+        self._request = request
+        self._poll_s = poll_s
+        self._started = time.monotonic()
+        self._lock = threading.Lock()
+        self._reason: tuple[Outcome, str] | None = None
+        self._disk_used = 0
+        self._result: SandboxResult | None = None
+        self._done = threading.Event()
+        self._known: dict[int, float] = {}  # fallback: pid -> start time of the job's processes
+        # A daemon thread: an agent that exits while a job runs must not wait for the job,
+        # and bwrap's --die-with-parent ends the job with it.
+        self._watch = threading.Thread(target=self._run_watch, name=f"sandbox-{name}", daemon=True)
+        self._watch.start()
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def poll(self) -> SandboxResult | None:
+        return self._result if self._done.is_set() else None
+
+    def wait(self, timeout_s: float | None = None) -> SandboxResult | None:
+        if not self._done.wait(timeout_s):
+            return None
+        self._watch.join()
+        return self._result
+
+    def stop(self, grace_s: float = 5.0) -> SandboxResult:
+        if not self._done.is_set():
+            self._set_reason(Outcome.KILLED, "The job was stopped.")
+            self._signal_job(signal.SIGTERM)
+            if not self._done.wait(grace_s):
+                self._kill()
+        self._done.wait()
+        self._watch.join()
+        assert self._result is not None
+        return self._result
+
+    # The watch thread.
+
+    def _run_watch(self) -> None:
+        limits = self._request.limits
+        deadline = self._started + limits.wall_time_s
+        returncode: int | None = None
+        try:
+            while returncode is None:
+                remaining = deadline - time.monotonic()
+                returncode = self._wait_exit(max(0.0, min(self._poll_s, remaining)))
+                if returncode is not None:
+                    break
+                self._read_status()
+                if time.monotonic() >= deadline:
+                    self._set_reason(
+                        Outcome.TIMED_OUT,
+                        f"The job ran past its time limit of {limits.wall_time_s:g} s "
+                        "and was stopped.",
+                    )
+                    self._kill()
+                    continue
+                self._check_disk()
+                if self._cgroup is None:
+                    self._check_fallback_limits()
+                elif self._cgroup.process_limit_hits() > 0:
+                    self._stop_for_processes()
+        finally:
+            self._finish(returncode)
+
+    def _wait_exit(self, timeout_s: float) -> int | None:
+        # A pidfd wakes the watch the moment bwrap exits; Popen.wait(timeout) sleeps in
+        # growing steps and would add up to tens of milliseconds to every short job.
+        if self._pidfd is not None:
+            ready = select.select([self._pidfd], [], [], timeout_s)[0]
+            return self._popen.wait() if ready else None
+        try:
+            return self._popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def _finish(self, returncode: int | None) -> None:
+        if returncode is None:  # an exception in the watch: leave nothing running
+            self._popen.kill()
+            returncode = self._popen.wait()
+        self._read_status()
+        self._end_leftovers()
+        oom = self._cgroup is not None and self._cgroup.oom_kills() > 0
+        if self._cgroup is not None:
+            self._cgroup.remove()
+        os.close(self._status_fd)
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+        self._result = self._classify(returncode, oom)
+        self._done.set()
+
+    def _classify(self, returncode: int, oom: bool) -> SandboxResult:
+        wall = time.monotonic() - self._started
+        limits = self._request.limits
+        with self._lock:
+            reason = self._reason
+        if reason is not None:
+            return SandboxResult(reason[0], None, wall, reason[1])
+        if oom and returncode != 0:
+            return SandboxResult(
+                Outcome.OUT_OF_MEMORY,
+                None,
+                wall,
+                _memory_message(limits.memory_bytes),
+            )
+        if returncode == _SIGNAL_BASE + signal.SIGXFSZ or (
+            returncode != 0 and self._disk_used >= limits.disk_bytes
+        ):
+            return SandboxResult(
+                Outcome.DISK_FULL,
+                None,
+                wall,
+                _disk_message(limits.disk_bytes),
+            )
+        if self._init_pid is None and returncode in (1, _WRAPPER_NOT_RELEASED):
+            return SandboxResult(
+                Outcome.EXITED,
+                None,
+                wall,
+                "The sandbox could not start the job; bubblewrap's message is in the job's log.",
+            )
+        if returncode > _SIGNAL_BASE:
+            name = _signal_name(returncode - _SIGNAL_BASE)
+            return SandboxResult(Outcome.EXITED, returncode, wall, f"The job was ended by {name}.")
+        return SandboxResult(
+            Outcome.EXITED, returncode, wall, f"The job ended with exit status {returncode}."
+        )
+
+    def _set_reason(self, outcome: Outcome, message: str) -> None:
+        with self._lock:
+            if self._reason is None:
+                self._reason = (outcome, message)
+
+    def _read_status(self) -> None:
+        """bwrap's JSON status: the host pid of the sandbox's pid 1 once it exists."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            while chunk := os.read(self._status_fd, 4096):
+                self._status_buf += chunk
+        if self._init_pid is None:
+            # Documents are written one per line; a partial last one is read next time.
+            for line in self._status_buf.split(b"\n")[:-1]:
+                with contextlib.suppress(ValueError):
+                    document = json.loads(line)
+                    if isinstance(document, dict) and "child-pid" in document:
+                        self._init_pid = int(document["child-pid"])
+
+    def _job_pids(self) -> set[int]:
+        """The job's processes, bwrap's own two left out."""
+        if self._cgroup is not None:
+            pids = self._cgroup.pids()
+        else:
+            pids = set()
+            with contextlib.suppress(psutil.Error):
+                pids = {p.pid for p in psutil.Process(self._popen.pid).children(recursive=True)}
+        return pids - {self._popen.pid, self._init_pid or -1}
+
+    def _signal_job(self, sig: signal.Signals) -> None:
+        # Not bwrap itself: it would die at once and take the job with it, with no grace.
+        self._read_status()
+        for pid in self._job_pids():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+
+    def _kill(self) -> None:
+        # SIGKILL to bwrap ends the sandbox's pid 1 (--die-with-parent), and with it the
+        # kernel ends every process in the PID namespace; the cgroup is swept afterwards.
+        with contextlib.suppress(ProcessLookupError):
+            self._popen.send_signal(signal.SIGKILL)
+        self._signal_job(signal.SIGKILL)
+
+    def _end_leftovers(self) -> None:
+        if self._cgroup is not None:
+            if not self._cgroup.kill_all():
+                log.error(
+                    "Processes of a job survived SIGKILL in its cgroup: %s", self._cgroup.pids()
+                )
+            return
+        # Without a cgroup: the PID namespace's pid 1 is gone once bwrap is, and the kernel
+        # ends the rest; wait until it has (seconds at most), so nothing outlives the job.
+        deadline = time.monotonic() + 5.0
+        watched = [*self._known, *([self._init_pid] if self._init_pid else [])]
+        for pid in watched:
+            while _alive(pid) and time.monotonic() < deadline:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+                time.sleep(0.01)
+
+    def _check_disk(self) -> None:
+        used = _folder_bytes(self._request.slot) + self._tmp_bytes()
+        self._disk_used = used
+        limit = self._request.limits.disk_bytes
+        if used >= limit:
+            self._set_reason(
+                Outcome.DISK_FULL,
+                _disk_message(limit),
+            )
+            self._kill()
+
+    def _tmp_bytes(self) -> int:
+        if self._init_pid is None:
+            return 0
+        try:
+            st = os.statvfs(f"/proc/{self._init_pid}/root/tmp")
+        except OSError:
+            return 0  # the sandbox is ending, or this user may not look in
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+    def _check_fallback_limits(self) -> None:
+        limits = self._request.limits
+        rss = 0
+        count = 0
+        for pid in self._job_pids():
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                self._known.setdefault(pid, proc.create_time())
+                rss += proc.memory_info().rss
+                count += 1
+        if rss > limits.memory_bytes:
+            self._set_reason(
+                Outcome.OUT_OF_MEMORY,
+                _memory_message(limits.memory_bytes),
+            )
+            self._kill()
+        elif count > limits.max_processes:
+            self._stop_for_processes()
+
+    def _stop_for_processes(self) -> None:
+        # A job that runs into its process limit is stopped rather than left to spin on
+        # failing forks (a fork bomb) until its time is up.
+        limit = self._request.limits.max_processes
+        self._set_reason(
+            Outcome.PROCESS_LIMIT,
+            f"The job tried to run more than its limit of {limit} processes and was stopped.",
+        )
+        self._kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _folder_bytes(folder: Path) -> int:
+    """Disk space in use under ``folder`` (allocated blocks, so sparse files count as used)."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    stack = [os.fspath(folder)]
+    while stack:
+        with contextlib.suppress(OSError), os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    st = entry.stat(follow_symlinks=False)
+                    if st.st_nlink > 1:
+                        if (st.st_dev, st.st_ino) in seen:
+                            continue
+                        seen.add((st.st_dev, st.st_ino))
+                    total += st.st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+    return total
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):g} MiB"
+
+
+def _memory_message(limit: int) -> str:
+    return f"The job used more than its memory limit of {_mib(limit)} and was stopped."
+
+
+def _disk_message(limit: int) -> str:
+    return f"The job wrote more than its disk limit of {_mib(limit)} and was stopped."
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

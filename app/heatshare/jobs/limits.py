@@ -1,0 +1,212 @@
+"""How a job's limits are enforced on Linux: a cgroup where the agent may make one, rlimits
+and the agent's own watch otherwise.
+
+cgroup v1 (what these build machines have, and older distributions): one group per job
+and controller (memory, pids, cpu), nested under the agent's own group, so whatever
+limits the agent also limits its jobs: ``<mount>/<agent's group>/heatshare/<job>``.
+
+Where no group can be made (cgroup v2 without a delegated subtree, a read-only cgroupfs)
+the fallback is rlimits set on the job's first process before it runs, plus the agent's
+watch (every poll: memory in use, number of processes), which stops a job over a limit.
+RLIMIT_NPROC counts every process of the real user id on the whole machine, not the
+job's, and does not bind root at all; so it is set to what the user already runs plus
+the job's allowance, and the watch does the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import resource
+import signal
+import time
+from pathlib import Path
+
+import psutil
+
+from heatshare.jobs.sandbox import Limits
+
+log = logging.getLogger(__name__)
+
+CGROUP_MOUNT = Path("/sys/fs/cgroup")
+_CONTROLLERS = ("memory", "pids", "cpu")
+_GROUP_DIR = "heatshare"
+_CPU_PERIOD_US = 100_000
+
+
+def _own_v1_paths() -> dict[str, str]:
+    """The agent's own group per v1 controller, from /proc/self/cgroup."""
+    paths: dict[str, str] = {}
+    with Path("/proc/self/cgroup").open(encoding="ascii") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for controller in controllers.split(","):
+                if controller:
+                    paths[controller] = path
+    return paths
+
+
+def _write(path: Path, value: str) -> None:
+    with path.open("w", encoding="ascii") as f:
+        f.write(value)
+
+
+def _read(path: Path) -> str:
+    with path.open(encoding="ascii") as f:
+        return f.read()
+
+
+class CgroupV1:
+    """The per-controller groups of one job."""
+
+    def __init__(self, dirs: dict[str, Path]) -> None:
+        self.dirs = dirs
+
+    @staticmethod
+    def bases() -> dict[str, Path]:
+        """Where the job groups go, per controller; raises OSError where v1 is not here."""
+        own = _own_v1_paths()
+        bases: dict[str, Path] = {}
+        for controller in _CONTROLLERS:
+            mount = CGROUP_MOUNT / controller
+            if controller not in own or not (mount / "cgroup.procs").exists():
+                raise OSError(errno.ENOENT, f"no cgroup v1 {controller} controller")
+            bases[controller] = mount / own[controller].lstrip("/") / _GROUP_DIR
+        return bases
+
+    @classmethod
+    def create(cls, name: str, limits: Limits) -> CgroupV1:
+        """Makes the job's groups with its limits set; raises OSError where it may not."""
+        made: dict[str, Path] = {}
+        group = cls(made)
+        try:
+            for controller, base in cls.bases().items():
+                base.mkdir(exist_ok=True)
+                _sweep_stale(base)
+                path = base / name
+                path.mkdir()
+                made[controller] = path
+            memory = made["memory"]
+            _write(memory / "memory.limit_in_bytes", str(limits.memory_bytes))
+            swap = memory / "memory.memsw.limit_in_bytes"
+            if swap.exists():
+                # Memory plus swap at the same figure: a job may not swap its way past it.
+                with contextlib.suppress(OSError):
+                    _write(swap, str(limits.memory_bytes))
+            _write(made["pids"] / "pids.max", str(limits.max_processes))
+            _write(made["cpu"] / "cpu.cfs_period_us", str(_CPU_PERIOD_US))
+            _write(made["cpu"] / "cpu.cfs_quota_us", str(limits.cpu_cores * _CPU_PERIOD_US))
+        except OSError:
+            group.remove()
+            raise
+        return group
+
+    def add(self, pid: int) -> None:
+        for path in self.dirs.values():
+            _write(path / "cgroup.procs", str(pid))
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for path in self.dirs.values():
+            with contextlib.suppress(OSError):
+                found.update(int(p) for p in _read(path / "cgroup.procs").split())
+        return found
+
+    def process_limit_hits(self) -> int:
+        """How many forks failed on the group's process limit."""
+        with contextlib.suppress(OSError, KeyError, ValueError):
+            for line in _read(self.dirs["pids"] / "pids.events").splitlines():
+                key, _, value = line.partition(" ")
+                if key == "max":
+                    return int(value)
+        return 0
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel killed for want of memory in this group."""
+        try:
+            text = _read(self.dirs["memory"] / "memory.oom_control")
+        except (OSError, KeyError):
+            return 0
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+        # Kernels before 4.13 have no oom_kill count: a hit limit is the best sign left.
+        with contextlib.suppress(OSError):
+            return int(_read(self.dirs["memory"] / "memory.failcnt").strip()) and 1
+        return 0
+
+    def kill_all(self, timeout_s: float = 2.0) -> bool:
+        """SIGKILLs every process in the groups until none is left; False if some stayed."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            pids = self.pids()
+            if not pids:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.01)
+
+    def remove(self) -> None:
+        for path in list(self.dirs.values()):
+            # A group whose last process has just exited can be busy for a moment.
+            for _ in range(50):
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY:
+                        log.info("Could not remove the job's cgroup %s: %s", path, exc)
+                        break
+                    time.sleep(0.01)
+        self.dirs = {}
+
+
+def _sweep_stale(base: Path) -> None:
+    """Removes empty groups left by an agent that was killed (their names hold its pid)."""
+    for entry in base.iterdir():
+        agent_pid = entry.name.split("-")[1] if entry.name.count("-") >= 2 else ""
+        if entry.is_dir() and agent_pid.isdigit() and not psutil.pid_exists(int(agent_pid)):
+            with contextlib.suppress(OSError):
+                entry.rmdir()
+
+
+def apply_rlimits(pid: int, limits: Limits, *, cgroup: bool) -> None:
+    """Sets the job's rlimits on its first process (inherited by all it starts)."""
+    _set(pid, resource.RLIMIT_CORE, 0)
+    # A single file may not pass the disk limit; writing past it raises SIGXFSZ.
+    _set(pid, resource.RLIMIT_FSIZE, limits.disk_bytes)
+    if cgroup:
+        return
+    # RLIMIT_DATA, not RLIMIT_AS: GPU runtimes reserve huge address ranges they never use.
+    # Twice the limit: the watch stops a job over its limit with a clear outcome; this only
+    # stops a burst faster than one poll.
+    _set(pid, resource.RLIMIT_DATA, 2 * limits.memory_bytes)
+    if os.getuid() != 0:
+        # bwrap's monitor and the sandbox's pid 1 are two more processes of the job.
+        _set(pid, resource.RLIMIT_NPROC, user_process_count() + limits.max_processes + 2)
+
+
+def _set(pid: int, which: int, value: int) -> None:
+    _soft, hard = resource.prlimit(pid, which)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.prlimit(pid, which, (value, value))
+
+
+def user_process_count() -> int:
+    """Tasks (threads, on Linux) of this real user id, as RLIMIT_NPROC counts them."""
+    uid = os.getuid()
+    count = 0
+    for proc in psutil.process_iter(["uids", "num_threads"]):
+        uids = proc.info["uids"]
+        if uids is not None and uids.real == uid:
+            count += proc.info["num_threads"] or 1
+    return count
