@@ -1,0 +1,248 @@
+"""The real agent process joining a real coordinator process, over loopback.
+
+Enrolment is checked on the spot, so every way it can go wrong reaches the householder as a
+sentence: a wrong code, an expired one, a server that does not answer, and one whose
+certificate is not trusted. Then a good code, and the earnings of a new node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from agent_process import AgentProcess, run_cli
+from heatshare.protocol.client import AgentClient, AgentError
+
+COORDINATOR_START_S = 30.0
+
+
+@dataclass
+class Coordinator:
+    """``heatshare-coordinator serve`` on an SQLite file and a port the OS picks."""
+
+    proc: subprocess.Popen[bytes]
+    db: Path
+    url: str
+    stderr_file: Path
+
+    def cli(self, *args: str) -> str:
+        """A ``heatshare-coordinator`` command on this coordinator's database; its stdout."""
+        out = subprocess.run(
+            [sys.executable, "-m", "heatshare.coordinator", *args, "--db", str(self.db)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    def pairing_code(self, account: str) -> str:
+        return self.cli("pair-code", account).strip().splitlines()[-1].strip()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+@pytest.fixture
+def coordinator(tmp_path: Path) -> Iterator[Coordinator]:
+    db = tmp_path / "network.sqlite"
+    runtime = tmp_path / "coordinator.json"
+    stderr_file = tmp_path / "coordinator-stderr.txt"
+    args = ["serve", "--db", str(db), "--host", "127.0.0.1", "--port", "0"]
+    with stderr_file.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "heatshare.coordinator", *args, "--runtime-file", str(runtime)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    deadline = time.monotonic() + COORDINATOR_START_S
+    url = None
+    while time.monotonic() < deadline and url is None:
+        try:
+            url = json.loads(runtime.read_text())["url"]
+        except (OSError, ValueError, KeyError):
+            if proc.poll() is not None:
+                pytest.fail(f"the coordinator exited: {stderr_file.read_text()}")
+            time.sleep(0.1)
+    if url is None:
+        proc.kill()
+        pytest.fail(f"the coordinator did not listen: {stderr_file.read_text()}")
+    c = Coordinator(proc, db, url, stderr_file)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def self_signed_server(tmp_path: Path) -> Iterator[str]:
+    """An HTTPS server on loopback whose certificate nobody trusts (openssl, self-signed)."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    openssl = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
+    subprocess.run(
+        [
+            *openssl.split(),
+            *("-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)),
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            asked.append(self.path)  # only a client that trusted the certificate gets here
+            self.send_response(500)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    # A refused handshake is the point of this server: not news on stderr.
+    server.handle_error = lambda request, address: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.serve_forever, name="tls-server", daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert asked == []
+
+
+def refusal(client: AgentClient, url: str, code: str) -> AgentError:
+    with pytest.raises(AgentError) as exc:
+        client.enrol(url, code)
+    return exc.value
+
+
+# -- the agent alone ---------------------------------------------------------------------------
+
+
+def test_a_new_agent_is_not_enrolled_and_says_whether_jobs_can_run(agent: AgentProcess) -> None:
+    status = agent.client().network()
+    assert not status.enrolled
+    assert status.coordinator_url is None and status.node_id is None
+    # Either a working sandbox, or a sentence saying why jobs are refused here.
+    assert (status.sandbox is not None) != (status.sandbox_problem is not None)
+    deadline = time.monotonic() + 5.0
+    while "Stop it with" not in agent.stdout_file.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    out = agent.stdout_file.read_text()
+    assert "Network     not enrolled" in out
+    assert "Jobs        " in out
+    assert "heatshare-agent enrol URL CODE" in out
+
+
+def test_earnings_before_enrolling_say_so(agent: AgentProcess) -> None:
+    out = run_cli("earnings", "--json", "--profile-dir", str(agent.profile))
+    assert out.returncode == 1
+    assert out.stdout == ""
+    assert "not joined a network" in out.stderr
+    assert "heatshare-agent enrol URL CODE" in out.stderr
+
+
+def test_an_unreachable_network(agent: AgentProcess) -> None:
+    exc = refusal(agent.client(), f"http://127.0.0.1:{closed_port()}", "ABCD-2345")
+    assert exc.status == 502
+    assert "127.0.0.1" in str(exc)
+    assert not agent.client().network().enrolled
+
+
+def test_an_untrusted_certificate(agent: AgentProcess, self_signed_server: str) -> None:
+    exc = refusal(agent.client(), self_signed_server, "ABCD-2345")
+    assert exc.status == 502
+    assert "certificate" in str(exc) and "not trusted" in str(exc)
+    out = run_cli("enrol", self_signed_server, "ABCD-2345", "--profile-dir", str(agent.profile))
+    assert out.returncode == 1
+    assert "not trusted" in out.stderr
+
+
+# -- against a real coordinator ----------------------------------------------------------------
+
+
+def test_a_wrong_code(agent: AgentProcess, coordinator: Coordinator) -> None:
+    exc = refusal(agent.client(), coordinator.url, "WRONG-0000")
+    assert exc.status == 404
+    assert "not known" in str(exc)
+    out = run_cli("enrol", coordinator.url, "WRONG-0000", "--profile-dir", str(agent.profile))
+    assert out.returncode == 1
+    assert "not known" in out.stderr
+
+
+def test_an_expired_code(agent: AgentProcess, coordinator: Coordinator) -> None:
+    coordinator.cli("account", "create", "Ada")
+    code = coordinator.pairing_code("Ada")
+    # The shortest life a code can be given is a minute: age this one in the database.
+    with sqlite3.connect(coordinator.db) as db:
+        db.execute("UPDATE pairing_codes SET expires_at = '2000-01-01 00:00:00.000000'")
+    exc = refusal(agent.client(), coordinator.url, code)
+    assert exc.status == 410
+    assert "expired" in str(exc)
+
+
+def test_a_good_code_enrols_and_a_new_node_has_earned_nothing(
+    agent: AgentProcess, coordinator: Coordinator
+) -> None:
+    coordinator.cli("account", "create", "Ada")
+    code = coordinator.pairing_code("Ada")
+    out = run_cli("enrol", coordinator.url, code, "--profile-dir", str(agent.profile))
+    assert out.returncode == 0, out.stderr
+    assert f"enrolled in the network at {coordinator.url}" in out.stdout
+    status = agent.client().network()
+    assert status.enrolled
+    assert status.coordinator_url == coordinator.url
+    assert status.node_id is not None
+    assert status.account_name == "Ada"
+
+    earnings = run_cli("earnings", "--json", "--profile-dir", str(agent.profile))
+    assert earnings.returncode == 0, earnings.stderr
+    data = json.loads(earnings.stdout)
+    assert data["balance_minor"] == 0 and type(data["balance_minor"]) is int
+    assert isinstance(data["currency"], str) and data["currency"]
+
+    again = refusal(agent.client(), coordinator.url, code)
+    assert again.status == 409  # a code is good once
+
+    jobs = run_cli("jobs", "--json", "--profile-dir", str(agent.profile))
+    assert jobs.returncode == 0, jobs.stderr
+    assert set(json.loads(jobs.stdout)) == {"current", "history"}
+
+    left = run_cli("leave", "--profile-dir", str(agent.profile))
+    assert left.returncode == 0, left.stderr
+    assert not agent.client().network().enrolled
+    assert agent.log_problems() == []
