@@ -119,8 +119,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         p.error("--seed must be between 0 and 2**64 - 1")
     if not 1 <= a.value_range <= 10**9:
         p.error("--range must be between 1 and 1000000000")
-    if not 1 <= a.block <= a.n:
-        p.error("--block must be between 1 and --n")
+    if not 1 <= a.block <= 4000:
+        p.error("--block must be between 1 and 4000")
+    a.block = min(a.block, a.n)
     if not 1 <= a.rounds <= 64:
         p.error("--rounds must be between 1 and 64")
     return a
