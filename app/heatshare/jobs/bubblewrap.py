@@ -33,6 +33,7 @@ from heatshare.jobs.sandbox import (
     JOB_ROOT,
     OUTPUT_DIR,
     PROGRESS_FILE,
+    Limits,
     Outcome,
     Sandbox,
     SandboxProcess,
@@ -233,7 +234,8 @@ class BubblewrapSandbox(Sandbox):
         ]
         if request.gpu:
             args += _gpu_args()
-        args += ["--remount-ro", "/", "--clearenv"]
+        # bwrap's /dev and / are tmpfs it made; read-only, they hold nothing a job wrote.
+        args += ["--remount-ro", "/dev", "--remount-ro", "/", "--clearenv"]
         for key, value in _job_env(request).items():
             args += ["--setenv", key, value]
         return [*args, "--", *request.command]
@@ -330,6 +332,8 @@ class BubblewrapProcess(SandboxProcess):
         fcntl.fcntl(status_fd, fcntl.F_SETFL, fcntl.fcntl(status_fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         self._status_buf = b""
         self._pidfd: int | None = None
+        self._tmp_fd: int | None = None
+        self._tmp_tries = 0
         with contextlib.suppress(OSError, AttributeError):  # Linux 5.3 and newer
             self._pidfd = os.pidfd_open(popen.pid)
         self._init_pid: int | None = None
@@ -405,8 +409,17 @@ class BubblewrapProcess(SandboxProcess):
         # A pidfd wakes the watch the moment bwrap exits; Popen.wait(timeout) sleeps in
         # growing steps and would add up to tens of milliseconds to every short job.
         if self._pidfd is not None:
-            ready = select.select([self._pidfd], [], [], timeout_s)[0]
-            return self._popen.wait() if ready else None
+            # bwrap's status wakes the watch too, so the sandbox's /tmp is found at once.
+            waiting = [self._pidfd] if self._tmp_fd is not None else [self._pidfd, self._status_fd]
+            if self._init_pid is not None and self._tmp_fd is None and self._tmp_tries < 400:
+                # bwrap is still making the sandbox's mounts: look again very soon.
+                self._tmp_tries += 1
+                timeout_s = min(timeout_s, 0.005)
+            ready = select.select(waiting, [], [], timeout_s)[0]
+            if self._pidfd in ready:
+                return self._popen.wait()
+            self._read_status()
+            return None
         try:
             return self._popen.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -418,12 +431,20 @@ class BubblewrapProcess(SandboxProcess):
             returncode = self._popen.wait()
         self._read_status()
         self._end_leftovers()
-        oom = self._cgroup is not None and self._cgroup.oom_kills() > 0
+        # The last word on disk use: the job may have filled it and ended between two polls.
+        self._disk_used = max(self._disk_used, self._measure_disk())
+        if self._tmp_fd is not None:
+            os.close(self._tmp_fd)
+        oom = forks_refused = False
         if self._cgroup is not None:
+            oom = self._cgroup.oom_kills() > 0
+            forks_refused = self._cgroup.process_limit_hits() > 0
             self._cgroup.remove()
         os.close(self._status_fd)
         if self._pidfd is not None:
             os.close(self._pidfd)
+        if forks_refused and returncode != 0:
+            self._set_reason(Outcome.PROCESS_LIMIT, _process_message(self._request.limits))
         self._result = self._classify(returncode, oom)
         self._done.set()
 
@@ -481,6 +502,24 @@ class BubblewrapProcess(SandboxProcess):
                     document = json.loads(line)
                     if isinstance(document, dict) and "child-pid" in document:
                         self._init_pid = int(document["child-pid"])
+        if self._init_pid is not None and self._tmp_fd is None:
+            self._open_tmp()
+
+    def _open_tmp(self) -> None:
+        """Holds the sandbox's /tmp open, so its use can be read even after the job ends."""
+        try:
+            fd = os.open(f"/proc/{self._init_pid}/root/tmp", os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return  # the sandbox is ending, or this user may not look in
+        # Until bwrap has made the sandbox's mounts, that path is the host's /tmp: only
+        # a file system of exactly the size asked for is the sandbox's.
+        st = os.fstatvfs(fd)
+        page = os.sysconf("SC_PAGE_SIZE")
+        expected = -(-self._request.limits.disk_bytes // page) * page
+        if st.f_blocks * st.f_frsize == expected:
+            self._tmp_fd = fd
+        else:
+            os.close(fd)
 
     def _job_pids(self) -> set[int]:
         """The job's processes, bwrap's own two left out."""
@@ -523,8 +562,11 @@ class BubblewrapProcess(SandboxProcess):
                     os.kill(pid, signal.SIGKILL)
                 time.sleep(0.01)
 
+    def _measure_disk(self) -> int:
+        return _folder_bytes(self._request.slot) + self._tmp_bytes()
+
     def _check_disk(self) -> None:
-        used = _folder_bytes(self._request.slot) + self._tmp_bytes()
+        used = self._measure_disk()
         self._disk_used = used
         limit = self._request.limits.disk_bytes
         if used >= limit:
@@ -535,12 +577,9 @@ class BubblewrapProcess(SandboxProcess):
             self._kill()
 
     def _tmp_bytes(self) -> int:
-        if self._init_pid is None:
+        if self._tmp_fd is None:
             return 0
-        try:
-            st = os.statvfs(f"/proc/{self._init_pid}/root/tmp")
-        except OSError:
-            return 0  # the sandbox is ending, or this user may not look in
+        st = os.fstatvfs(self._tmp_fd)
         return (st.f_blocks - st.f_bfree) * st.f_frsize
 
     def _check_fallback_limits(self) -> None:
@@ -565,11 +604,7 @@ class BubblewrapProcess(SandboxProcess):
     def _stop_for_processes(self) -> None:
         # A job that runs into its process limit is stopped rather than left to spin on
         # failing forks (a fork bomb) until its time is up.
-        limit = self._request.limits.max_processes
-        self._set_reason(
-            Outcome.PROCESS_LIMIT,
-            f"The job tried to run more than its limit of {limit} processes and was stopped.",
-        )
+        self._set_reason(Outcome.PROCESS_LIMIT, _process_message(self._request.limits))
         self._kill()
 
 
@@ -606,6 +641,10 @@ def _mib(size: int) -> str:
 
 def _memory_message(limit: int) -> str:
     return f"The job used more than its memory limit of {_mib(limit)} and was stopped."
+
+
+def _process_message(limits: Limits) -> str:
+    return f"The job tried to run more than its limit of {limits.max_processes} processes."
 
 
 def _disk_message(limit: int) -> str:
