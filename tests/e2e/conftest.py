@@ -1,0 +1,78 @@
+"""End to end on loopback: a real coordinator process, the real agent (a process, or its job
+engine in this process), the real bubblewrap sandbox and real jobs (``job/run.py``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from coordinator_process import CoordinatorProcess
+
+from heatshare.jobs.sandbox import find_sandbox
+
+JOB_DIR = Path(__file__).with_name("job")
+ACCOUNT = "home"
+
+
+def _sandbox_problem() -> str | None:
+    return find_sandbox().problem()
+
+
+needs_sandbox = pytest.mark.skipif(
+    _sandbox_problem() is not None, reason=f"no working sandbox here: {_sandbox_problem()}"
+)
+
+
+@dataclass
+class Network:
+    """A coordinator with an account and a requester, ready to take jobs."""
+
+    coordinator: CoordinatorProcess
+    api_key: str
+
+    @property
+    def url(self) -> str:
+        return self.coordinator.url
+
+    def code(self) -> str:
+        return self.coordinator.pairing_code(ACCOUNT)
+
+    def submit(
+        self, steps: int, delay: float, *, price: int, size: int = 0, label: str = ""
+    ) -> int:
+        command = f"python3 run.py {steps} {delay} {size}"
+        return self.coordinator.submit(
+            self.api_key, JOB_DIR, command, price=price, label=label or f"count to {steps}"
+        )
+
+    def job(self, job_id: int) -> dict[str, object]:
+        return self.coordinator.job(self.api_key, job_id)
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[Network]:
+    work = tmp_path / "coordinator"
+    work.mkdir()
+    coordinator = CoordinatorProcess(db=work / "coordinator.sqlite", workdir=work)
+    coordinator.account(ACCOUNT)
+    api_key = coordinator.requester("tests")
+    coordinator.start()
+    try:
+        yield Network(coordinator, api_key)
+    finally:
+        coordinator.stop()
+
+
+def wait_for(what: str, check: Callable[[], object], timeout_s: float = 60.0) -> object:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` otherwise."""
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
