@@ -243,7 +243,7 @@ class DemoRequester:
     def run(self) -> None:
         """Keeps the queue filled until ``stop`` is set; never raises for the network."""
         outage = False
-        backoff = 0.5
+        backoff = min(0.5, self._max_backoff_s)
         last_refusal = ""
         try:
             while not self._stop.is_set():
@@ -273,7 +273,7 @@ class DemoRequester:
                 if outage:
                     log.info("The demo requester reaches the coordinator again.")
                     outage = False
-                backoff = 0.5
+                backoff = min(0.5, self._max_backoff_s)
                 last_refusal = ""
                 self._stop.wait(self._poll_s)
         finally:
