@@ -58,8 +58,8 @@ UNTRUSTED = AgentError(
 
 
 @cache
-def fractal_tile(tile: int, size: int = 96) -> bytes:
-    """A real tile from the demo's job, rendered by the job itself."""
+def fractal_tile(tile: int, size: int = 96, max_iter: int = 100) -> bytes:
+    """A real tile from the demo's job, rendered by the job itself (few iterations: quick)."""
     with tempfile.TemporaryDirectory() as tmp:
         out, ck = Path(tmp, "out"), Path(tmp, "ck")
         out.mkdir()
@@ -71,7 +71,16 @@ def fractal_tile(tile: int, size: int = 96) -> bytes:
             "HEATSHARE_PROGRESS": str(Path(tmp, "progress")),
         }
         subprocess.run(
-            [sys.executable, str(RENDER), "--tile", str(tile), "--size", str(size)],
+            [
+                sys.executable,
+                str(RENDER),
+                "--tile",
+                str(tile),
+                "--size",
+                str(size),
+                "--max-iter",
+                str(max_iter),
+            ],
             env=env,
             check=True,
             capture_output=True,
@@ -281,7 +290,8 @@ class FakeAgentClient(AgentClient):
     def job_file(self, attempt_id: int, name: str) -> bytes:
         self._record("job_file", attempt_id, name)
         if name.endswith(".png"):
-            return fractal_tile((attempt_id - 1) % 16)
+            # The top row's tiles: quick to render (the set's inside costs every iteration).
+            return fractal_tile(attempt_id % 4)
         raise AgentError(404, f"This job has no output file named {name!r}.")
 
     def earnings(self) -> EarningsResponse:

@@ -283,12 +283,8 @@ def test_jobs_page_shows_the_running_job_the_history_and_a_chosen_result(
     rows = [[table.item(r, c).text() for c in range(5)] for r in range(table.rowCount())]
     assert len(rows) == 1 + len(fake.jobs_model.history)
     assert rows[0][:2] == ["Fractal zoom · frame 0 · tile 14", "Running"]
-    assert rows[1][1:] == [
-        "Result waiting for the network",
-        rows[1][2],
-        "1.20 credits when accepted",
-        "Waiting to upload",
-    ]
+    assert rows[1][1] == "In the outbox"
+    assert rows[1][3:] == ["1.20 credits when accepted", "Waiting to upload"]
     done = rows[2]
     assert done[1] == "Done" and done[3] == "1.20 credits" and done[4] == "Accepted"
     failed = next(r for r in rows if r[1] == "Failed")
@@ -296,8 +292,27 @@ def test_jobs_page_shows_the_running_job_the_history_and_a_chosen_result(
     assert failed[3] == "nothing"
     assert failed[4] == "Stopped: the job went over its memory limit (512 MiB)."
 
-    # Choosing a finished job fetches its log and its PNG, shown as an image.
-    page.select_attempt(13)
+    # Nothing chosen: the recent results, as pictures; a click on one chooses its job.
+    recent = [
+        j for j in (*fake.jobs_model.current, *fake.jobs_model.history) if "tile.png" in j.files
+    ]
+    assert page.detail_title.text() == "Recent results"
+    qtbot.waitUntil(
+        lambda: (
+            page.images.count() == len(recent)
+            and all(not page.images.item(i).icon().isNull() for i in range(page.images.count()))
+        ),
+        timeout=10_000,
+    )
+    assert [page.images.item(i).toolTip() for i in range(2)] == [
+        "Fractal zoom · frame 0 · tile 13: 96 × 96 px",
+        "Fractal zoom · frame 0 · tile 12: 96 × 96 px",
+    ]
+    page.images.itemClicked.emit(page.images.item(1))
+    assert page.selected == 13
+    assert page.table.selectionModel().selectedRows()[0].row() == 2
+
+    # The chosen job: its log, and its PNG shown as an image (fetched once, not again).
     qtbot.waitUntil(lambda: "rows 8-15 done" in page.log_view.toPlainText(), timeout=5000)
     qtbot.waitUntil(
         lambda: page.images.count() == 1 and not page.images.item(0).icon().isNull(),
@@ -305,7 +320,9 @@ def test_jobs_page_shows_the_running_job_the_history_and_a_chosen_result(
     )
     assert page.images.item(0).toolTip() == "tile.png: 96 × 96 px"
     assert "tile.json" in page.detail_note.text()
-    assert fake.called("job_file") == [(13, "tile.png")]  # the PNG only, and once
+    fetched = fake.called("job_file")
+    assert len(fetched) == len(set(fetched)) == len(recent)
+    assert all(name == "tile.png" for _, name in fetched)  # the PNGs only
 
     # The next polls keep the choice; a finished job's log is not fetched again.
     logs = len(fake.called("job_log"))
@@ -314,7 +331,11 @@ def test_jobs_page_shows_the_running_job_the_history_and_a_chosen_result(
     qtbot.wait(100)
     assert page.selected == 13
     assert len(fake.called("job_log")) == logs
-    assert fake.called("job_file") == [(13, "tile.png")]
+    assert fake.called("job_file") == fetched
+
+    page.all_button.click()  # back to the recent results
+    assert page.selected is None
+    assert page.images.count() == len(recent)
 
 
 def test_a_job_that_does_not_say_how_far_it_is_gets_a_busy_bar(
@@ -330,7 +351,7 @@ def test_a_job_that_does_not_say_how_far_it_is_gets_a_busy_bar(
     app.window.show_page(JOBS)
     page = app.window.jobs_page
     qtbot.waitUntil(lambda: page.jobs is not None, timeout=5000)
-    assert page.current_phase.text() == "Downloading"
+    assert page.current_phase.text() == "Downloading the job's files"
     assert page.current_progress.maximum() == 0
     assert page.progress_text.text() == ""
 

@@ -41,7 +41,8 @@ T = TypeVar("T")
 
 POLL_POOL = "agent-poll"  # status polls only, so a slow query never delays them
 QUERY_POOL = "agent-query"  # history, settings, pause/resume: serialised on one thread
-PAGES_POOL = "agent-pages"  # the Jobs and Network pages' polls, log and result files
+PAGES_POOL = "agent-pages"  # the Jobs and Network pages' polls
+FILES_POOL = "agent-files"  # a job's log and result files: big answers never delay a poll
 # Joining waits on the network (up to 30 s, the demo up to 60 s): never ahead of the rest.
 ENROL_POOL = "agent-enrol"
 
@@ -519,7 +520,7 @@ class AgentBridge(QObject):
             lambda c: c.job_log(attempt_id),
             lambda text: self.job_log_received.emit(attempt_id, text),
             lambda msg: self.job_detail_failed.emit(attempt_id, msg),
-            PAGES_POOL,
+            FILES_POOL,
         )
 
     def load_job_file(self, attempt_id: int, name: str) -> None:
@@ -527,5 +528,5 @@ class AgentBridge(QObject):
             lambda c: c.job_file(attempt_id, name),
             lambda data: self.job_file_received.emit(attempt_id, name, data),
             lambda msg: self.job_detail_failed.emit(attempt_id, msg),
-            PAGES_POOL,
+            FILES_POOL,
         )

@@ -151,17 +151,20 @@ class EarningsChart(QWidget):
         if has_data:
             end = max(float(s.t[-1]), float(s.hour_start[-1]) + HOUR_S)
             start = float(s.hour_start[0])
-            # A step line: the total holds from one credit to the next, then jumps.
-            x = np.append(s.t, end)
-            y = s.cumulative_minor.astype(np.float64) / scale
-            self.total_curve.setData(x, y, stepMode="center")
+            # A step line: the total holds from one credit to the next, then jumps. Drawn
+            # as corner points, so the fill closes along the axis and not down the last edge.
+            total = s.cumulative_minor.astype(np.float64) / scale
+            x = np.repeat(np.append(s.t, end), 2)[1:-1]
+            y = np.repeat(total, 2)
+            self.total_curve.setData(x, y)
             self.bars.setOpts(
                 x0=s.hour_start + HOUR_S * 0.08,
                 x1=s.hour_start + HOUR_S * 0.92,
                 height=s.hour_minor.astype(np.float64) / scale,
             )
             self.total_plot.setXRange(start, end, padding=0.02)
-            self.total_plot.setYRange(0.0, max(float(y.max()), 1.0 / scale), padding=0.08)
+            low = min(0.0, float(y.min()))
+            self.total_plot.setYRange(low, max(float(y.max()), 1.0 / scale), padding=0.08)
             top = float(s.hour_minor.max()) / scale
             self.hour_plot.setYRange(0.0, max(top, 1.0 / scale), padding=0.08)
         self.repaint_count += 1

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QProgressBar,
+    QPushButton,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -37,7 +38,8 @@ from heatshare.gui.formatting import (
 )
 from heatshare.protocol.local_api import JobInfo, JobPhase, JobsResponse
 
-THUMB_PX = 180
+THUMB_PX = 128  # the recent results, many side by side
+IMAGE_PX = 220  # a chosen job's own pictures
 MAX_IMAGES = 16  # a job's PNGs fetched for the grid; the rest are listed by name
 _ACTIVE = frozenset({JobPhase.LEASED, JobPhase.DOWNLOADING, JobPhase.RUNNING, JobPhase.UPLOADING})
 
@@ -45,18 +47,27 @@ PHASE_WORDS = {
     JobPhase.LEASED: "Leased",
     JobPhase.DOWNLOADING: "Downloading",
     JobPhase.RUNNING: "Running",
-    JobPhase.UPLOADING: "Uploading the result",
-    JobPhase.OUTBOX: "Result waiting for the network",
+    JobPhase.UPLOADING: "Uploading",
+    JobPhase.OUTBOX: "In the outbox",
     JobPhase.DONE: "Done",
     JobPhase.FAILED: "Failed",
     JobPhase.CANCELLED: "Cancelled",
 }
+# The running job's card has room to say more.
+PHASE_SENTENCES = {
+    JobPhase.LEASED: "Leased from the network, about to download",
+    JobPhase.DOWNLOADING: "Downloading the job's files",
+    JobPhase.UPLOADING: "Uploading the result",
+    JobPhase.OUTBOX: "Finished: the result waits for the network",
+}
+GALLERY_SIZE = 12  # recent results shown while no job is chosen
 RESULT_WORDS = {
     "accepted": "Accepted",
     "pending_validation": "Being checked",
     "rejected": "Rejected",
 }
 COLUMNS = ("Job", "Phase", "Finished", "Earned", "Result")
+RECENT_TITLE = "Recent results"
 
 
 def job_label(job: JobInfo) -> str:
@@ -186,19 +197,16 @@ class JobsPage(QWidget):
         for col in range(1, len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.itemSelectionChanged.connect(self._selection_changed)
-        history_title = QLabel("Jobs")
-        history_title.setFont(_font(3, QFont.Weight.DemiBold))
         self.empty_hint = QLabel("No jobs yet. Jobs from the network appear here as they arrive.")
         self.empty_hint.setObjectName("hint")
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(history_title)
-        left_layout.addWidget(self.empty_hint)
-        left_layout.addWidget(self.table, 1)
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.empty_hint)
+        top_layout.addWidget(self.table, 1)
 
-        # -- the chosen job ----------------------------------------------------------------------
-        self.detail_title = QLabel("Choose a job to see its result and log")
+        # -- the chosen job (or the recent results) ---------------------------------------------
+        self.detail_title = QLabel(RECENT_TITLE)
         self.detail_title.setFont(_font(3, QFont.Weight.DemiBold))
         self.detail_note = QLabel("")
         self.detail_note.setObjectName("hint")
@@ -209,8 +217,14 @@ class JobsPage(QWidget):
         self.images.setIconSize(QSize(THUMB_PX, THUMB_PX))
         self.images.setResizeMode(QListView.ResizeMode.Adjust)
         self.images.setMovement(QListView.Movement.Static)
-        self.images.setSpacing(6)
-        self.images.setMinimumHeight(THUMB_PX + 40)
+        self.images.setWrapping(True)
+        self.images.setSpacing(4)
+        self.images.setGridSize(QSize(THUMB_PX + 24, THUMB_PX + 44))
+        self.images.setWordWrap(True)
+        self.images.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.images.setMinimumHeight(THUMB_PX + 56)
+        self.images.itemActivated.connect(self._image_activated)
+        self.images.itemClicked.connect(self._image_activated)
         self.log_view = QPlainTextEdit()
         self.log_view.setObjectName("jobLog")
         self.log_view.setReadOnly(True)
@@ -218,27 +232,48 @@ class JobsPage(QWidget):
         mono = QFont("monospace")
         mono.setStyleHint(QFont.StyleHint.Monospace)
         self.log_view.setFont(mono)
-        self.log_view.setPlaceholderText("The job's output shows here.")
+        self.log_view.setPlaceholderText("Choose a job above to see its output here.")
         result_title = QLabel("RESULT")
         result_title.setObjectName("cardTitle")
         log_title = QLabel("LOG")
         log_title.setObjectName("cardTitle")
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addWidget(self.detail_title)
-        right_layout.addWidget(self.detail_note)
-        right_layout.addWidget(result_title)
-        right_layout.addWidget(self.images, 3)
-        right_layout.addWidget(log_title)
-        right_layout.addWidget(self.log_view, 2)
+        result_box = QWidget()
+        result_layout = QVBoxLayout(result_box)
+        result_layout.setContentsMargins(0, 0, 0, 0)
+        result_layout.addWidget(result_title)
+        result_layout.addWidget(self.images, 1)
+        result_layout.addWidget(self.detail_note)
+        self.log_box = log_box = QWidget()
+        log_layout = QVBoxLayout(log_box)
+        log_layout.setContentsMargins(0, 0, 0, 0)
+        log_layout.addWidget(log_title)
+        log_layout.addWidget(self.log_view, 1)
+        lower = QSplitter(Qt.Orientation.Horizontal)
+        lower.setChildrenCollapsible(False)
+        lower.addWidget(result_box)
+        lower.addWidget(log_box)
+        lower.setStretchFactor(0, 1)
+        lower.setStretchFactor(1, 1)
+        bottom = QWidget()
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(0, 8, 0, 0)
+        self.all_button = QPushButton("Show recent results")
+        self.all_button.setObjectName("allResults")
+        self.all_button.clicked.connect(self.table.clearSelection)
+        self.all_button.hide()
+        title_row = QHBoxLayout()
+        title_row.addWidget(self.detail_title, 1)
+        title_row.addWidget(self.all_button)
+        bottom_layout.addLayout(title_row)
+        bottom_layout.addWidget(lower, 1)
 
-        split = QSplitter(Qt.Orientation.Horizontal)
+        # The table is wide (five columns), the images want height: one above the other.
+        split = QSplitter(Qt.Orientation.Vertical)
         split.setChildrenCollapsible(False)
-        split.addWidget(left)
-        split.addWidget(right)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
+        split.addWidget(top)
+        split.addWidget(bottom)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -286,8 +321,7 @@ class JobsPage(QWidget):
         if not pixmap.loadFromData(data, "PNG"):
             pixmap = QPixmap()  # kept empty: the grid says the image could not be read
         self._images[(attempt_id, name)] = pixmap
-        if attempt_id == self.selected:
-            self._show_images()
+        self._show_images()  # a no-op unless the picture is on show
 
     def set_detail_error(self, attempt_id: int, message: str) -> None:
         if attempt_id == self.selected:
@@ -306,7 +340,7 @@ class JobsPage(QWidget):
                 fig.value.setText("–")
             return
         self.current_label.setText(job_label(job))
-        phase = PHASE_WORDS.get(job.phase, job.phase.value)
+        phase = PHASE_SENTENCES.get(job.phase) or PHASE_WORDS.get(job.phase, job.phase.value)
         self.current_phase.setText(
             f"{phase} · {job.progress_message}" if job.progress_message else phase
         )
@@ -333,13 +367,7 @@ class JobsPage(QWidget):
         try:
             table.setRowCount(len(rows))
             for r, job in enumerate(rows):
-                finished = (
-                    format_when(job.finished_at)
-                    if job.finished_at
-                    else PHASE_WORDS.get(job.phase, "")
-                    if job.phase in _ACTIVE
-                    else ""
-                )
+                finished = format_when(job.finished_at) if job.finished_at else ""
                 cells = (
                     job_label(job),
                     PHASE_WORDS.get(job.phase, job.phase.value),
@@ -393,11 +421,14 @@ class JobsPage(QWidget):
     def _refresh_detail(self) -> None:
         """Show the chosen job and ask for what is not here yet (logs of live jobs again)."""
         job = self._job(self.selected)
+        self.all_button.setVisible(job is not None)
+        self.log_box.setVisible(job is not None)  # the recent results take the whole width
         if job is None:
-            self.detail_title.setText("Choose a job to see its result and log")
-            self.detail_note.setText("")
-            self._show_images()
+            self.detail_title.setText(RECENT_TITLE)
             self.log_view.clear()
+            for recent in self._recent():
+                self._want(recent.attempt_id, pngs(recent)[0])
+            self._show_images()
             return
         self.detail_title.setText(job_label(job))
         final_log = self._logs_final.get(job.attempt_id)
@@ -406,57 +437,74 @@ class JobsPage(QWidget):
         elif self.log_view.toPlainText() != final_log:
             self.set_log(job.attempt_id, final_log)
         for name in pngs(job)[:MAX_IMAGES]:
-            key = (job.attempt_id, name)
-            if key not in self._images and key not in self._requested:
-                self._requested.add(key)
-                self.file_requested.emit(job.attempt_id, name)
+            self._want(job.attempt_id, name)
         self._show_images()
+
+    def _want(self, attempt_id: int, name: str) -> None:
+        key = (attempt_id, name)
+        if key not in self._images and key not in self._requested:
+            self._requested.add(key)
+            self.file_requested.emit(attempt_id, name)
+
+    def _recent(self) -> list[JobInfo]:
+        """The latest finished jobs with a picture to show."""
+        done = (JobPhase.DONE, JobPhase.OUTBOX)
+        return [j for j in self._rows if j.phase in done and pngs(j)][:GALLERY_SIZE]
+
+    def _image_activated(self, item: QListWidgetItem) -> None:
+        attempt = item.data(Qt.ItemDataRole.UserRole)
+        if isinstance(attempt, int) and attempt != self.selected:
+            self.select_attempt(attempt)
 
     def _show_images(self) -> None:
         job = self._job(self.selected)
+        if job is None:
+            shown = [(j.attempt_id, pngs(j)[0], job_label(j)) for j in self._recent()]
+        else:
+            shown = [(job.attempt_id, n, n) for n in pngs(job)[:MAX_IMAGES]]
         # Rebuilt only when something changed: the jobs poll comes every 2 s, and a rebuilt
-        # grid would lose its scroll position and selection each time.
-        names = pngs(job)[:MAX_IMAGES] if job is not None else []
+        # grid would lose its scroll position each time.
         key = (
-            None if job is None else job.attempt_id,
+            self.selected,
             tuple(job.files) if job is not None else (),
             tuple(
-                (n, None if (p := self._images.get((job.attempt_id, n))) is None else p.cacheKey())
-                for n in names
-                if job is not None
+                (a, n, None if (p := self._images.get((a, n))) is None else p.cacheKey())
+                for a, n, _ in shown
             ),
         )
         if key == self._shown_images:
             return
         self._shown_images = key
         self.images.clear()
-        if job is None:
-            return
-        if not job.files:
-            waiting = job.phase in _ACTIVE
-            self.detail_note.setText(
-                "The result appears here when the job has finished."
-                if waiting
-                else "This job left no output files."
-            )
-            return
-        others = [f for f in job.files if f not in pngs(job)]
-        notes = []
-        if others:
-            notes.append("Other files: " + ", ".join(others))
-        for name in names:
-            pixmap = self._images.get((job.attempt_id, name))
-            item = QListWidgetItem(name)
-            item.setToolTip(name)
+        px = THUMB_PX if job is None else IMAGE_PX
+        self.images.setIconSize(QSize(px, px))
+        self.images.setGridSize(QSize(px + 24, px + 44))
+        for attempt, name, caption in shown:
+            pixmap = self._images.get((attempt, name))
+            item = QListWidgetItem(caption)
+            item.setToolTip(caption)
+            if job is None:
+                item.setData(Qt.ItemDataRole.UserRole, attempt)  # a click chooses that job
             if pixmap is None:
-                item.setText(f"{name}\n(loading…)")
+                item.setText(f"{caption}\n(loading…)")
             elif pixmap.isNull():
-                item.setText(f"{name}\n(not a readable PNG)")
+                item.setText(f"{caption}\n(not a readable PNG)")
             else:
                 item.setIcon(QIcon(pixmap))
-                item.setToolTip(f"{name}: {pixmap.width()} × {pixmap.height()} px")
+                item.setToolTip(f"{caption}: {pixmap.width()} × {pixmap.height()} px")
             self.images.addItem(item)
-        self.detail_note.setText(" · ".join(notes))
+        self.detail_note.setText(self._files_note(job, bool(shown)))
+
+    @staticmethod
+    def _files_note(job: JobInfo | None, any_shown: bool) -> str:
+        if job is None:
+            return "" if any_shown else "Pictures that jobs make show here when they finish."
+        if not job.files:
+            if job.phase in _ACTIVE:
+                return "The result appears here when the job has finished."
+            return "This job left no output files."
+        others = [f for f in job.files if f not in pngs(job)]
+        return ("Other files: " + ", ".join(others)) if others else ""
 
 
 def pngs(job: JobInfo) -> list[str]:

@@ -166,7 +166,7 @@ class NetworkPage(QWidget):
         grid.addWidget(self.sandbox_card, 0, 3)
         grid.addWidget(self.balance_card, 1, 0)
         grid.addWidget(self.today_card, 1, 1)
-        grid.addWidget(self.outbox_card, 1, 2)
+        grid.addWidget(self.outbox_card, 1, 2, 1, 2)
         for col in range(4):
             grid.setColumnStretch(col, 1)
         self.cards = QWidget()
@@ -281,10 +281,10 @@ class NetworkPage(QWidget):
         currency = self._currency()
         self.balance_card.set(
             format_money(node, currency),
-            f"account {format_money(account, currency)}" if account is not None else "",
+            f"whole account: {format_money(account, currency)}" if account is not None else "",
             "demo credits are not money" if currency == "CRD" else "",
         )
-        self.today_card.set(format_money(today, currency), "today")
+        self.today_card.set(format_money(today, currency))
 
     def _fill_entries(self, earnings: EarningsResponse) -> None:
         rows = sorted(earnings.entries, key=lambda e: e.at, reverse=True)[:ENTRIES_SHOWN]

@@ -32,6 +32,7 @@ NOT_AVAILABLE = "not available"
 # Windows cuts a tray tooltip at 127 characters (NOTIFYICONDATA.szTip holds 128).
 TOOLTIP_MAX = 127
 _NAME_MAX = 28
+_NAME_MAX_WITH_JOB = 16
 
 _STATE_LABEL = {
     AgentState.STARTING: "Starting",
@@ -166,7 +167,9 @@ def tray_tooltip(status: AgentStatus | None, reachable: bool, *, fahrenheit: boo
         value = c_to_f(status.hottest_c) if fahrenheit else status.hottest_c
         hottest = f"{value:.0f} °{'F' if fahrenheit else 'C'}"
         if status.hottest_name:
-            hottest += f" ({_shorten(status.hottest_name, _NAME_MAX)})"
+            # With a job line to fit as well, the component's name gives up some room.
+            limit = _NAME_MAX_WITH_JOB if status.job_label else _NAME_MAX
+            hottest += f" ({_shorten(status.hottest_name, limit)})"
     text = f"Heatshare · {_STATE_LABEL[status.state]}\nHeat: {heat}\nHottest: {hottest}"
     earned = _earned_line(status)
     tail = f"\n{earned}" if earned is not None else ""
