@@ -7,14 +7,18 @@ service are real, as in ``test_api_cli.py``.
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from network_double import NetworkDouble, a_job, some_earnings
+from network_double import NetworkDouble, Summary, a_job, some_earnings
 from test_api_support import TOKEN, Agent, start_agent
 
 from heatshare.agent import cli
+from heatshare.agent.lock import ProfileLock
 from heatshare.agent.work import NetworkError
 from heatshare.protocol.discovery import Paths, RuntimeInfo, write_runtime
 from heatshare.protocol.local_api import EarningsResponse, JobPhase, JobsResponse
@@ -235,3 +239,56 @@ def test_commands_reach_an_agent_at_a_named_address(
     code, out, _ = run(capsys, *argv)
     assert code == 0
     assert json.loads(out)["balance_minor"] == 1234
+
+
+def test_status_shows_the_job_and_todays_earnings(
+    profile: Path, net: NetworkDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "status", "--profile-dir", str(profile))
+    assert code == 0
+    assert "Job " not in out and "Earned today" not in out
+    net.work = Summary("mandelbrot tile 3", 0.42, 250, "CRD")
+    code, out, _ = run(capsys, "status", "--profile-dir", str(profile))
+    assert "  Job            mandelbrot tile 3, 42 %" in out
+    assert "  Earned today   CRD 2.50" in out
+
+
+def test_a_command_waits_for_an_agent_that_is_starting(
+    tmp_path: Path, agent: Agent, net: NetworkDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The profile is locked by a live process that publishes its address a moment later."""
+    root = tmp_path / "starting"
+    paths = Paths.for_profile(root)
+    paths.ensure()
+    paths.token_file.write_text(TOKEN)
+    lock = ProfileLock(paths.config_dir / cli.LOCK_FILE)
+    assert lock.acquire()
+    info = RuntimeInfo(host="127.0.0.1", port=agent.api.port, pid=os.getpid(), version="x")
+    publish = threading.Timer(0.5, write_runtime, (paths, info))
+    publish.start()
+    try:
+        # The holder is this very process: a command never waits for itself ...
+        started = time.monotonic()
+        code, _, err = run(capsys, "jobs", "--json", "--profile-dir", str(root))
+        assert code == 3 and "No agent is running" in err
+        assert time.monotonic() - started < 0.5
+        # ... but does for another live process holding the lock.
+        (paths.config_dir / cli.LOCK_FILE).write_text(f"{os.getppid()}\n")
+        code, out, _ = run(capsys, "jobs", "--json", "--profile-dir", str(root))
+        assert code == 0
+        assert json.loads(out) == {"current": [], "history": []}
+    finally:
+        publish.cancel()
+        lock.release()
+
+
+def test_a_stale_lock_file_does_not_make_a_command_wait(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = Paths.for_profile(tmp_path / "stale")
+    paths.ensure()
+    (paths.config_dir / cli.LOCK_FILE).write_text("4194305\n")
+    started = time.monotonic()
+    code, _, err = run(capsys, "earnings", "--profile-dir", str(tmp_path / "stale"))
+    assert code == 3 and "No agent is running" in err
+    assert time.monotonic() - started < 1.0

@@ -48,6 +48,8 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 LOG_FILE = "agent.log"
 LOCK_FILE = "agent.lock"
+# How long a command waits for an agent that is starting to publish its address.
+START_WAIT_S = 20.0
 
 
 def _out(text: str) -> None:
@@ -309,7 +311,7 @@ def _serve(paths: Paths, listen: tuple[str, int] | None) -> int:
         "heatshare-agent %s starting (pid %d, data in %s)", __version__, os.getpid(), paths.data_dir
     )
     try:
-        service = AgentService.open(paths.db_file)
+        service = AgentService.open(paths.db_file, paths=paths)
     except StoreError as exc:
         log.error("%s", exc)  # the environment's fault: its message says what to do
         return EXIT_ERROR
@@ -396,6 +398,21 @@ class _NoAgentError(Exception):
     pass
 
 
+def _agent_starting(paths: Paths) -> bool:
+    """Whether an agent holds the profile's lock but has not published its address yet.
+
+    A script that starts ``heatshare-agent run`` in the background and enrols next asks
+    before the agent listens; the lock file names the agent's pid from its first moment.
+    The lock itself is not tried: taking it, even briefly, could turn that agent away.
+    """
+    import psutil
+
+    from heatshare.agent.lock import ProfileLock
+
+    pid = ProfileLock(paths.config_dir / LOCK_FILE).holder_pid()
+    return pid is not None and pid != os.getpid() and psutil.pid_exists(pid)
+
+
 def _client(args: argparse.Namespace) -> AgentClient:
     from heatshare.protocol.client import AgentClient
     from heatshare.protocol.discovery import Paths, RuntimeInfo, read_runtime, read_token
@@ -406,6 +423,11 @@ def _client(args: argparse.Namespace) -> AgentClient:
         base_url = RuntimeInfo(host=host, port=port, pid=0, version="").base_url
     else:
         info = read_runtime(paths)
+        if info is None and _agent_starting(paths):
+            deadline = time.monotonic() + START_WAIT_S
+            while info is None and time.monotonic() < deadline and _agent_starting(paths):
+                time.sleep(0.1)
+                info = read_runtime(paths)
         if info is None:
             raise _NoAgentError(
                 f"No agent is running for this profile (no {paths.runtime_file}). "
@@ -415,8 +437,16 @@ def _client(args: argparse.Namespace) -> AgentClient:
     return AgentClient(base_url, args.token or read_token(paths), timeout_s=5.0)
 
 
-def _call(args: argparse.Namespace, call: Callable[[AgentClient], T]) -> tuple[int, T | None]:
-    """``call`` on a client of the agent: the exit code, and the answer where there is one."""
+JOIN_HINT = " Join one with `heatshare-agent enrol URL CODE`, or try `heatshare-agent demo`."
+
+
+def _call(
+    args: argparse.Namespace, call: Callable[[AgentClient], T], *, hint_404: str = ""
+) -> tuple[int, T | None]:
+    """``call`` on a client of the agent: the exit code, and the answer where there is one.
+
+    ``hint_404`` follows the agent's sentence when it answers 404 (for example: not enrolled).
+    """
     from heatshare.protocol.client import AgentError, AgentUnreachable
 
     try:
@@ -433,7 +463,9 @@ def _call(args: argparse.Namespace, call: Callable[[AgentClient], T]) -> tuple[i
         )
         return EXIT_UNREACHABLE, None
     except AgentError as exc:
-        hint = " Is this the agent's profile (--profile-dir)?" if exc.status == 401 else ""
+        hint = {401: " Is this the agent's profile (--profile-dir)?", 404: hint_404}.get(
+            exc.status, ""
+        )
         _err(f"{exc}{hint}")
         return EXIT_ERROR, None
     finally:
@@ -471,6 +503,12 @@ def format_status(status: AgentStatus) -> str:
         f"  Today          {status.heat_today_kwh:.3f} kWh, "
         f"costing {format_money(status.cost_today_minor, status.currency)}"
     )
+    if status.job_label is not None:
+        progress = "" if status.job_progress is None else f", {status.job_progress * 100:.0f} %"
+        lines.append(f"  Job            {status.job_label}{progress}")
+    if status.earned_today_minor is not None and status.earnings_currency:
+        earned = format_money(status.earned_today_minor, status.earnings_currency)
+        lines.append(f"  Earned today   {earned}")
     temps = ", ".join(f"{name} {_num(t, '°C')}" for name, t in status.temperatures.items())
     lines.append(f"  Temperatures   {temps or 'none readable'}")
     host = status.host
@@ -622,7 +660,7 @@ def format_jobs(jobs: JobsResponse) -> str:
 
 def earnings_command(args: argparse.Namespace) -> int:
     """``heatshare-agent earnings [--json]``."""
-    code, earnings = _call(args, lambda c: c.earnings())
+    code, earnings = _call(args, lambda c: c.earnings(), hint_404=JOIN_HINT)
     if earnings is None:
         return code
     _out(earnings.model_dump_json() if args.json else format_earnings(earnings))
