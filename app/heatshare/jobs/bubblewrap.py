@@ -105,6 +105,7 @@ class BubblewrapSandbox(Sandbox):
         self._problem: str | None = None
         self._probed = False
         self._supports_disable_userns = False
+        self._swept = False  # the cgroups of killed agents, once per sandbox
         self._lock = threading.Lock()
 
     def problem(self) -> str | None:
@@ -161,7 +162,8 @@ class BubblewrapSandbox(Sandbox):
         cgroup: CgroupV1 | None = None
         if self._use_cgroups:
             try:
-                cgroup = CgroupV1.create(name, request.limits)
+                cgroup = CgroupV1.create(name, request.limits, sweep=not self._swept)
+                self._swept = True
             except OSError as exc:
                 log.info("No cgroup for the job (%s): limits by rlimits and the watch.", exc)
         status_r, status_w = os.pipe()

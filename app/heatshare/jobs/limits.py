@@ -77,14 +77,18 @@ class CgroupV1:
         return bases
 
     @classmethod
-    def create(cls, name: str, limits: Limits) -> CgroupV1:
-        """Makes the job's groups with its limits set; raises OSError where it may not."""
+    def create(cls, name: str, limits: Limits, *, sweep: bool = False) -> CgroupV1:
+        """Makes the job's groups with its limits set; raises OSError where it may not.
+
+        ``sweep`` first removes the empty groups of agents that were killed.
+        """
         made: dict[str, Path] = {}
         group = cls(made)
         try:
             for controller, base in cls.bases().items():
                 base.mkdir(exist_ok=True)
-                _sweep_stale(base)
+                if sweep:
+                    _sweep_stale(base)
                 path = base / name
                 path.mkdir()
                 made[controller] = path
@@ -104,6 +108,8 @@ class CgroupV1:
         return group
 
     def add(self, pid: int) -> None:
+        # The first move into a group after a quiet spell waits for an RCU grace period
+        # (the kernel's cgroup_threadgroup_rwsem): about 10 ms, the cgroups' main cost.
         for path in self.dirs.values():
             _write(path / "cgroup.procs", str(pid))
 
@@ -150,12 +156,13 @@ class CgroupV1:
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-            time.sleep(0.01)
+            # Usually the sandbox's pid 1 finishing its exit: gone within a millisecond.
+            time.sleep(0.001)
 
     def remove(self) -> None:
         for path in list(self.dirs.values()):
             # A group whose last process has just exited can be busy for a moment.
-            for _ in range(50):
+            for _ in range(250):
                 try:
                     path.rmdir()
                     break
@@ -165,7 +172,7 @@ class CgroupV1:
                     if exc.errno != errno.EBUSY:
                         log.info("Could not remove the job's cgroup %s: %s", path, exc)
                         break
-                    time.sleep(0.01)
+                    time.sleep(0.002)
         self.dirs = {}
 
 
