@@ -302,7 +302,8 @@ class LiveServer:
     """The app served by a real uvicorn on loopback, in a thread of the test process."""
 
     def __init__(self, app: FastAPI) -> None:
-        self._sock = socket.socket()
+        # IPPROTO_TCP so asyncio sets TCP_NODELAY (see heatshare.coordinator.cli._bind).
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
@@ -326,8 +327,16 @@ class LiveServer:
         self._sock.close()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "settings(**overrides): coordinator Settings fields for the `net` fixture"
+    )
+
+
 @pytest.fixture
-def net(db_url: str, tmp_path: Path, clock: Clock) -> Iterator[Net]:
-    app = create_app(make_settings(db_url, tmp_path / "blobs", clock), sweeper=False)
+def net(request: pytest.FixtureRequest, db_url: str, tmp_path: Path, clock: Clock) -> Iterator[Net]:
+    marker = request.node.get_closest_marker("settings")
+    overrides = marker.kwargs if marker else {}
+    app = create_app(make_settings(db_url, tmp_path / "blobs", clock, **overrides), sweeper=False)
     with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         yield Net(client, app.state.coordinator, clock)

@@ -450,7 +450,8 @@ async def _receive(request: Request, writer: BlobWriter, sha256: str, limit: int
                 raise RefusedError(400, "The Content-Length header is not a number.") from None
             if length > limit:
                 raise RefusedError(
-                    413, f"The {what} is {length} bytes; the most this network takes is {limit}."
+                    413,
+                    f"The {what} is {length} bytes; the most this network takes is {limit} bytes.",
                 )
         async for chunk in request.stream():
             writer.write(chunk)
