@@ -234,17 +234,15 @@ def _answers(url: str) -> bool:
 
 
 def _pid_alive(pid: int) -> bool:
-    if sys.platform == "win32":
-        import psutil
+    """Whether the process runs; a zombie (ended, not yet reaped by its parent) does not."""
+    import psutil
 
-        return bool(psutil.pid_exists(pid))
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True  # alive, another user's
-    return True
+    except psutil.Error:
+        return True  # it exists, but is not ours to inspect
 
 
 def _is_coordinator(pid: int) -> bool:
