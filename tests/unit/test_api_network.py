@@ -115,6 +115,48 @@ def test_a_bad_enrolment_request_is_refused_before_the_network_is_asked(
     assert not any(c[0] == "enrol" for c in net.calls)
 
 
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("https://P\U000c1d2b)", "is not a host name"),
+        ("https://'h", "is not a host name"),
+        ("https://a..b", "is not a host name"),
+        ("https://:443", "names no host"),
+        ("https://network.example:99999", "port"),
+        ("https://network.example:http", "port"),
+        ("https://ada:secret@network.example", "user name or password"),
+        ("https://network .example", "contains spaces"),
+        ("https://[::1", "not a valid web address"),
+    ],
+)
+def test_a_malformed_network_address_is_the_request_s_fault(
+    agent: Agent, net: NetworkDouble, url: str, words: str
+) -> None:
+    resp = agent.request("POST", "/v1/network/enrol", json={"url": url, "code": "ABCD-1234"})
+    assert resp.status_code == 422
+    message = error_of(resp)
+    assert words in message
+    assert not any(c[0] == "enrol" for c in net.calls)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://network.example",
+        "https://network.example:8443/base/",
+        "http://127.0.0.1:47900",
+        "http://[::1]:47900",
+        "https://bücher.example",
+        "https://node_7.lan.",
+    ],
+)
+def test_good_network_addresses_reach_the_engine(
+    client: AgentClient, net: NetworkDouble, url: str
+) -> None:
+    assert client.enrol(url, "ABCD-1234").enrolled
+    assert ("enrol", url, "ABCD-1234") in net.calls
+
+
 def test_enrol_body_that_is_not_json(agent: Agent, net: NetworkDouble) -> None:
     resp = agent.request(
         "POST",
@@ -319,6 +361,16 @@ def test_the_wrong_method_is_a_405(
     assert resp.status_code == 405
     assert method in resp.headers["Allow"]
     assert "does not take DELETE" in error_of(resp)
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PUT", "OPTIONS"])
+def test_methods_no_route_takes_are_a_json_405(
+    agent: Agent, net: NetworkDouble, method: str
+) -> None:
+    resp = agent.request(method, "/v1/network")
+    assert resp.status_code == 405
+    assert resp.headers["Allow"] == "GET"
+    error_of(resp)
 
 
 @pytest.mark.parametrize(("method", "path"), NETWORK_ROUTES)

@@ -114,6 +114,8 @@ def test_a_refused_enrolment_exits_1_with_the_reason(
     [
         (["enrol", "network.example", "ABCD"], "is not a network address"),
         (["enrol", "https://network.example", "AB CD"], "is not a pairing code"),
+        (["enrol", "https://network..example", "ABCD"], "is not a host name"),
+        (["enrol", "https://network.example:0x50", "ABCD"], "port"),
         (["enrol", "https://network.example"], "required: CODE"),
         (["jobs", "--limit", "0"], "from 1 to 1000"),
     ],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hmac
+import ipaddress
 import json
 import logging
 import math
@@ -115,6 +116,49 @@ def _content_type(name: str) -> str:
     if guessed.startswith("text/") or guessed in ("application/json", "application/xml"):
         return f"{guessed}; charset=utf-8"
     return guessed
+
+
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+
+
+def enrol_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a network's address, as a sentence; None when it can be.
+
+    The engine would only find out by failing to connect, and say the network cannot be
+    reached: a malformed address is the householder's typing, and says so.
+    """
+    bad = f"The network address {url!r} is not a valid web address"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:
+        return f"{bad}: its port is not a number from 1 to 65535."
+    if parts.scheme not in ("http", "https"):
+        return f"{bad}: it must start with https:// (or http:// on a home network)."
+    if parts.username is not None or parts.password is not None:
+        return f"{bad}: it must not carry a user name or password."
+    if any(c.isspace() for c in url):
+        return f"{bad}: it contains spaces."
+    host = parts.hostname or ""
+    if not _valid_host(host):
+        return f"{bad}: {host!r} is not a host name." if host else f"{bad}: it names no host."
+    return None
+
+
+def _valid_host(host: str) -> bool:
+    if ":" in host:  # an IPv6 literal, given in brackets
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return False
+        return True
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return False
+    labels = host.removesuffix(".").split(".")
+    return len(host) <= 253 and all(_HOST_LABEL.match(label) for label in labels)
 
 
 def _network_error_status(exc: Exception) -> int | None:
@@ -242,6 +286,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def do_OPTIONS(self) -> None:
+        self._dispatch()
+
+    def do_TRACE(self) -> None:
+        self._dispatch()
+
+    def do_CONNECT(self) -> None:
         self._dispatch()
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
@@ -480,6 +530,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _enrol(self, query: dict[str, list[str]]) -> NetworkStatus:
         request = self._body(EnrolLocal, "the enrolment request", required=True)
         assert request is not None
+        problem = enrol_url_problem(request.url)
+        if problem is not None:
+            raise _bad(problem, 422)
         return self._net(lambda n: n.enrol(request.url, request.code))
 
     def _demo(self, query: dict[str, list[str]]) -> NetworkStatus:

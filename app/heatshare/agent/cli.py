@@ -548,6 +548,7 @@ def _enrol_problem(url: str, code: str) -> str | None:
     """Why ``URL CODE`` cannot be a network's address and pairing code; None when they can."""
     from pydantic import ValidationError
 
+    from heatshare.agent.api import enrol_url_problem
     from heatshare.protocol.local_api import EnrolLocal
 
     try:
@@ -557,7 +558,7 @@ def _enrol_problem(url: str, code: str) -> str | None:
         if "url" in fields:
             return f"{url!r} is not a network address: give one like https://network.example"
         return f"{code!r} is not a pairing code: it is 4 to 32 letters, digits and dashes"
-    return None
+    return enrol_url_problem(url)
 
 
 def _print_network(net: NetworkStatus) -> None:
