@@ -39,6 +39,19 @@ def sandbox() -> BubblewrapSandbox:
 
 
 @pytest.fixture(scope="session")
+def cgroups() -> bool:
+    """Whether the sandbox gets a cgroup per job here (root on cgroup v1, as in CI)."""
+    from heatshare.jobs.limits import CgroupV1
+
+    try:
+        group = CgroupV1.create(f"job-{os.getpid()}-probe", LIMITS)
+    except OSError:
+        return False
+    group.remove()
+    return True
+
+
+@pytest.fixture(scope="session")
 def fallback_sandbox() -> BubblewrapSandbox:
     """The same sandbox without cgroups: limits by rlimits and the watch."""
     return _sandbox(use_cgroups=False)

@@ -76,6 +76,7 @@ _SIGNAL_BASE = 128
 # and set its rlimits, so bwrap and the job start inside them.
 _WRAPPER = 'read _ || exit 125; exec 0</dev/null; exec "$@"'
 _WRAPPER_NOT_RELEASED = 125
+_BWRAP_PROCESSES = 2  # bwrap's monitor outside, the sandbox's pid 1 inside
 _names = itertools.count(1)
 
 
@@ -442,6 +443,10 @@ class BubblewrapProcess(SandboxProcess):
             oom = self._cgroup.oom_kills() > 0
             forks_refused = self._cgroup.process_limit_hits() > 0
             self._cgroup.remove()
+        elif returncode != 0:
+            # Without a cgroup, RLIMIT_DATA refuses an allocation instead of a kill: the
+            # job reports it itself, in the words of its runtime.
+            oom = _says_out_of_memory(self._request.log_path)
         os.close(self._status_fd)
         if self._pidfd is not None:
             os.close(self._pidfd)
@@ -525,12 +530,7 @@ class BubblewrapProcess(SandboxProcess):
 
     def _job_pids(self) -> set[int]:
         """The job's processes, bwrap's own two left out."""
-        if self._cgroup is not None:
-            pids = self._cgroup.pids()
-        else:
-            pids = set()
-            with contextlib.suppress(psutil.Error):
-                pids = {p.pid for p in psutil.Process(self._popen.pid).children(recursive=True)}
+        pids = self._cgroup.pids() if self._cgroup is not None else _descendants(self._popen.pid)
         return pids - {self._popen.pid, self._init_pid or -1}
 
     def _signal_job(self, sig: signal.Signals) -> None:
@@ -600,7 +600,8 @@ class BubblewrapProcess(SandboxProcess):
                 _memory_message(limits.memory_bytes),
             )
             self._kill()
-        elif count > limits.max_processes:
+        elif count + _BWRAP_PROCESSES > limits.max_processes:
+            # As in a cgroup, where pids.max counts bwrap's own two processes too.
             self._stop_for_processes()
 
     def _stop_for_processes(self) -> None:
@@ -608,6 +609,54 @@ class BubblewrapProcess(SandboxProcess):
         # failing forks (a fork bomb) until its time is up.
         self._set_reason(Outcome.PROCESS_LIMIT, _process_message(self._request.limits))
         self._kill()
+
+
+def _descendants(root: int) -> set[int]:
+    """Every process below ``root``, from one pass over /proc.
+
+    Made by hand rather than with psutil's children(): under a fork bomb processes come
+    and go during the scan, and one that vanished must not lose the whole answer.
+    """
+    children: dict[int, list[int]] = {}
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_bytes()
+            except OSError:
+                continue
+            # The name in parentheses may hold spaces and parentheses: split after the last.
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            if len(fields) > 1:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+_OUT_OF_MEMORY_WORDS = (
+    b"MemoryError",
+    b"Cannot allocate memory",
+    b"std::bad_alloc",
+    b"out of memory",
+    b"Out of memory",
+)
+
+
+def _says_out_of_memory(log_path: Path) -> bool:
+    try:
+        with log_path.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            tail = f.read()
+    except OSError:
+        return False
+    return any(words in tail for words in _OUT_OF_MEMORY_WORDS)
 
 
 def _alive(pid: int) -> bool:

@@ -34,6 +34,7 @@ CGROUP_MOUNT = Path("/sys/fs/cgroup")
 _CONTROLLERS = ("memory", "pids", "cpu")
 _GROUP_DIR = "heatshare"
 _CPU_PERIOD_US = 100_000
+NPROC_SLACK = 8
 
 
 def _own_v1_paths() -> dict[str, str]:
@@ -197,8 +198,11 @@ def apply_rlimits(pid: int, limits: Limits, *, cgroup: bool) -> None:
     # stops a burst faster than one poll.
     _set(pid, resource.RLIMIT_DATA, 2 * limits.memory_bytes)
     if os.getuid() != 0:
-        # bwrap's monitor and the sandbox's pid 1 are two more processes of the job.
-        _set(pid, resource.RLIMIT_NPROC, user_process_count() + limits.max_processes + 2)
+        # bwrap's monitor and the sandbox's pid 1 are two more processes of the job, and a
+        # little slack lets the watch see the job pass its limit (and stop it) rather than
+        # leave a fork bomb spinning on refused forks until its time is up.
+        allowance = limits.max_processes + 2 + NPROC_SLACK
+        _set(pid, resource.RLIMIT_NPROC, user_process_count() + allowance)
 
 
 def _set(pid: int, which: int, value: int) -> None:
