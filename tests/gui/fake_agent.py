@@ -101,9 +101,9 @@ def agent_status(**kw: Any) -> AgentStatus:
         "currency": "GBP",
         "hottest_name": "cpu",
         "hottest_c": 64.0,
-        "job_label": "Fractal zoom · frame 0 · tile 6",
+        "job_label": "fractal #14: frame 0, tile 15 of 16",
         "job_progress": 0.42,
-        "earned_today_minor": 840,
+        "earned_today_minor": 550,
         "earnings_currency": "CRD",
     }
     return AgentStatus.model_validate(base | kw)
@@ -122,8 +122,8 @@ def demo_network(now: datetime, **kw: Any) -> NetworkStatus:
         "sandbox": "bubblewrap",
         "accepting_jobs": True,
         "outbox_pending": 0,
-        "balance_minor": 840,
-        "account_balance_minor": 840,
+        "balance_minor": None,  # the network's figures come with the earnings
+        "account_balance_minor": None,
     }
     return NetworkStatus.model_validate(base | kw)
 
@@ -134,18 +134,18 @@ def job(attempt: int, tile: int, phase: JobPhase, now: datetime, **kw: Any) -> J
     base: dict[str, Any] = {
         "attempt_id": attempt,
         "job_id": attempt + 100,
-        "label": f"Fractal zoom · frame 0 · tile {tile}",
+        "label": f"fractal #{attempt - 1}: frame 0, tile {tile + 1} of 16",
         "phase": phase,
         "leased_at": leased,
         "started_at": leased + timedelta(seconds=1),
         "finished_at": leased + timedelta(seconds=38) if finished else None,
         "elapsed_s": 37.0 if finished else 12.5,
         "energy_j": 6_740.0 if finished else 2_275.0,
-        "price_minor": 120,
+        "price_minor": 50,
         "currency": "CRD",
         "progress": 1.0 if finished else 0.42,
         "progress_message": "" if finished else "rows 104 of 256",
-        "credited_minor": 120 if phase is JobPhase.DONE else None,
+        "credited_minor": 50 if phase is JobPhase.DONE else None,
         "result_status": "accepted" if phase is JobPhase.DONE else None,
         "files": ["tile.json", "tile.png"] if finished and phase is not JobPhase.FAILED else [],
     }
@@ -161,7 +161,7 @@ def demo_jobs(now: datetime) -> JobsResponse:
             3,
             JobPhase.FAILED,
             now,
-            label="Matrix check · 2048 × 2048",
+            label="matrix #5: 700x700 product, seed 6",
             error="Stopped: the job went over its memory limit (512 MiB).",
             energy_j=1_204.0,
             elapsed_s=9.2,
@@ -175,26 +175,27 @@ def demo_earnings(now: datetime) -> EarningsResponse:
     entries = [
         EarningEntry(
             at=now - timedelta(minutes=7 * i + 2),
-            amount_minor=120,
+            amount_minor=50,
             kind="credit",
             job_id=113 - i,
-            memo=f"Fractal zoom · frame 0 · tile {12 - i}",
+            memo=f"Job {113 - i} (fractal #{12 - i}: frame 0, tile {13 - i} of 16): result accepted",
         )
         for i in range(7)
     ]
     entries += [
         EarningEntry(
             at=now - timedelta(hours=2, minutes=10 + 6 * i),
-            amount_minor=95,
+            amount_minor=40,
             kind="credit",
             job_id=90 + i,
+            memo=f"Job {90 + i} (matrix #{i}: 700x700 product, seed {i + 1}): result accepted",
         )
         for i in range(5)
     ]
     entries.append(
         EarningEntry(
             at=now - timedelta(hours=1, minutes=30),
-            amount_minor=-500,
+            amount_minor=-300,
             kind="payout",
             memo="Paid out",
         )

@@ -271,24 +271,24 @@ def test_jobs_page_shows_the_running_job_the_history_and_a_chosen_result(
     app.window.show_page(JOBS)
     page = app.window.jobs_page
     qtbot.waitUntil(lambda: page.jobs is not None, timeout=5000)
-    assert page.current_label.text() == "Fractal zoom · frame 0 · tile 14"
+    assert page.current_label.text() == "fractal #14: frame 0, tile 15 of 16"
     assert page.current_phase.text() == "Running · rows 104 of 256"
     assert page.current_progress.value() == 420
     assert page.progress_text.text() == "42 %"
     assert page.elapsed.value.text() == "12 s"
     assert page.energy.value.text() == "0.6 Wh"  # 2,275 J
-    assert page.earns.value.text() == "1.20 credits"
+    assert page.earns.value.text() == "0.50 credits"
 
     table = page.table
     rows = [[table.item(r, c).text() for c in range(5)] for r in range(table.rowCount())]
     assert len(rows) == 1 + len(fake.jobs_model.history)
-    assert rows[0][:2] == ["Fractal zoom · frame 0 · tile 14", "Running"]
+    assert rows[0][:2] == ["fractal #14: frame 0, tile 15 of 16", "Running"]
     assert rows[1][1] == "In the outbox"
-    assert rows[1][3:] == ["1.20 credits when accepted", "Waiting to upload"]
+    assert rows[1][3:] == ["0.50 credits when accepted", "Waiting to upload"]
     done = rows[2]
-    assert done[1] == "Done" and done[3] == "1.20 credits" and done[4] == "Accepted"
+    assert done[1] == "Done" and done[3] == "0.50 credits" and done[4] == "Accepted"
     failed = next(r for r in rows if r[1] == "Failed")
-    assert failed[0] == "Matrix check · 2048 × 2048"
+    assert failed[0] == "matrix #5: 700x700 product, seed 6"
     assert failed[3] == "nothing"
     assert failed[4] == "Stopped: the job went over its memory limit (512 MiB)."
 
@@ -305,8 +305,8 @@ def test_jobs_page_shows_the_running_job_the_history_and_a_chosen_result(
         timeout=10_000,
     )
     assert [page.images.item(i).toolTip() for i in range(2)] == [
-        "Fractal zoom · frame 0 · tile 13: 96 × 96 px",
-        "Fractal zoom · frame 0 · tile 12: 96 × 96 px",
+        "fractal #13: frame 0, tile 14 of 16: 96 × 96 px",
+        "fractal #12: frame 0, tile 13 of 16: 96 × 96 px",
     ]
     page.images.itemClicked.emit(page.images.item(1))
     assert page.selected == 13
@@ -393,22 +393,27 @@ def test_network_page_shows_node_link_sandbox_outbox_and_balances(
     assert page.sandbox_card.detail.text() == "taking jobs"
     assert page.outbox_card.value.text() == "2 results"
     earnings = fake.earnings_model
-    assert page.balance_card.value.text() == "8.15 credits"  # 7×120 + 5×95 − 500
-    assert earnings.balance_minor == 815
-    assert page.today_card.value.text() == "13.15 credits"
+    assert page.balance_card.value.text() == "2.50 credits"  # 7×50 + 5×40 − 300
+    assert earnings.balance_minor == 250
+    assert page.today_card.value.text() == "5.50 credits"
     assert page.entries.rowCount() == len(earnings.entries)
     first = [page.entries.item(0, c).text() for c in range(5)]
-    assert first[1:] == ["Job credited", "1.20 credits", "113", "Fractal zoom · frame 0 · tile 12"]
+    assert first[1:] == [
+        "Job credited",
+        "0.50 credits",
+        "113",
+        "Job 113 (fractal #12: frame 0, tile 13 of 16): result accepted",
+    ]
     payout = next(
         [page.entries.item(r, c).text() for c in range(5)]
         for r in range(page.entries.rowCount())
         if page.entries.item(r, 1).text() == "Payout"
     )
-    assert payout[2] == "-5.00 credits"
+    assert payout[2] == "-3.00 credits"
     chart = page.chart
     assert chart is not None
     qtbot.waitUntil(lambda: chart.repaint_count >= 1, timeout=2000)
-    assert int(chart.series.cumulative_minor[-1]) == 7 * 120 + 5 * 95  # payouts are not earnings
+    assert int(chart.series.cumulative_minor[-1]) == 7 * 50 + 5 * 40  # payouts are not earnings
 
 
 def test_network_page_explains_a_machine_that_refuses_jobs(
