@@ -27,7 +27,7 @@ from heatshare.coordinator.demo import (
     pack_bundle,
     plan,
 )
-from heatshare.protocol.coordinator_api import SHA256_HEADER, Lease
+from heatshare.protocol.coordinator_api import SHA256_HEADER, Lease, RequesterOut
 
 FAST = {"poll_s": 0.1, "max_backoff_s": 0.3}
 
@@ -65,8 +65,34 @@ def run_requester() -> Iterator[Callable[..., Running]]:
         r.stop()
 
 
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Coordinator, str]]:
+    """One coordinator for the module's tests (each gets its own requester): its admin token."""
+    db = tmp_path_factory.mktemp("network") / "net.sqlite"
+    admin = coordinator_cli(db, "admin-token")
+    c = Coordinator(db)
+    c.start()
+    yield c, admin
+    c.stop()
+
+
 @pytest.fixture
-def coordinator(tmp_path: Path) -> Iterator[tuple[Coordinator, str]]:
+def coordinator(
+    network: tuple[Coordinator, str], request: pytest.FixtureRequest
+) -> tuple[Coordinator, str]:
+    """The shared coordinator and a new requester's key; its job list starts empty."""
+    c, admin = network
+    name = f"demo {request.node.name[-60:]}".replace("[", " ").replace("]", " ")
+    made = requests.post(
+        f"{c.url}/v1/requesters", json={"name": name}, headers=bearer(admin), timeout=10
+    )
+    assert made.status_code == 201, made.text
+    return c, RequesterOut.model_validate_json(made.content).api_key
+
+
+@pytest.fixture
+def own_coordinator(tmp_path: Path) -> Iterator[tuple[Coordinator, str]]:
+    """A coordinator of this test alone (its node must see no other test's jobs)."""
     db = tmp_path / "net.sqlite"
     key = coordinator_cli(db, "requester", "create", "demo")
     c = Coordinator(db)
@@ -139,9 +165,9 @@ def test_fractal_jobs_walk_the_zoom_tile_by_tile() -> None:
     first, label = plan(fractal, 0)
     assert label == "fractal #0: frame 0, tile 1 of 16"
     assert options(0)["--frame"] == "0" and options(0)["--tile"] == "0"
-    assert options(0)["--samples"] == "4"  # shallow frames get more samples per pixel
+    assert options(0)["--samples"] == "6"  # shallow frames get more samples per pixel
     assert (options(17)["--frame"], options(17)["--tile"]) == ("1", "1")
-    assert options(16 * 8)["--samples"] == "3"  # the job.json default from frame 8 on
+    assert options(16 * 8)["--samples"] == "4"  # the job.json default from frame 8 on
     assert options(16 * 25)["--frame"] == "0"  # the zoom starts again
     assert first[:2] == ["python3", "render.py"]
 
@@ -155,9 +181,9 @@ def test_fractal_jobs_walk_the_zoom_tile_by_tile() -> None:
 
 
 def test_requester_fills_the_queue_and_tops_it_up(
-    coordinator: tuple[Coordinator, str], run_requester: Callable[..., Running], tmp_path: Path
+    own_coordinator: tuple[Coordinator, str], run_requester: Callable[..., Running]
 ) -> None:
-    c, key = coordinator
+    c, key = own_coordinator
     r = run_requester(c.url, key, queue_depth=3)
     queued = wait_for(lambda: len(jobs(c.url, key)) == 3 and jobs(c.url, key), what="3 jobs")
     time.sleep(0.5)  # several more looks at the queue: it must not submit more

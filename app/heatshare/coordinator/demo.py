@@ -48,7 +48,7 @@ FRACTAL_FRAMES = 25
 #: The first frames are mostly smooth, fast colour; more samples per pixel there give a
 #: finer picture and keep a tile's run time near that of the deeper frames.
 FRACTAL_SHALLOW_FRAMES = 8
-FRACTAL_SHALLOW_SAMPLES = 4
+FRACTAL_SHALLOW_SAMPLES = 6
 
 _CONNECT_TIMEOUT_S = 3.05
 _READ_TIMEOUT_S = 15.0
