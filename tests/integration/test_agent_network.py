@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_process import AgentProcess, run_cli
+from agent_process import AgentProcess, run_cli, spawn_agent
 from heatshare.protocol.client import AgentClient, AgentError
 
 COORDINATOR_START_S = 30.0
@@ -216,7 +216,7 @@ def test_an_expired_code(agent: AgentProcess, coordinator: Coordinator) -> None:
 
 
 def test_a_good_code_enrols_and_a_new_node_has_earned_nothing(
-    agent: AgentProcess, coordinator: Coordinator
+    agent: AgentProcess, coordinator: Coordinator, spawn: list[AgentProcess]
 ) -> None:
     coordinator.cli("account", "create", "Ada")
     code = coordinator.pairing_code("Ada")
@@ -242,7 +242,14 @@ def test_a_good_code_enrols_and_a_new_node_has_earned_nothing(
     assert jobs.returncode == 0, jobs.stderr
     assert set(json.loads(jobs.stdout)) == {"current", "history"}
 
+    # Restarted, the agent is enrolled from the first answer it gives: the job engine has
+    # read its journal before the local API publishes its address.
+    assert agent.terminate(timeout_s=15) == 0
+    again_agent = spawn_agent(agent.profile)
+    spawn.append(again_agent)
+    assert again_agent.client().network().node_id == status.node_id
+
     left = run_cli("leave", "--profile-dir", str(agent.profile))
     assert left.returncode == 0, left.stderr
-    assert not agent.client().network().enrolled
+    assert not again_agent.client().network().enrolled
     assert agent.log_problems() == []

@@ -326,8 +326,10 @@ def _serve(paths: Paths, listen: tuple[str, int] | None) -> int:
             log.error("The local API cannot listen on %s:%s: %s", host, port, exc.strerror or exc)
             return EXIT_ERROR
         try:
-            api.start()
+            # The service (and its job engine, which reads its journal) starts before the
+            # API publishes its address: the first client must see the enrolment and outbox.
             service.start()
+            api.start()
             log.info("Running; the local API is at %s", api.base_url)
             _banner(service, api.base_url, paths)
             stop.wait()
