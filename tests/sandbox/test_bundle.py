@@ -235,3 +235,29 @@ def test_one_member_is_read_within_its_limit(tmp_path: Path) -> None:
         read_archive_member(archive, "notes", 100)
     with pytest.raises(BundleError, match="climbs out"):
         read_archive_member(archive, "../etc/passwd", 100)
+
+
+def test_large_outputs_cross_stored_blocks_and_read_back(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    data = os.urandom(300_000)  # several 64 KiB stored blocks
+    (out / "big.bin").write_bytes(data)
+    _, size = pack_outputs(out, tmp_path / "r.tar.gz")
+    assert size > len(data)  # stored, not compressed
+    assert read_archive_member(tmp_path / "r.tar.gz", "big.bin", 1 << 20) == data
+    assert gzip.decompress((tmp_path / "r.tar.gz").read_bytes())[512 : 512 + 16] == data[:16]
+
+
+def test_result_archive_bytes_do_not_depend_on_zlib(tmp_path: Path) -> None:
+    # A fixed folder's archive has fixed bytes: stored blocks, no compressor involved.
+    # If this value changes, honest machines on different versions disagree.
+    out = tmp_path / "out"
+    (out / "tiles").mkdir(parents=True)
+    (out / "tiles" / "t0.txt").write_text("tile zero\n")
+    (out / "summary.json").write_text('{"tiles": 1}\n')
+    sha, size = pack_outputs(out, tmp_path / "r.tar.gz")
+    assert (sha, size) == (GOLDEN_SHA256, GOLDEN_SIZE)
+
+
+GOLDEN_SHA256 = "c656cfbf38d5fe1f89c438d96636bca7438cbe8a6b20804075f99794e3487558"
+GOLDEN_SIZE = 10263

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import stat
+import struct
 import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -172,45 +174,109 @@ def _entries(folder: Path) -> list[tuple[str, str]]:
     return found
 
 
-def pack_folder(folder: Path, archive: Path) -> tuple[str, int]:
-    """Packs ``folder``'s contents deterministically; returns (sha256, size) of the archive.
+class _StoredGzip(io.RawIOBase):
+    """A gzip stream of stored (uncompressed) deflate blocks, written by hand.
 
-    Regular files, folders and symbolic links are packed; fifos and sockets are left out
-    (they hold no data). The archive may not lie inside ``folder``.
+    Every zlib build compresses in its own way (zlib, zlib-ng, a distribution's patches),
+    so compressed bytes differ between honest machines; stored blocks of a fixed size do
+    not. The header has no time, no name, and "unknown" as its operating system.
+    """
+
+    _BLOCK = 65535  # the largest stored block deflate allows
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__()
+        self._raw = raw
+        self._buffer = bytearray()
+        self._crc = 0
+        self._size = 0
+        raw.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:  # tarfile asks where it starts
+        return self._size
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        view = bytes(data)
+        self._crc = zlib.crc32(view, self._crc)
+        self._size += len(view)
+        self._buffer += view
+        while len(self._buffer) > self._BLOCK:
+            self._block(bytes(self._buffer[: self._BLOCK]), final=False)
+            del self._buffer[: self._BLOCK]
+        return len(view)
+
+    def _block(self, data: bytes, *, final: bool) -> None:
+        length = len(data)
+        self._raw.write(struct.pack("<BHH", 1 if final else 0, length, length ^ 0xFFFF) + data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._block(bytes(self._buffer), final=True)
+            self._raw.write(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
+        super().close()
+
+
+def _add_entries(tar: tarfile.TarFile, folder: Path) -> None:
+    for rel, name in _entries(folder):
+        path = Path(name)
+        st = path.lstat()
+        info = tarfile.TarInfo(rel)
+        info.mtime = 0
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        if stat.S_ISLNK(st.st_mode):
+            info.type = tarfile.SYMTYPE
+            info.linkname = os.fspath(path.readlink())
+            info.mode = 0o777
+            tar.addfile(info)
+        elif stat.S_ISDIR(st.st_mode):
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            tar.addfile(info)
+        elif stat.S_ISREG(st.st_mode):
+            info.mode = 0o755 if st.st_mode & 0o111 else 0o644
+            with path.open("rb") as f:
+                info.size = os.fstat(f.fileno()).st_size
+                tar.addfile(info, f)
+
+
+def pack_folder(folder: Path, archive: Path) -> tuple[str, int]:
+    """Packs ``folder``'s contents into a compressed tar.gz (a bundle); returns (sha256, size).
+
+    Sorted names, mtime 0, owner 0 without names, modes 0644/0755, a gzip header without
+    time or name: the same folder gives the same bytes on this machine (other zlib builds
+    may compress differently; see :func:`pack_outputs`). Regular files, folders and
+    symbolic links are packed; fifos and sockets are left out (they hold no data). The
+    archive may not lie inside ``folder``.
     """
     archive.parent.mkdir(parents=True, exist_ok=True)
     with (
         archive.open("wb") as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
-        for rel, name in _entries(folder):
-            path = Path(name)
-            st = path.lstat()
-            info = tarfile.TarInfo(rel)
-            info.mtime = 0
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            if stat.S_ISLNK(st.st_mode):
-                info.type = tarfile.SYMTYPE
-                info.linkname = os.fspath(path.readlink())
-                info.mode = 0o777
-                tar.addfile(info)
-            elif stat.S_ISDIR(st.st_mode):
-                info.type = tarfile.DIRTYPE
-                info.mode = 0o755
-                tar.addfile(info)
-            elif stat.S_ISREG(st.st_mode):
-                info.mode = 0o755 if st.st_mode & 0o111 else 0o644
-                with path.open("rb") as f:
-                    info.size = os.fstat(f.fileno()).st_size
-                    tar.addfile(info, f)
+        _add_entries(tar, folder)
     return sha256_file(archive), archive.stat().st_size
 
 
 def pack_outputs(out_dir: Path, archive: Path) -> tuple[str, int]:
-    """The result archive of a job's ``/job/out``: see :func:`pack_folder`."""
-    return pack_folder(out_dir, archive)
+    """The result archive of a job's ``/job/out``; returns (sha256, size).
+
+    As :func:`pack_folder`, but the gzip stream is stored, not compressed, so that two
+    honest machines give byte-identical archives whatever zlib they have: replication
+    compares results by sha256. (Outputs worth compressing are best compressed by the job.)
+    """
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        archive.open("wb") as raw,
+        _StoredGzip(raw) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        _add_entries(tar, out_dir)
+    return sha256_file(archive), archive.stat().st_size
 
 
 def read_archive_member(archive: Path, name: str, max_bytes: int) -> bytes:
