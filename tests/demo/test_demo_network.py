@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,3 +151,29 @@ def test_a_stale_runtime_file_is_not_trusted(networks: list[DemoNetwork], tmp_pa
     url, _ = demo.start()
     assert url != "http://127.0.0.1:9"
     assert json.loads(demo.runtime_path.read_text())["pid"] != os.getpid()
+
+
+def test_stop_during_a_start_ends_it_and_the_start_says_so(
+    networks: list[DemoNetwork], tmp_path: Path
+) -> None:
+    demo = _network(networks, tmp_path / "data")
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            demo.start()
+        except DemoNetworkError as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    # The process is there at once; asking about it does not wait for the start to finish.
+    wait_for(lambda: demo.running, what="the coordinator process")
+    began = time.monotonic()
+    assert demo.url() is None
+    assert time.monotonic() - began < 0.5
+    demo.stop()
+    thread.join(timeout=30)
+    assert not demo.running
+    assert len(failures) == 1
+    assert "stopped while it was starting" in str(failures[0])

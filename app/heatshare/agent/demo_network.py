@@ -53,7 +53,8 @@ class DemoNetwork:
         self.db_path = data_dir / DB_FILE
         self.runtime_path = data_dir / RUNTIME_FILE
         self.log_path = data_dir / LOG_FILE
-        self._lock = threading.Lock()
+        self._start_lock = threading.Lock()  # one start at a time
+        self._lock = threading.Lock()  # the fields below; never held while waiting
         self._process: subprocess.Popen[bytes] | None = None
         self._adopted_pid: int | None = None  # one a previous agent started
         self._url: str | None = None
@@ -62,10 +63,10 @@ class DemoNetwork:
 
     def start(self, timeout_s: float = 30.0) -> tuple[str, str]:
         """Starts (or finds) the demo coordinator; returns its URL and a fresh pairing code."""
-        with self._lock:
-            if not self._is_running() or self._url is None:
-                self._url = self._adopt() or self._spawn(timeout_s)
-            url = self._url
+        with self._start_lock:
+            url = self.url()
+            if url is None:
+                url = self._adopt() or self._spawn(timeout_s)
         return url, self._pair_code(timeout_s)
 
     def url(self) -> str | None:
@@ -79,23 +80,26 @@ class DemoNetwork:
             return self._is_running()
 
     def stop(self) -> None:
-        """Stops the demo coordinator (SIGTERM, then SIGKILL); does nothing if none runs."""
+        """Stops the demo coordinator (SIGTERM, then SIGKILL); does nothing if none runs.
+
+        Safe while :meth:`start` is under way: that start then fails with a DemoNetworkError.
+        """
         with self._lock:
             process, self._process = self._process, None
             adopted, self._adopted_pid = self._adopted_pid, None
             self._url = None
-            if process is not None:
-                _stop_child(process)
-                self._forget_runtime(process.pid)
-            elif adopted is not None:
-                _stop_pid(adopted)
-                self._forget_runtime(adopted)
+        if process is not None:
+            _stop_child(process)
+            self._forget_runtime(process.pid)
+        elif adopted is not None:
+            _stop_pid(adopted)
+            self._forget_runtime(adopted)
 
     # --- internals --------------------------------------------------------------------------
 
     def _is_running(self) -> bool:
         if self._process is not None:
-            return self._process.poll() is None
+            return _child_running(self._process)
         if self._adopted_pid is not None:
             return _pid_alive(self._adopted_pid)
         return False
@@ -120,7 +124,8 @@ class DemoNetwork:
         if not _pid_alive(pid) or not _is_coordinator(pid) or not _answers(url):
             return None
         log.info("Joining the demo network already running at %s (pid %d).", url, pid)
-        self._process, self._adopted_pid = None, pid
+        with self._lock:
+            self._process, self._adopted_pid, self._url = None, pid, str(url)
         return str(url)
 
     def _spawn(self, timeout_s: float) -> str:
@@ -142,13 +147,18 @@ class DemoNetwork:
         ]
         with self.log_path.open("wb") as log_file:
             process = _popen(command, log_file)
-        self._process, self._adopted_pid = process, None
+        with self._lock:
+            self._process, self._adopted_pid, self._url = process, None, None
         log.info("Starting the demo network (pid %d, log %s).", process.pid, self.log_path)
         deadline = time.monotonic() + timeout_s
         while True:
-            code = process.poll()
-            if code is not None:
-                self._process = None
+            with self._lock:
+                ours = self._process is process
+            if not ours:
+                raise DemoNetworkError("The demo network was stopped while it was starting.")
+            if not _child_running(process):
+                code = process.wait()
+                self._drop(process)
                 raise DemoNetworkError(
                     f"The demo network's coordinator stopped at start with exit status {code}. "
                     f"The end of its log ({self.log_path}):\n{self._log_tail()}"
@@ -157,16 +167,27 @@ class DemoNetwork:
             if runtime is not None and runtime["pid"] == process.pid:
                 url = str(runtime["url"]).rstrip("/")
                 if _answers(url):
+                    with self._lock:
+                        if self._process is process:
+                            self._url = url
                     log.info("The demo network listens at %s.", url)
                     return url
             if time.monotonic() > deadline:
-                _stop_child(process)
-                self._process = None
+                if self._drop(process):
+                    _stop_child(process)
                 raise DemoNetworkError(
                     f"The demo network's coordinator did not answer within {timeout_s:.0f} s. "
                     f"The end of its log ({self.log_path}):\n{self._log_tail()}"
                 )
             time.sleep(0.1)
+
+    def _drop(self, process: subprocess.Popen[bytes]) -> bool:
+        """Forgets the process if it is still the current one; whether it was."""
+        with self._lock:
+            if self._process is not process:
+                return False
+            self._process = None
+            return True
 
     def _pair_code(self, timeout_s: float) -> str:
         command = [*self._coordinator(), "pair-code", "demo", "--db", str(self.db_path)]
@@ -285,8 +306,20 @@ def _exited(pid: int, timeout_s: float) -> bool:
         time.sleep(0.05)
 
 
+def _child_running(process: subprocess.Popen[bytes]) -> bool:
+    """Whether the child runs, without reaping it (see :func:`_exited`)."""
+    if process.returncode is not None:
+        return False
+    if not hasattr(os, "waitid"):
+        return process.poll() is None
+    try:
+        return not _exited(process.pid, 0)
+    except ChildProcessError:  # reaped already
+        return False
+
+
 def _stop_child(process: subprocess.Popen[bytes]) -> None:
-    if sys.platform == "win32" or not hasattr(os, "waitid"):
+    if not hasattr(os, "waitid"):  # Windows
         process.terminate()
         try:
             process.wait(_STOP_GRACE_S)
@@ -295,12 +328,8 @@ def _stop_child(process: subprocess.Popen[bytes]) -> None:
             process.kill()
             process.wait()
         return
-    if process.returncode is None:
-        try:
-            running = not _exited(process.pid, 0)
-        except ChildProcessError:  # reaped already
-            return
-        if running:
+    try:
+        if not _exited(process.pid, 0):
             _signal_group(process.pid, signal.SIGTERM)
             if not _exited(process.pid, _STOP_GRACE_S):
                 log.warning(
@@ -309,6 +338,8 @@ def _stop_child(process: subprocess.Popen[bytes]) -> None:
         # Whatever is left of the group (the coordinator if it hung, anything it started)
         # goes now, while the unreaped leader still holds the group's id.
         _signal_group(process.pid, signal.SIGKILL)
+    except ChildProcessError:
+        pass  # reaped already: nothing of it is left to signal safely
     process.wait()
 
 
