@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import psutil
 import pytest
 
 from agent_process import AgentProcess, run_cli, spawn_agent
+from heatshare.agent.demo_network import RUNTIME_FILE as DEMO_RUNTIME_FILE
 from heatshare.protocol.client import AgentClient, AgentError
 
 COORDINATOR_START_S = 30.0
@@ -252,4 +254,26 @@ def test_a_good_code_enrols_and_a_new_node_has_earned_nothing(
     left = run_cli("leave", "--profile-dir", str(agent.profile))
     assert left.returncode == 0, left.stderr
     assert not again_agent.client().network().enrolled
+    assert agent.log_problems() == []
+
+
+def test_the_demo_network_from_the_command_line(agent: AgentProcess) -> None:
+    out = run_cli("demo", "--profile-dir", str(agent.profile), timeout_s=90)
+    assert out.returncode == 0, out.stderr
+    assert "enrolled in the demo network" in out.stdout
+    status = agent.client().network()
+    assert status.enrolled and status.demo and status.currency == "CRD"
+    runtime = json.loads((agent.paths.data_dir / DEMO_RUNTIME_FILE).read_text())
+    earnings = run_cli("earnings", "--json", "--profile-dir", str(agent.profile))
+    assert earnings.returncode == 0, earnings.stderr
+    assert json.loads(earnings.stdout)["currency"] == "CRD"
+
+    left = run_cli("leave", "--profile-dir", str(agent.profile), timeout_s=60)
+    assert left.returncode == 0, left.stderr
+    assert not agent.client().network().enrolled
+    # Leaving the demo network stops its coordinator.
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(runtime["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not psutil.pid_exists(runtime["pid"])
     assert agent.log_problems() == []
