@@ -178,7 +178,8 @@ def demo_earnings(now: datetime) -> EarningsResponse:
             amount_minor=50,
             kind="credit",
             job_id=113 - i,
-            memo=f"Job {113 - i} (fractal #{12 - i}: frame 0, tile {13 - i} of 16): result accepted",
+            memo=f"Job {113 - i} (fractal #{12 - i}: frame 0, tile {13 - i} of 16): "
+            "result accepted",
         )
         for i in range(7)
     ]

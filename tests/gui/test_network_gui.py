@@ -449,3 +449,17 @@ def test_leave_asks_first_then_leaves(
     page.leave_button.click()
     qtbot.waitUntil(page.not_enrolled.isVisible, timeout=5000)
     assert len(fake.called("leave_network")) == 1
+
+
+def test_closing_the_window_closes_the_wizard_without_a_dismissal(
+    qtbot: QtBot, make_app: AppFactory
+) -> None:
+    app = make_app()
+    qtbot.waitUntil(lambda: app.wizard is not None, timeout=5000)
+    wizard = app.wizard
+    assert wizard is not None
+    assert not wizard.isModal()  # the window stays usable beside it
+    app.window.hide()  # closed to the tray
+    qtbot.waitUntil(lambda: app.wizard is None, timeout=2000)
+    assert not wizard.isVisible()
+    assert not app.ui_settings.value(WIZARD_DISMISSED_KEY, False, type=bool)

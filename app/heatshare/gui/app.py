@@ -272,7 +272,7 @@ class HeatshareApp(QObject):
             self.open_wizard()
 
     def open_wizard(self) -> JoinWizard:
-        """Show the join wizard (window-modal, without a nested event loop)."""
+        """Show the join wizard (beside the window, without a nested event loop)."""
         from heatshare.gui.wizard import JoinWizard
 
         if self.wizard is not None:
@@ -284,12 +284,18 @@ class HeatshareApp(QObject):
         wizard.dismissed.connect(self._wizard_dismissed)
         wizard.finished.connect(self._wizard_closed)
         self.wizard = wizard
-        wizard.open()
+        wizard.show()
         return wizard
 
     def _wizard_dismissed(self) -> None:
         self.ui_settings.setValue(WIZARD_DISMISSED_KEY, True)
         self.ui_settings.sync()
+
+    def _close_wizard(self) -> None:
+        """Close the wizard without recording a dismissal."""
+        if self.wizard is not None:
+            self.wizard.dismissed.disconnect(self._wizard_dismissed)
+            self.wizard.done(0)
 
     def _wizard_closed(self, _result: int) -> None:
         if self.wizard is not None:
@@ -353,6 +359,10 @@ class HeatshareApp(QObject):
         self.window.network_page.set_active(self.window.page_visible(NETWORK))
         if visible:
             self._offer_wizard()
+        elif self.wizard is not None and not self.wizard.busy:
+            # Closed to the tray with the question open: no answer is not "not now", and a
+            # dialog left floating without its window would be a stray. Offered once a run.
+            self._close_wizard()
 
     def _on_close_requested(self) -> None:
         if self.tray is not None:
@@ -442,10 +452,7 @@ class HeatshareApp(QObject):
         if self.charts is not None:
             self.charts.stop()
         self.window.network_page.stop()
-        if self.wizard is not None:
-            # Quitting is not "not now": close without recording a dismissal.
-            self.wizard.dismissed.disconnect(self._wizard_dismissed)
-            self.wizard.done(0)
+        self._close_wizard()  # quitting is not "not now" either
         self.tasks.shutdown(wait=True)  # no worker thread outlives the objects it reports to
         if self.tray is not None:
             close = getattr(self.tray, "close", None) or getattr(self.tray, "hide", None)

@@ -99,7 +99,9 @@ class JoinWizard(QDialog):
         super().__init__(parent)
         self.setObjectName("join-wizard")
         self.setWindowTitle("Join a compute network")
-        self.setModal(True)
+        # Not modal: the main window stays usable (closed to the tray, raised by a second
+        # launch) while the wizard waits for an answer.
+        self.setModal(False)
         self.busy = False
         self.result_network: NetworkStatus | None = None
 
