@@ -535,7 +535,8 @@ class BubblewrapProcess(SandboxProcess):
 
     def _signal_job(self, sig: signal.Signals) -> None:
         # Not bwrap itself: it would die at once and take the job with it, with no grace.
-        self._read_status()
+        # (Only the watch thread reads bwrap's status; here the pid 1 may not be known yet,
+        # and a signal to it is dropped anyway unless it handles it.)
         for pid in self._job_pids():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
