@@ -450,7 +450,9 @@ class BubblewrapProcess(SandboxProcess):
         os.close(self._status_fd)
         if self._pidfd is not None:
             os.close(self._pidfd)
-        if forks_refused and returncode != 0:
+        # As when the watch sees it while the job runs: a refused fork is the job's fault,
+        # whatever it made of it (a fork bomb's first shell ends with status 0).
+        if forks_refused:
             self._set_reason(Outcome.PROCESS_LIMIT, _process_message(self._request.limits))
         self._result = self._classify(returncode, oom)
         self._done.set()
