@@ -26,9 +26,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TypeVar
 
 import requests
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from heatshare.protocol.coordinator_api import (
     SHA256_HEADER,
@@ -52,6 +53,7 @@ FRACTAL_SHALLOW_SAMPLES = 6
 
 _CONNECT_TIMEOUT_S = 3.05
 _READ_TIMEOUT_S = 15.0
+_M = TypeVar("_M", bound=BaseModel)
 _SEQUENCE = re.compile(r"^(?P<name>[\w-]+) #(?P<n>\d+):")
 
 
@@ -270,6 +272,13 @@ class DemoRequester:
                     self._uploaded.clear()
                     self._stop.wait(self._max_backoff_s)
                     continue
+                except Exception as exc:
+                    # A bug of ours: the traceback once, and the demo keeps going.
+                    if repr(exc) != last_refusal:
+                        log.exception("The demo requester failed; it tries again")
+                        last_refusal = repr(exc)
+                    self._stop.wait(self._max_backoff_s)
+                    continue
                 if outage:
                     log.info("The demo requester reaches the coordinator again.")
                     outage = False
@@ -322,7 +331,7 @@ class DemoRequester:
                 params=params,
                 timeout=(_CONNECT_TIMEOUT_S, _READ_TIMEOUT_S),
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except requests.RequestException as exc:  # refused, reset, timed out, cut short
             raise _Unavailable(type(exc).__name__) from exc
         if response.status_code >= 500:
             raise _Unavailable(f"HTTP {response.status_code}")
@@ -337,7 +346,7 @@ class DemoRequester:
             data=example.bundle,
             headers={SHA256_HEADER: example.sha256, "Content-Type": "application/octet-stream"},
         )
-        out = BundleOut.model_validate_json(response.content)
+        out = _parse(BundleOut, response)
         if out.sha256 != example.sha256:
             raise _Refused(f"the coordinator stored bundle {out.sha256}, not {example.sha256}")
         self._uploaded.add(example.sha256)
@@ -345,7 +354,7 @@ class DemoRequester:
 
     def _jobs(self) -> list[JobOut]:
         response = self._request("GET", "/v1/jobs", params={"limit": 200})
-        return JobList.model_validate_json(response.content).jobs
+        return _parse(JobList, response).jobs
 
     def _submit(self, example: Example) -> None:
         assert self._next is not None
@@ -364,10 +373,20 @@ class DemoRequester:
             data=body.model_dump_json(),
             headers={"Content-Type": "application/json"},
         )
-        job = JobOut.model_validate_json(response.content)
+        job = _parse(JobOut, response)
         self._next[example.name] = n + 1
         self.submitted += 1
         log.info("Demo requester: submitted job %d (%s).", job.job_id, label)
+
+
+def _parse(model: type[_M], response: requests.Response) -> _M:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise _Refused(
+            f"{response.request.method} {response.url}: an answer that is not a "
+            f"{model.__name__} ({exc.error_count()} errors)"
+        ) from exc
 
 
 def _error(response: requests.Response) -> str:
