@@ -423,3 +423,39 @@ def test_bad_ids_are_4xx(net: Net, path: str) -> None:
     r = net.client.get(path, headers=net.auth(net.requester()))
     assert r.status_code in (404, 422)
     _error(r)
+
+
+def test_odd_but_valid_input_is_taken_not_a_crash(net: Net) -> None:
+    """Values the protocol allows but a database column cannot hold as they are."""
+    huge = 2**70
+    _, token = net.node(
+        hostname="nul\x00host",
+        memory_bytes=huge,
+        gpus=[{"name": "big", "memory_bytes": huge}],
+    )
+    key = net.requester()
+    job = net.submit(key, label="with\x00nul", command=["echo", "a\x00b"])
+    assert job["label"] == "withnul"
+    for deadline in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        r = net.client.post(
+            "/v1/jobs",
+            json={"bundle_sha256": job["bundle_sha256"], "command": ["x"], "price_minor": 1,
+                  "deadline": deadline},
+            headers=net.auth(key),
+        )  # fmt: skip
+        assert r.status_code == 400, r.text
+        _error(r)
+    hb = net.client.post(
+        "/v1/nodes/me/heartbeat",
+        json={"state": "working", "running_attempts": [huge, -1]},
+        headers=net.auth(token),
+    )
+    assert hb.status_code == 200
+    assert {c["attempt_id"] for c in hb.json()["commands"]} == {huge, -1}
+    [lease] = net.lease(token)
+    r = net.client.post(
+        f"/v1/attempts/{lease['attempt_id']}/failure",
+        json={"reason": "odd\x00", "exit_code": -(2**80)},
+        headers=net.auth(token),
+    )
+    assert r.status_code == 200, r.text

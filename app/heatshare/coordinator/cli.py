@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shlex
+import signal
 import socket
 import sys
 import tarfile
@@ -399,8 +400,12 @@ def serve(args: argparse.Namespace) -> int:
     )
     watcher.start()
     log.info("Coordinator %s on %s, database %s", __version__, base_url, _safe(url))
+    # uvicorn handles SIGINT and SIGTERM (finishes requests, then returns) and afterwards
+    # raises the signal again for the handler it found; with these, that ends in exit 0.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stopped_by)
     try:
-        server.run(sockets=[sock])  # handles SIGINT and SIGTERM: finishes requests, then returns
+        server.run(sockets=[sock])
     finally:
         stop.set()
         watcher.join(timeout=15)
@@ -410,6 +415,10 @@ def serve(args: argparse.Namespace) -> int:
                 runtime.unlink()
     log.info("Coordinator stopped")
     return EXIT_OK
+
+
+def _stopped_by(signum: int, _frame: Any) -> None:
+    log.info("Stopped by %s", signal.Signals(signum).name)
 
 
 def _server_class() -> Any:

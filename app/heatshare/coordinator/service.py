@@ -89,6 +89,19 @@ class RefusedError(Exception):
         self.message = message
 
 
+#: Integers are stored as signed 64-bit; sizes beyond this are clamped (no machine has 4 EiB).
+_MAX_STORED_INT = 2**62
+
+
+def _clamp(value: int) -> int:
+    return max(-_MAX_STORED_INT, min(value, _MAX_STORED_INT))
+
+
+def _text(value: str) -> str:
+    """Text as stored: PostgreSQL refuses NUL characters in text, so they are dropped."""
+    return value.replace("\x00", "")
+
+
 def _not_found(what: str) -> RefusedError:
     return RefusedError(404, f"No {what} with this id is known to you.")
 
@@ -238,16 +251,16 @@ def enrol(s: Session, request: EnrolRequest, now: datetime, settings: Settings) 
     node = NodeRow(
         account_id=account.id,
         token_hash=digest,
-        hostname=inv.hostname,
-        os=inv.os.lower(),
-        arch=inv.arch.lower(),
+        hostname=_text(inv.hostname),
+        os=_text(inv.os.lower()),
+        arch=_text(inv.arch.lower()),
         cpu_cores=inv.cpu_cores,
-        memory_bytes=inv.memory_bytes,
+        memory_bytes=_clamp(inv.memory_bytes),
         gpu_count=len(inv.gpus),
-        gpu_min_memory_bytes=min((g.memory_bytes or 0 for g in inv.gpus), default=0),
+        gpu_min_memory_bytes=_clamp(min((g.memory_bytes or 0 for g in inv.gpus), default=0)),
         cuda=any(g.cuda for g in inv.gpus),
         sandbox=inv.sandbox.value,
-        agent_version=inv.agent_version,
+        agent_version=_text(inv.agent_version),
         inventory=inv.model_dump(mode="json"),
         trust=0,
         enrolled_at=now,
@@ -281,11 +294,13 @@ def heartbeat(
     node.energy_j_total += t.energy_j
     commands: list[Command] = []
     if beat.running_attempts:
+        # An id beyond what is stored cannot be an attempt; it is answered as unknown.
         ids = set(beat.running_attempts)
+        storable = {i for i in ids if 0 < i <= _MAX_STORED_INT}
         rows = s.execute(
             select(AttemptRow.id, AttemptRow.state, JobRow.state)
             .join(JobRow, JobRow.id == AttemptRow.job_id)
-            .where(AttemptRow.id.in_(ids), AttemptRow.node_id == node.id)
+            .where(AttemptRow.id.in_(storable), AttemptRow.node_id == node.id)
         ).all()
         found = {attempt_id: (a_state, j_state) for attempt_id, a_state, j_state in rows}
         for attempt_id in sorted(ids):
@@ -479,7 +494,7 @@ def progress(
     if holds:
         attempt.lease_expires_at = now + timedelta(seconds=settings.lease_s)
         attempt.progress = report.fraction
-        attempt.progress_message = report.message
+        attempt.progress_message = _text(report.message)
     stop = attempt.state not in (
         AttemptState.LEASED.value,
         AttemptState.UPLOADED.value,
@@ -541,9 +556,9 @@ def record_failure(
     if attempt.state == AttemptState.LEASED.value:
         attempt.state = AttemptState.FAILED.value
         attempt.finished_at = now
-        attempt.exit_code = failure.exit_code
+        attempt.exit_code = None if failure.exit_code is None else _clamp(failure.exit_code)
         tail = failure.log_tail[-4000:]
-        attempt.failure = failure.reason + (f"\n{tail}" if tail else "")
+        attempt.failure = _text(failure.reason + (f"\n{tail}" if tail else ""))
         log.info("Attempt %d (job %d) failed: %s", attempt.id, job.id, failure.reason)
         _settle(s, job, now)
     elif attempt.state in (AttemptState.UPLOADED.value, AttemptState.ACCEPTED.value):
@@ -818,13 +833,18 @@ def submit_job(
         )
     deadline = submit.deadline
     if deadline is not None:
-        deadline = deadline.replace(tzinfo=UTC) if deadline.tzinfo is None else deadline
+        try:
+            deadline = (
+                deadline.replace(tzinfo=UTC) if deadline.tzinfo is None else deadline.astimezone(UTC)
+            )
+        except OverflowError:
+            raise RefusedError(400, "The deadline is not a time the coordinator can keep.") from None
         if deadline <= now:
             raise RefusedError(400, "The deadline is in the past.")
     r = submit.resources
     job = JobRow(
         requester_id=requester.id,
-        label=submit.label,
+        label=_text(submit.label),
         bundle_sha256=bundle.sha256,
         bundle_size=bundle.size,
         command=list(submit.command),
@@ -834,8 +854,8 @@ def submit_job(
         need_memory_bytes=r.memory_bytes,
         need_gpus=r.gpus,
         need_gpu_memory_bytes=r.gpu_memory_bytes,
-        need_os=r.os.lower(),
-        need_arch=r.arch.lower() if r.arch else None,
+        need_os=_text(r.os.lower()),
+        need_arch=_text(r.arch.lower()) if r.arch else None,
         price_minor=submit.price_minor,
         currency=currency,
         replication=submit.replication,
