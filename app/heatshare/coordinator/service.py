@@ -833,12 +833,12 @@ def submit_job(
         )
     deadline = submit.deadline
     if deadline is not None:
+        if deadline.tzinfo is None:
+            deadline = deadline.replace(tzinfo=UTC)
         try:
-            deadline = (
-                deadline.replace(tzinfo=UTC) if deadline.tzinfo is None else deadline.astimezone(UTC)
-            )
+            deadline = deadline.astimezone(UTC)
         except OverflowError:
-            raise RefusedError(400, "The deadline is not a time the coordinator can keep.") from None
+            raise RefusedError(400, "The deadline is not a time this coordinator keeps.") from None
         if deadline <= now:
             raise RefusedError(400, "The deadline is in the past.")
     r = submit.resources
