@@ -463,3 +463,26 @@ def test_closing_the_window_closes_the_wizard_without_a_dismissal(
     qtbot.waitUntil(lambda: app.wizard is None, timeout=2000)
     assert not wizard.isVisible()
     assert not app.ui_settings.value(WIZARD_DISMISSED_KEY, False, type=bool)
+
+
+def test_pictures_of_jobs_no_longer_listed_are_let_go(qtbot: QtBot) -> None:
+    from fake_agent import demo_jobs, fractal_tile
+
+    from heatshare.gui.jobs_page import JobsPage
+
+    page = JobsPage()
+    qtbot.addWidget(page)
+    asked: list[tuple[int, str]] = []
+    page.file_requested.connect(lambda a, n: asked.append((a, n)))
+    jobs = demo_jobs(datetime.now(UTC))
+    page.set_jobs(jobs)
+    assert asked  # the recent results' pictures
+    for attempt, name in asked:
+        page.set_file(attempt, name, fractal_tile(attempt % 4))
+    assert page.images.count() == len(asked)
+    # Later, the agent lists only newer jobs (its list is bounded; so is what the page keeps).
+    newer = jobs.model_copy(update={"history": jobs.history[:2]})
+    page.set_jobs(newer)
+    listed = {j.attempt_id for j in (*newer.current, *newer.history)}
+    assert {a for a, _ in page._images} <= listed
+    assert page.images.count() == len([j for j in newer.history if "tile.png" in j.files])

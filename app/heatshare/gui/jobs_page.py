@@ -295,6 +295,7 @@ class JobsPage(QWidget):
         current, rows = current_and_history(jobs)
         self._show_current(current)
         self._fill_table(rows)
+        self._forget_others({j.attempt_id for j in rows})
         self._refresh_detail()
 
     def set_error(self, message: str) -> None:
@@ -398,6 +399,13 @@ class JobsPage(QWidget):
             table.blockSignals(False)
         if self.selected is not None and row is None:
             self.selected = None
+
+    def _forget_others(self, keep: set[int]) -> None:
+        """Drop the pictures and logs of jobs no longer listed: a demo running for days
+        finishes thousands of jobs, and their pictures must not pile up in memory."""
+        self._images = {k: v for k, v in self._images.items() if k[0] in keep}
+        self._requested = {k for k in self._requested if k[0] in keep}
+        self._logs_final = {k: v for k, v in self._logs_final.items() if k in keep}
 
     def select_attempt(self, attempt_id: int) -> None:
         row = next((i for i, j in enumerate(self._rows) if j.attempt_id == attempt_id), None)
