@@ -23,7 +23,8 @@ TOKEN_ENV = "HEATSHARE_TOKEN"  # noqa: S105 (the name of a variable, not a secre
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="heatshare",
-        description="Heatshare: watch the heat your computer puts into the room.",
+        description="Heatshare: watch the heat your computer puts into the room, and the "
+        "jobs it runs for a compute network.",
     )
     parser.add_argument(
         "--profile-dir",
@@ -46,8 +47,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--demo",
         action="store_true",
-        help="join the demo network on this computer (example jobs, paid in demo credits, "
-        "which are not money) and show the Jobs page",
+        help="join the agent to the demo network it runs itself (example jobs, paid in "
+        "demo credits, which are not money) and show the Jobs page",
     )
     parser.add_argument("--version", action="version", version=f"heatshare {__version__}")
     args = parser.parse_args(argv)

@@ -238,6 +238,7 @@ class NetworkPage(QWidget):
         self.leave_button.setVisible(enrolled)
         self.join_button.setText("Join another network…" if enrolled else "Join a network…")
         if not enrolled:
+            self.earnings = None  # a network left; the next one has figures of its own
             return
         self.network_card.set(
             network_name(network),
