@@ -25,7 +25,7 @@ from heatshare.protocol.coordinator_api import ApiError
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES_PER_OPERATION = 30
+EXAMPLES_PER_OPERATION = 20
 
 
 class Tokens:
