@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psutil
 
-from heatshare.jobs.limits import CgroupV1, apply_rlimits
+from heatshare.jobs.limits import JobCgroup, apply_rlimits, create_job_cgroup
 from heatshare.jobs.sandbox import (
     CHECKPOINT_DIR,
     JOB_ROOT,
@@ -160,10 +160,10 @@ class BubblewrapSandbox(Sandbox):
         for sub in (OUTPUT_DIR, CHECKPOINT_DIR):
             (request.slot / sub).mkdir(exist_ok=True)
         name = f"job-{os.getpid()}-{next(_names)}"
-        cgroup: CgroupV1 | None = None
+        cgroup: JobCgroup | None = None
         if self._use_cgroups:
             try:
-                cgroup = CgroupV1.create(name, request.limits, sweep=not self._swept)
+                cgroup = create_job_cgroup(name, request.limits, sweep=not self._swept)
                 self._swept = True
             except OSError as exc:
                 log.info("No cgroup for the job (%s): limits by rlimits and the watch.", exc)
@@ -325,7 +325,7 @@ class BubblewrapProcess(SandboxProcess):
         self,
         popen: subprocess.Popen[bytes],
         status_fd: int,
-        cgroup: CgroupV1 | None,
+        cgroup: JobCgroup | None,
         request: SandboxRequest,
         name: str,
         poll_s: float,

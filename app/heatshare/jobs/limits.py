@@ -5,6 +5,12 @@ cgroup v1 (what these build machines have, and older distributions): one group p
 and controller (memory, pids, cpu), nested under the agent's own group, so whatever
 limits the agent also limits its jobs: ``<mount>/<agent's group>/heatshare/<job>``.
 
+cgroup v2 (current desktops): one group per job in ``heatshare-jobs/`` under the nearest
+group, from the agent's own upwards, that hands the memory and pids controllers to its
+children and that the agent may write to: for a desktop user, the ``app.slice`` that
+systemd delegates to them; for root, the slice of the agent's service. (A group that
+holds processes cannot hand controllers down, so the agent's own group rarely serves.)
+
 Where no group can be made (cgroup v2 without a delegated subtree, a read-only cgroupfs)
 the fallback is rlimits set on the job's first process before it runs, plus the agent's
 watch (every poll: memory in use, number of processes), which stops a job over a limit.
@@ -23,6 +29,7 @@ import resource
 import signal
 import time
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 
@@ -33,6 +40,7 @@ log = logging.getLogger(__name__)
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
 _CONTROLLERS = ("memory", "pids", "cpu")
 _GROUP_DIR = "heatshare"
+_V2_GROUP_DIR = "heatshare-jobs"
 _CPU_PERIOD_US = 100_000
 NPROC_SLACK = 8
 
@@ -57,6 +65,26 @@ def _write(path: Path, value: str) -> None:
 def _read(path: Path) -> str:
     with path.open(encoding="ascii") as f:
         return f.read()
+
+
+class JobCgroup(Protocol):
+    """A job's cgroup(s), v1 or v2: what the sandbox asks of them."""
+
+    def add(self, pid: int) -> None: ...
+    def pids(self) -> set[int]: ...
+    def process_limit_hits(self) -> int: ...
+    def oom_kills(self) -> int: ...
+    def kill_all(self, timeout_s: float = 2.0) -> bool: ...
+    def remove(self) -> None: ...
+
+
+def create_job_cgroup(name: str, limits: Limits, *, sweep: bool = False) -> JobCgroup:
+    """The job's cgroup on this machine's hierarchy; raises OSError where none may be made."""
+    if (CGROUP_MOUNT / "memory" / "cgroup.procs").exists():
+        return CgroupV1.create(name, limits, sweep=sweep)
+    if (CGROUP_MOUNT / "cgroup.controllers").exists():
+        return CgroupV2.create(name, limits, sweep=sweep)
+    raise OSError(errno.ENOENT, "no cgroup hierarchy with a memory controller")
 
 
 class CgroupV1:
@@ -147,34 +175,153 @@ class CgroupV1:
 
     def kill_all(self, timeout_s: float = 2.0) -> bool:
         """SIGKILLs every process in the groups until none is left; False if some stayed."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            pids = self.pids()
-            if not pids:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            # Usually the sandbox's pid 1 finishing its exit: gone within a millisecond.
-            time.sleep(0.001)
+        return _kill_until_empty(self, timeout_s)
 
     def remove(self) -> None:
         for path in list(self.dirs.values()):
-            # A group whose last process has just exited can be busy for a moment.
-            for _ in range(250):
-                try:
-                    path.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as exc:
-                    if exc.errno != errno.EBUSY:
-                        log.info("Could not remove the job's cgroup %s: %s", path, exc)
-                        break
-                    time.sleep(0.002)
+            _rmdir(path)
         self.dirs = {}
+
+
+class CgroupV2:
+    """The one group of a job on the unified hierarchy.
+
+    Written from the kernel's cgroup v2 interface (memory.max, memory.swap.max, pids.max,
+    cpu.max, memory.events, pids.events, cgroup.kill); the build machines run v1 for
+    these controllers, so this class is exercised there only as far as a fake tree goes.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path: Path | None = path
+
+    @staticmethod
+    def base(mount: Path = CGROUP_MOUNT, own: str | None = None) -> Path:
+        """The group that holds ``heatshare-jobs/``; raises OSError where none may."""
+        if own is None:
+            own = _own_v2_path()
+        group = mount / own.lstrip("/")
+        for candidate in (group, *group.parents):
+            if candidate != mount and mount not in candidate.parents:
+                break
+            try:
+                handed_down = set(_read(candidate / "cgroup.subtree_control").split())
+            except OSError:
+                continue
+            # Moving a process needs write access to the groups' common ancestor.
+            if {"memory", "pids"} <= handed_down and os.access(candidate / "cgroup.procs", os.W_OK):
+                return candidate / _V2_GROUP_DIR
+        raise OSError(errno.EACCES, "no writable cgroup v2 group hands down memory and pids")
+
+    @classmethod
+    def create(
+        cls, name: str, limits: Limits, *, sweep: bool = False, base: Path | None = None
+    ) -> CgroupV2:
+        if base is None:
+            base = cls.base()
+        base.mkdir(exist_ok=True)
+        available = set(_read(base / "cgroup.controllers").split())
+        wanted = [c for c in _CONTROLLERS if c in available]
+        if not {"memory", "pids"} <= set(wanted):
+            raise OSError(errno.EACCES, f"{base} is not given the memory and pids controllers")
+        enabled = set(_read(base / "cgroup.subtree_control").split())
+        if not set(wanted) <= enabled:
+            _write(base / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
+        if sweep:
+            _sweep_stale(base)
+        path = base / name
+        path.mkdir()
+        group = cls(path)
+        try:
+            _write(path / "memory.max", str(limits.memory_bytes))
+            if (path / "memory.swap.max").exists():
+                _write(path / "memory.swap.max", "0")
+            _write(path / "pids.max", str(limits.max_processes))
+            if "cpu" in wanted:
+                _write(path / "cpu.max", f"{limits.cpu_cores * _CPU_PERIOD_US} {_CPU_PERIOD_US}")
+        except OSError:
+            group.remove()
+            raise
+        return group
+
+    @property
+    def dirs(self) -> dict[str, Path]:
+        return {} if self.path is None else {"unified": self.path}
+
+    def add(self, pid: int) -> None:
+        assert self.path is not None
+        _write(self.path / "cgroup.procs", str(pid))
+
+    def pids(self) -> set[int]:
+        if self.path is None:
+            return set()
+        with contextlib.suppress(OSError):
+            return {int(p) for p in _read(self.path / "cgroup.procs").split()}
+        return set()
+
+    def _event(self, file: str, key: str) -> int:
+        if self.path is None:
+            return 0
+        with contextlib.suppress(OSError, ValueError):
+            for line in _read(self.path / file).splitlines():
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+        return 0
+
+    def process_limit_hits(self) -> int:
+        return self._event("pids.events", "max")
+
+    def oom_kills(self) -> int:
+        return self._event("memory.events", "oom_kill")
+
+    def kill_all(self, timeout_s: float = 2.0) -> bool:
+        if self.path is not None and (self.path / "cgroup.kill").exists():
+            with contextlib.suppress(OSError):
+                _write(self.path / "cgroup.kill", "1")  # Linux 5.14: every process at once
+        return _kill_until_empty(self, timeout_s)
+
+    def remove(self) -> None:
+        if self.path is not None:
+            _rmdir(self.path)
+        self.path = None
+
+
+def _own_v2_path() -> str:
+    with Path("/proc/self/cgroup").open(encoding="ascii") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return line[3:].rstrip("\n")
+    raise OSError(errno.ENOENT, "this process is in no cgroup v2 group")
+
+
+def _kill_until_empty(group: JobCgroup, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pids = group.pids()
+        if not pids:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        # Usually the sandbox's pid 1 finishing its exit: gone within a millisecond.
+        time.sleep(0.001)
+
+
+def _rmdir(path: Path) -> None:
+    # A group whose last process has just exited can be busy for a moment.
+    for _ in range(250):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                log.info("Could not remove the job's cgroup %s: %s", path, exc)
+                return
+            time.sleep(0.002)
 
 
 def _sweep_stale(base: Path) -> None:
