@@ -21,7 +21,8 @@ class Settings:
     Attributes:
         db_url: SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://…``).
         blob_dir: folder of content-addressed bundles and results (shared by all app servers).
-        currency: the network's currency, used when the database does not name one yet.
+        currency: the network's currency: fixed in the database the first time; None takes
+            the database's (EUR for a new one); another than the database's is refused.
         lease_s: how long a lease lasts without progress.
         max_in_progress_per_node: leases one node may hold at once.
         heartbeat_interval_s: what nodes are told to use.
@@ -31,7 +32,7 @@ class Settings:
 
     db_url: str
     blob_dir: Path
-    currency: str = "EUR"
+    currency: str | None = None
     lease_s: int = 120
     max_in_progress_per_node: int = 2
     heartbeat_interval_s: int = 30
