@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select
 
-from conftest import Net, sha, targz
+from conftest import LiveServer, Net, make_settings, sha, targz
 from heatshare.coordinator import db, service
+from heatshare.coordinator.app import create_app
 from heatshare.coordinator.models import AttemptRow, LedgerRow, NodeRow
 from heatshare.protocol.coordinator_api import SHA256_HEADER
 
@@ -19,7 +21,14 @@ JOBS = 60
 PRICE = 7
 
 
-def test_concurrent_lease_and_complete_over_http(net: Net) -> None:
+def test_concurrent_lease_and_complete_over_http(net: Net, db_url: str, tmp_path: Path) -> None:
+    """Half the machines talk to a second app server on the same database and blob folder."""
+    second = create_app(make_settings(db_url, tmp_path / "blobs", net.clock), sweeper=False)
+    with LiveServer(second) as server:
+        _lease_and_complete(net, [str(net.client.base_url), server.url])
+
+
+def _lease_and_complete(net: Net, urls: list[str]) -> None:
     key = net.requester()
     bundle = net.bundle(key)
     for i in range(JOBS):
@@ -28,10 +37,10 @@ def test_concurrent_lease_and_complete_over_http(net: Net) -> None:
     start = threading.Barrier(NODES)
     result = targz({"out/r": b"same"})
 
-    def work(token: str) -> list[int]:
+    def work(n: int) -> list[int]:
         leased: list[int] = []
-        headers = net.auth(token)
-        with httpx.Client(base_url=str(net.client.base_url), timeout=60) as client:
+        headers = net.auth(tokens[n])
+        with httpx.Client(base_url=urls[n % len(urls)], timeout=60) as client:
             start.wait()
             while True:
                 r = client.post("/v1/leases", json={"max_jobs": 2}, headers=headers)
@@ -50,7 +59,7 @@ def test_concurrent_lease_and_complete_over_http(net: Net) -> None:
                     assert up.json()["status"] == "accepted"
 
     with ThreadPoolExecutor(NODES) as pool:
-        per_node = list(pool.map(work, tokens))
+        per_node = list(pool.map(work, range(NODES)))
 
     counts = Counter(job for jobs in per_node for job in jobs)
     assert len(counts) == JOBS
