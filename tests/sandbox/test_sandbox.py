@@ -289,3 +289,16 @@ def test_no_cgroup_is_left_behind(run_job: RunJob, cgroups: bool) -> None:
             if p.is_dir() and p.name.startswith(f"job-{os.getpid()}-")
         ]
         assert leftovers == []
+
+
+def test_a_start_that_fails_on_the_host_is_a_refusal_with_nothing_left(
+    sandbox: BubblewrapSandbox, slot: Path, cgroups: bool
+) -> None:
+    log = slot.parent / "no-such-folder" / "job.log"
+    with pytest.raises(SandboxUnavailable, match="could not be started"):
+        sandbox.start(SandboxRequest(slot=slot, command=["true"], limits=LIMITS, log_path=log))
+    if cgroups:
+        from heatshare.jobs.limits import CgroupV1
+
+        for base in CgroupV1.bases().values():
+            assert not [p for p in base.iterdir() if p.name.startswith(f"job-{os.getpid()}-")]

@@ -107,6 +107,7 @@ class BubblewrapSandbox(Sandbox):
         self._probed = False
         self._supports_disable_userns = False
         self._swept = False  # the cgroups of killed agents, once per sandbox
+        self._said_no_cgroup = False
         self._lock = threading.Lock()
 
     def problem(self) -> str | None:
@@ -160,23 +161,11 @@ class BubblewrapSandbox(Sandbox):
         for sub in (OUTPUT_DIR, CHECKPOINT_DIR):
             (request.slot / sub).mkdir(exist_ok=True)
         name = f"job-{os.getpid()}-{next(_names)}"
-        cgroup: JobCgroup | None = None
-        if self._use_cgroups:
-            try:
-                cgroup = create_job_cgroup(name, request.limits, sweep=not self._swept)
-                self._swept = True
-            except OSError as exc:
-                log.info("No cgroup for the job (%s): limits by rlimits and the watch.", exc)
+        cgroup = self._make_cgroup(name, request)
         status_r, status_w = os.pipe()
         go_r, go_w = os.pipe()
-        args = [
-            "/bin/sh",
-            "-c",
-            _WRAPPER,
-            "heatshare-sandbox",
-            self._bwrap,
-            *self._args(request, status_w),
-        ]
+        args = ["/bin/sh", "-c", _WRAPPER, "heatshare-sandbox", self._bwrap]
+        args += self._args(request, status_w)
         try:
             with request.log_path.open("ab") as log_file:
                 popen = subprocess.Popen(
@@ -187,29 +176,63 @@ class BubblewrapSandbox(Sandbox):
                     pass_fds=(status_w,),
                     env={"PATH": os.defpath},
                 )
-        except BaseException:
+        except BaseException as exc:
             for fd in (status_r, status_w, go_r, go_w):
                 os.close(fd)
             if cgroup is not None:
                 cgroup.remove()
+            if isinstance(exc, OSError):
+                raise SandboxUnavailable(f"The sandbox could not be started ({exc}).") from exc
             raise
         os.close(go_r)
         os.close(status_w)
         try:
-            if cgroup is not None:
-                cgroup.add(popen.pid)
-            apply_rlimits(popen.pid, request.limits, cgroup=cgroup is not None)
-            os.write(go_w, b"\n")
-        except BaseException:
+            cgroup = self._release(popen.pid, go_w, cgroup, request)
+        except BaseException as exc:
             popen.kill()
             popen.wait()
             os.close(status_r)
             if cgroup is not None:
                 cgroup.remove()
+            if isinstance(exc, OSError):
+                message = f"The sandbox could not set the job's limits ({exc})."
+                raise SandboxUnavailable(message) from exc
             raise
         finally:
             os.close(go_w)
         return BubblewrapProcess(popen, status_r, cgroup, request, name, self._poll_s)
+
+    def _make_cgroup(self, name: str, request: SandboxRequest) -> JobCgroup | None:
+        if not self._use_cgroups:
+            return None
+        try:
+            cgroup = create_job_cgroup(name, request.limits, sweep=not self._swept)
+        except OSError as exc:
+            self._no_cgroup(exc)
+            return None
+        self._swept = True
+        return cgroup
+
+    def _release(
+        self, pid: int, go_fd: int, cgroup: JobCgroup | None, request: SandboxRequest
+    ) -> JobCgroup | None:
+        """Puts the waiting wrapper in its cgroup, sets its rlimits, and lets it run bwrap."""
+        if cgroup is not None:
+            try:
+                cgroup.add(pid)
+            except OSError as exc:  # v2 may refuse the move (delegation rules)
+                self._no_cgroup(exc)
+                cgroup.remove()
+                cgroup = None
+        apply_rlimits(pid, request.limits, cgroup=cgroup is not None)
+        os.write(go_fd, b"\n")
+        return cgroup
+
+    def _no_cgroup(self, exc: OSError) -> None:
+        # Said once: on a machine without a usable cgroup every job would say it again.
+        if not self._said_no_cgroup:
+            self._said_no_cgroup = True
+            log.info("No cgroup for jobs here (%s): limits by rlimits and the watch.", exc)
 
     def _args(self, request: SandboxRequest, status_fd: int) -> list[str]:
         limits = request.limits
