@@ -17,6 +17,7 @@ to the thread that started it (``PR_SET_PDEATHSIG``), so jobs are only ever star
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -469,6 +470,7 @@ class JobRunner:
             if reason is not None:
                 return proc.stop(), reason
             if time.monotonic() < next_report:
+                self._look(rec, job_dir, t0)  # for the app: in memory only
                 continue
             next_report = time.monotonic() + every
             fraction, message = self._note_progress(rec.attempt_id, job_dir, t0)
@@ -488,6 +490,12 @@ class JobRunner:
                 continue
             if answer.cancel:
                 return proc.stop(), StopReason.CANCEL
+
+    def _look(self, rec: AttemptRecord, job_dir: Path, t0: float) -> None:
+        parsed = read_progress(job_dir / PROGRESS_FILE)
+        live = self.live
+        if parsed is not None and live is not None and (live.progress, live.message) != parsed:
+            self.live = dataclasses.replace(live, progress=parsed[0], message=parsed[1])
 
     def _note_progress(self, attempt_id: int, job_dir: Path, t0: float) -> tuple[float | None, str]:
         parsed = read_progress(job_dir / PROGRESS_FILE)
