@@ -20,6 +20,7 @@ import pytest
 
 from conftest import LIMITS, MiB, Ran, marked_processes
 from heatshare.jobs.bubblewrap import BubblewrapSandbox
+from heatshare.jobs.limits import CgroupV1
 from heatshare.jobs.sandbox import Outcome
 
 RunJob = Callable[..., Ran]
@@ -252,7 +253,9 @@ DAEMON = textwrap.dedent(
 )
 
 
-def test_nothing_of_the_job_survives_the_agent_killed(slot: Path) -> None:
+def test_nothing_of_the_job_survives_the_agent_killed(
+    slot: Path, run_job: RunJob, cgroups: bool
+) -> None:
     marker = f"hs-orphan-{uuid.uuid4().hex}"
     (slot / "daemon.py").write_text(DAEMON)
     agent = subprocess.Popen(
@@ -288,6 +291,13 @@ def test_nothing_of_the_job_survives_the_agent_killed(slot: Path) -> None:
         agent.kill()
         agent.wait()
         agent.stdout.close()  # type: ignore[union-attr]
+    if cgroups:
+        # The dead agent's (empty) groups stay until the next agent's first job sweeps them.
+        left = [b / f"job-{agent.pid}-1" for b in CgroupV1.bases().values()]
+        assert all(path.is_dir() for path in left)
+        assert all(not (path / "cgroup.procs").read_text().split() for path in left)
+        run_job(["true"], using=BubblewrapSandbox())
+        assert not any(path.exists() for path in left)
 
 
 def test_a_job_past_its_time_is_timed_out(run_job: RunJob) -> None:
