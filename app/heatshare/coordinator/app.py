@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
@@ -106,7 +107,7 @@ class Coordinator:
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
 
-    def now(self) -> Any:
+    def now(self) -> datetime:
         return self.settings.clock()
 
     @contextmanager
@@ -390,7 +391,7 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
     @app.put(
         "/v1/attempts/{attempt_id}/result",
         response_model=ResultAccepted,
-        responses=_errors(400, 404, 409, 411, 413),
+        responses=_errors(400, 404, 409, 413),
         openapi_extra=_RAW_BODY,
         tags=["node"],
     )

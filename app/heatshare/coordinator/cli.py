@@ -27,7 +27,7 @@ import sys
 import tarfile
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -205,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--memory-mb", type=int, default=512)
     submit.add_argument("--gpus", type=int, default=0)
     submit.add_argument("--wall-time-s", type=int, default=3600)
+    submit.add_argument("--max-attempts", type=int, default=5, help="attempts before it fails")
+    submit.add_argument("--deadline-s", type=int, help="expire the job this many seconds from now")
     submit.add_argument(
         "--url", default=os.environ.get(ENV_URL), help=f"the coordinator (default ${ENV_URL})"
     )
@@ -552,6 +554,7 @@ def submit(args: argparse.Namespace) -> int:
                 "price_minor": args.price,
                 "label": args.label,
                 "replication": args.replication,
+                "max_attempts": args.max_attempts,
                 "resources": {
                     "cpu_cores": args.cpu_cores,
                     "memory_bytes": args.memory_mb * 1024 * 1024,
@@ -559,6 +562,9 @@ def submit(args: argparse.Namespace) -> int:
                     "wall_time_s": args.wall_time_s,
                 },
             }
+            if args.deadline_s is not None:
+                deadline = datetime.now(UTC) + timedelta(seconds=args.deadline_s)
+                job["deadline"] = deadline.isoformat()
             r = http.post(f"{base}/v1/jobs", json=job, headers=headers, timeout=30)
             _check(r)
         except requests.RequestException as exc:
