@@ -119,7 +119,7 @@ def test_an_idempotent_call_is_retried_with_growing_jittered_back_off(server) ->
 def test_a_lease_is_not_repeated_once_it_may_have_reached_the_server(server) -> None:
     url, script = server
     script.add(503, {"error": "The network is busy."})
-    with pytest.raises(Rejected, match="The network is busy.") as err:
+    with pytest.raises(Rejected, match=r"The network is busy\.") as err:
         client(url).lease()
     assert err.value.status == 503
     assert len(script.seen) == 1
