@@ -101,6 +101,13 @@ class Coordinator:
         self.engine: Engine = db.make_engine(settings.db_url)
         db.migrate(self.engine)
         self.sessions: sessionmaker[Session] = db.session_factory(self.engine)
+        # SQLite: reads on their own engine, so they do not queue behind the writer's lock.
+        self.read_engine = (
+            db.make_engine(settings.db_url, writer=False)
+            if db.is_sqlite(self.engine)
+            else self.engine
+        )
+        self.read_sessions: sessionmaker[Session] = db.session_factory(self.read_engine)
         self.blobs = BlobStore(settings.blob_dir)
         with self.transaction() as s:
             self.currency = service.settle_currency(s, settings.currency)
@@ -115,9 +122,21 @@ class Coordinator:
         with db.transaction(self.sessions) as s:
             yield s
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A transaction that only reads (it must not write: on SQLite it holds no lock)."""
+        with db.transaction(self.read_sessions) as s:
+            yield s
+
     def sweep(self) -> int:
         with self.transaction() as s:
             return service.sweep(s, self.now())
+
+    def sweep_if_due(self) -> int:
+        """Sweep only when a lease ran out or a deadline passed: the check is a mere read."""
+        with self.reading() as s:
+            due = service.sweep_due(s, self.now())
+        return self.sweep() if due else 0
 
     def start_sweeper(self) -> None:
         self._stop.clear()
@@ -129,7 +148,7 @@ class Coordinator:
     def _sweep_loop(self) -> None:
         while not self._stop.wait(self.settings.sweep_interval_s):
             try:
-                self.sweep()
+                self.sweep_if_due()
             except Exception:
                 # The next round tries again; a database hiccup must not end the sweeps.
                 log.exception("Sweeping expired leases and deadlines failed")
@@ -140,6 +159,7 @@ class Coordinator:
             self._sweeper.join(timeout=10)
             self._sweeper = None
         self.engine.dispose()
+        self.read_engine.dispose()
 
 
 def _unauthorised(who: str) -> RefusedError:
@@ -285,7 +305,7 @@ def _operator_routes(app: FastAPI, c: Coordinator) -> None:
 
     @app.get("/v1/accounts", response_model=list[Account], responses=_errors(), tags=["operator"])
     def list_accounts(auth: AdminAuth) -> list[Account]:
-        with c.transaction() as s:
+        with c.reading() as s:
             _require_admin(s, auth)
             return service.list_accounts(s)
 
@@ -349,7 +369,7 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
         # Expired leases and passed deadlines are settled first, in their own transaction
         # (which keeps the lock order of service.py), so a job whose lease ran out is
         # leasable again at once.
-        c.sweep()
+        c.sweep_if_due()
         with c.transaction() as s:
             node_id = _require_node(s, auth).id
             return service.lease(s, node_id, body.max_jobs, c.now(), c.settings)
@@ -363,7 +383,7 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
     def bundle(sha256: _Sha, node_auth: NodeAuth, requester_auth: RequesterAuth) -> FileResponse:
         # Both schemes read the same header; a token's prefix says which kind it is.
         token = _token(node_auth or requester_auth)
-        with c.transaction() as s:
+        with c.reading() as s:
             node = service.node_for_token(s, token)
             requester = None if node is not None else service.requester_for_token(s, token)
             if node is None and requester is None:
@@ -399,7 +419,7 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
         attempt_id: _Id, request: Request, sha256: _ShaHeader, auth: NodeAuth
     ) -> ResultAccepted:
         def check() -> None:
-            with c.transaction() as s:
+            with c.reading() as s:
                 service.own_attempt(s, _require_node(s, auth), attempt_id)
 
         await run_in_threadpool(check)
@@ -429,14 +449,14 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
         "/v1/nodes/me/attempts", response_model=NodeAttempts, responses=_errors(), tags=["node"]
     )
     def attempts(auth: NodeAuth) -> NodeAttempts:
-        with c.transaction() as s:
+        with c.reading() as s:
             return service.node_attempts(s, _require_node(s, auth))
 
     @app.get(
         "/v1/nodes/me/earnings", response_model=EarningsOut, responses=_errors(), tags=["node"]
     )
     def earnings(auth: NodeAuth) -> EarningsOut:
-        with c.transaction() as s:
+        with c.reading() as s:
             return service.earnings(s, _require_node(s, auth))
 
 
@@ -484,7 +504,7 @@ def _requester_routes(app: FastAPI, c: Coordinator) -> None:
     )
     async def upload_bundle(request: Request, sha256: _ShaHeader, auth: RequesterAuth) -> BundleOut:
         def check() -> None:
-            with c.transaction() as s:
+            with c.reading() as s:
                 _require_requester(s, auth)
 
         await run_in_threadpool(check)
@@ -512,12 +532,12 @@ def _requester_routes(app: FastAPI, c: Coordinator) -> None:
 
     @app.get("/v1/jobs", response_model=JobList, responses=_errors(), tags=["requester"])
     def jobs(auth: RequesterAuth, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> JobList:
-        with c.transaction() as s:
+        with c.reading() as s:
             return JobList(jobs=service.list_jobs(s, _require_requester(s, auth), limit))
 
     @app.get("/v1/jobs/{job_id}", response_model=JobOut, responses=_errors(404), tags=["requester"])
     def job(job_id: _Id, auth: RequesterAuth) -> JobOut:
-        with c.transaction() as s:
+        with c.reading() as s:
             return service.job_out(service.own_job(s, _require_requester(s, auth), job_id))
 
     @app.get(
@@ -527,7 +547,7 @@ def _requester_routes(app: FastAPI, c: Coordinator) -> None:
         tags=["requester"],
     )
     def job_result(job_id: _Id, auth: RequesterAuth) -> FileResponse:
-        with c.transaction() as s:
+        with c.reading() as s:
             found = service.own_job(s, _require_requester(s, auth), job_id)
             sha = found.result_sha256 if found.state == "done" else None
         if sha is None or not c.blobs.has(sha):

@@ -61,8 +61,12 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; an SQLite file's folder is created if missing."""
+def make_engine(url: str, *, writer: bool = True) -> Engine:
+    """An engine for ``url``; an SQLite file's folder is created if missing.
+
+    ``writer=False`` (SQLite only) gives an engine whose transactions start with a plain
+    ``BEGIN``: for reads, which in WAL mode neither wait for nor block the writer.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_path(url)
@@ -76,7 +80,7 @@ def make_engine(url: str) -> Engine:
             max_overflow=24,
         )
         event.listen(engine, "connect", _sqlite_on_connect)
-        event.listen(engine, "begin", _sqlite_on_begin)
+        event.listen(engine, "begin", _sqlite_on_begin if writer else _sqlite_on_begin_read)
         return engine
     return create_engine(parsed, pool_size=8, max_overflow=24, pool_pre_ping=True)
 
@@ -96,6 +100,10 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
 
 def _sqlite_on_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_on_begin_read(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -374,6 +374,26 @@ def sweep(s: Session, now: datetime) -> int:
     return len(jobs)
 
 
+def sweep_due(s: Session, now: datetime) -> bool:
+    """Whether :func:`sweep` has anything to do (a read, for a quick answer before leasing)."""
+    expired = s.scalar(
+        select(AttemptRow.id)
+        .where(
+            AttemptRow.state == AttemptState.LEASED.value,
+            AttemptRow.lease_expires_at <= now,
+        )
+        .limit(1)
+    )
+    if expired is not None:
+        return True
+    overdue = s.scalar(
+        select(JobRow.id)
+        .where(JobRow.state.in_(_OPEN), JobRow.deadline.is_not(None), JobRow.deadline <= now)
+        .limit(1)
+    )
+    return overdue is not None
+
+
 def lease(
     s: Session, node_id: int, max_jobs: int, now: datetime, settings: Settings
 ) -> LeaseResponse:
