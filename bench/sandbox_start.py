@@ -7,7 +7,9 @@ machine's drift touches all alike:
 * sandbox: ``BubblewrapSandbox().start(request).wait()`` — bubblewrap with every
   namespace, the system's binds, the cgroups (memory, pids, cpu) made and removed, the
   rlimits, the watch thread that reaps it;
-* sandbox without cgroups: the rlimit fallback, to show what the cgroups cost.
+* sandbox without cgroups: the rlimit fallback, to show what the cgroups cost;
+* bare bwrap: ``subprocess.run`` of the job's bubblewrap command line, to show what
+  bubblewrap and the kernel's namespaces cost by themselves.
 
 Judged by: median(sandbox) - median(plain) <= 30 ms. The last line is one JSON object.
 
@@ -84,8 +86,11 @@ def main() -> None:
         plain: list[float] = []
         boxed: list[float] = []
         boxed_no_cgroup: list[float] = []
+        bare: list[float] = []
+        bwrap = sandbox.bwrap_argv(request)
         for _ in range(args.runs):
             plain.append(time_plain(command))
+            bare.append(time_plain(bwrap))
             boxed.append(time_sandbox(sandbox, request))
             boxed_no_cgroup.append(time_sandbox(fallback, request))
     figures = {
@@ -95,6 +100,7 @@ def main() -> None:
         "sandbox_ms": round(statistics.median(boxed), 2),
         "sandbox_no_cgroup_ms": round(statistics.median(boxed_no_cgroup), 2),
         "sandbox_p90_ms": round(statistics.quantiles(boxed, n=10)[-1], 2),
+        "bare_bwrap_ms": round(statistics.median(bare), 2),
     }
     figures["added_ms"] = round(figures["sandbox_ms"] - figures["plain_ms"], 2)
     figures["added_no_cgroup_ms"] = round(figures["sandbox_no_cgroup_ms"] - figures["plain_ms"], 2)
@@ -108,6 +114,7 @@ def main() -> None:
         f"p90 {figures['sandbox_p90_ms']:.1f} ms"
     )
     print(f"sandbox without cgroups:  median {figures['sandbox_no_cgroup_ms']:.1f} ms")
+    print(f"bare bwrap, same command line: median {figures['bare_bwrap_ms']:.1f} ms")
     print(f"added by the sandbox: {figures['added_ms']:.1f} ms (goal <= {TARGET_MS:g} ms)")
     print(json.dumps(figures))
 

@@ -76,6 +76,7 @@ _SIGNAL_BASE = 128
 # and set its rlimits, so bwrap and the job start inside them.
 _WRAPPER = 'read _ || exit 125; exec 0</dev/null; exec "$@"'
 _WRAPPER_NOT_RELEASED = 125
+_TMP_LOOKS = 6  # after 5, 10, 20, 40, 80 and 160 ms
 _BWRAP_PROCESSES = 2  # bwrap's monitor outside, the sandbox's pid 1 inside
 _names = itertools.count(1)
 
@@ -234,14 +235,21 @@ class BubblewrapSandbox(Sandbox):
             self._said_no_cgroup = True
             log.info("No cgroup for jobs here (%s): limits by rlimits and the watch.", exc)
 
-    def _args(self, request: SandboxRequest, status_fd: int) -> list[str]:
+    def bwrap_argv(self, request: SandboxRequest) -> list[str]:
+        """The bubblewrap command line of a job, without limits or status: to show how a
+        job runs, and for the start-cost benchmark's bare-bwrap figure."""
+        if self.problem() is not None or self._bwrap is None:
+            raise SandboxUnavailable(self.problem() or "no bubblewrap")
+        return [self._bwrap, *self._args(request, None)]
+
+    def _args(self, request: SandboxRequest, status_fd: int | None) -> list[str]:
         limits = request.limits
+        status = [] if status_fd is None else ["--json-status-fd", str(status_fd)]
         args = [
             *_namespace_args("--disable-userns" if self._supports_disable_userns else ""),
             "--hostname",
             "heatshare-job",
-            "--json-status-fd",
-            str(status_fd),
+            *status,
             *_system_args(),
             "--bind",
             os.fspath(request.slot),
@@ -432,24 +440,22 @@ class BubblewrapProcess(SandboxProcess):
             self._finish(returncode)
 
     def _wait_exit(self, timeout_s: float) -> int | None:
-        # A pidfd wakes the watch the moment bwrap exits; Popen.wait(timeout) sleeps in
-        # growing steps and would add up to tens of milliseconds to every short job.
+        if self._tmp_fd is None and self._tmp_tries < _TMP_LOOKS:
+            # Until the sandbox's /tmp is held, look for it often at first, then less:
+            # a job can fill it and end within its first poll. Not woken by bwrap's status
+            # instead: waking at that moment slowed bwrap's own start measurably.
+            timeout_s = min(timeout_s, 0.005 * 2**self._tmp_tries)
+            self._tmp_tries += 1
         if self._pidfd is not None:
-            # bwrap's status wakes the watch too, so the sandbox's /tmp is found at once.
-            waiting = [self._pidfd] if self._tmp_fd is not None else [self._pidfd, self._status_fd]
-            if self._init_pid is not None and self._tmp_fd is None and self._tmp_tries < 400:
-                # bwrap is still making the sandbox's mounts: look again very soon.
-                self._tmp_tries += 1
-                timeout_s = min(timeout_s, 0.005)
-            ready = select.select(waiting, [], [], timeout_s)[0]
-            if self._pidfd in ready:
+            # A pidfd wakes the watch the moment bwrap exits; Popen.wait(timeout) sleeps in
+            # growing steps and would add up to tens of milliseconds to every short job.
+            if select.select([self._pidfd], [], [], timeout_s)[0]:
                 return self._popen.wait()
-            self._read_status()
-            return None
-        try:
-            return self._popen.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return None
+        else:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                return self._popen.wait(timeout=timeout_s)
+        self._read_status()
+        return None
 
     def _finish(self, returncode: int | None) -> None:
         if returncode is None:  # an exception in the watch: leave nothing running
