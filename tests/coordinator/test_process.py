@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import signal
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -188,6 +189,13 @@ def test_bad_use_is_one_clear_line(tmp_path: Path) -> None:
         "heatshare-coordinator: no account named 'nobody'; create it with "
         "'heatshare-coordinator account create nobody'"
     ]
+    with sqlite3.connect(db) as conn:  # as if a newer Heatshare had migrated it
+        conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    newer = subprocess.run(
+        [str(EXE), "migrate", "--db", db], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert newer.returncode == 1
+    assert "a newer Heatshare made it" in newer.stderr
     taken = subprocess.run(
         [str(EXE), "serve", "--db", db, "--port", "-1"],
         check=False,

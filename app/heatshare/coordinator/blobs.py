@@ -10,14 +10,20 @@ share one folder (a shared volume) without coordinating.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+#: An upload's temporary file older than this was left by a crash (uploads take minutes at most).
+_STALE_UPLOAD_S = 24 * 3600
 
 
 class BlobStore:
@@ -25,6 +31,15 @@ class BlobStore:
         self.root = root
         self._tmp = root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_uploads()
+
+    def _remove_stale_uploads(self) -> None:
+        # Only old ones: other app servers sharing this folder may be receiving uploads now.
+        cutoff = time.time() - _STALE_UPLOAD_S
+        for leftover in self._tmp.glob("upload-*"):
+            with contextlib.suppress(OSError):
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
 
     def path(self, sha256: str) -> Path:
         if not _SHA_RE.match(sha256):

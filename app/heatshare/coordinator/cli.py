@@ -250,16 +250,30 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _open(url: str) -> Any:
-    from sqlalchemy.exc import SQLAlchemyError
-
     from heatshare.coordinator import db
 
     try:
         engine = db.make_engine(url)
         db.migrate(engine)
-    except (SQLAlchemyError, OSError, ValueError) as exc:
-        raise _CliError(f"cannot open the database {_safe(url)}: {exc}") from exc
+    except Exception as exc:
+        raise _database_error(url, exc) from exc
     return engine
+
+
+def _database_error(url: str, exc: Exception) -> Exception:
+    """A one-line reason for a database that cannot be opened; anything else as it is."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    where = f"cannot open the database {_safe(url)}"
+    if isinstance(exc, ModuleNotFoundError) and "psycopg" in str(exc):
+        return _CliError(f"{where}: PostgreSQL needs psycopg (pip install 'heatshare[postgres]')")
+    if isinstance(exc, CommandError):
+        return _CliError(f"{where}: its schema is not one this version knows ({exc}); a newer "
+                         "Heatshare made it")  # fmt: skip
+    if isinstance(exc, (SQLAlchemyError, OSError, ValueError)):
+        return _CliError(f"{where}: {exc}")
+    return exc
 
 
 def _safe(url: str) -> str:
@@ -352,7 +366,6 @@ def _write_runtime(path: Path, url: str) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
-    from sqlalchemy.exc import SQLAlchemyError
 
     from heatshare.coordinator.app import create_app
     from heatshare.coordinator.service import RefusedError
@@ -378,8 +391,8 @@ def serve(args: argparse.Namespace) -> int:
         app = create_app(settings)
     except RefusedError as exc:
         raise _CliError(exc.message) from exc
-    except (SQLAlchemyError, OSError, ValueError) as exc:
-        raise _CliError(f"cannot open the database {_safe(url)}: {exc}") from exc
+    except Exception as exc:
+        raise _database_error(url, exc) from exc
     coordinator: Coordinator = app.state.coordinator
     demo_key = _prepare_demo(coordinator) if args.demo else None
     sock = _bind(args.host, args.port)
