@@ -41,11 +41,11 @@ class Network:
         return self.coordinator.pairing_code(ACCOUNT)
 
     def submit(
-        self, steps: int, delay: float, *, price: int, size: int = 0, label: str = ""
+        self, steps: int, delay: float, *, price: int, size: int = 0, label: str = "", **opts: int
     ) -> int:
         command = f"python3 run.py {steps} {delay} {size}"
         return self.coordinator.submit(
-            self.api_key, JOB_DIR, command, price=price, label=label or f"count to {steps}"
+            self.api_key, JOB_DIR, command, price=price, label=label or f"count to {steps}", **opts
         )
 
     def job(self, job_id: int) -> dict[str, object]:
@@ -53,10 +53,12 @@ class Network:
 
 
 @pytest.fixture
-def network(tmp_path: Path) -> Iterator[Network]:
+def network(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Network]:
+    """A coordinator; ``indirect`` parametrisation passes extra ``serve`` arguments."""
     work = tmp_path / "coordinator"
     work.mkdir()
-    coordinator = CoordinatorProcess(db=work / "coordinator.sqlite", workdir=work)
+    extra = tuple(getattr(request, "param", ()))
+    coordinator = CoordinatorProcess(db=work / "coordinator.sqlite", workdir=work, extra=extra)
     coordinator.account(ACCOUNT)
     api_key = coordinator.requester("tests")
     coordinator.start()

@@ -201,3 +201,61 @@ def test_leaving_forgets_the_network_and_the_token(network: Network, engine: Eng
     with pytest.raises(NetworkError) as err:
         w.enrol(network.url, code)
     assert err.value.status == 409
+
+
+@pytest.mark.parametrize("network", [("--lease-s", "4")], indirect=True)
+def test_a_job_whose_lease_ran_out_while_paused_is_dropped_and_leased_anew(
+    network: Network, engine: Engine
+) -> None:
+    w = engine.worker
+    w.enrol(network.url, network.code())
+    job_id = network.submit(12, 0.25, price=90)
+    first = wait_for("progress", lambda: (j := engine.only_job()) and (j.progress or 0) > 0 and j)
+    engine.paused = True  # no progress goes out: the short lease runs out
+    wait_for("the lease to run out", lambda: network.job(job_id)["state"] == "queued", 30)
+    engine.paused = False
+    wait_for(
+        "the first attempt dropped", lambda: engine.phase(first.attempt_id) is JobPhase.CANCELLED
+    )
+    wait_for("the job done anew", lambda: network.job(job_id)["state"] == "done", 60)
+    done = [j for j in w.jobs().history if j.phase is JobPhase.DONE]
+    assert len(done) == 1 and done[0].attempt_id != first.attempt_id
+    assert done[0].credited_minor == 90
+    wait_for("the credit", lambda: w.earnings().balance_minor == 90)
+    assert [x.amount_minor for x in w.earnings().entries] == [90]
+
+
+def test_two_machines_agree_on_a_replicated_job_and_both_are_paid(
+    network: Network, engine: Engine, tmp_path: Path
+) -> None:
+    other = Engine(tmp_path / "agent2")
+    other.worker.start()
+    try:
+        engine.worker.enrol(network.url, network.code())
+        other.worker.enrol(network.url, network.code())
+        job_id = network.submit(4, 0.1, price=60, replication=2)
+        wait_for("the job done", lambda: network.job(job_id)["state"] == "done", 90)
+        for e in (engine, other):
+            info = wait_for(
+                "the verdict",
+                lambda e=e: (j := e.only_job()) and j.result_status == "accepted" and j,
+                90,
+            )
+            assert info.credited_minor == 60
+        assert network.job(job_id)["result_sha256"] is not None
+    finally:
+        other.worker.stop()
+
+
+def test_the_demo_network_runs_jobs_and_comes_back_with_the_agent(engine: Engine) -> None:
+    w = engine.worker
+    status = w.start_demo()
+    assert status.enrolled and status.demo and status.currency == "CRD"
+    wait_for("demo credits", lambda: (w.earnings().balance_minor or 0) > 0, 120)
+    engine.restart()  # the demo coordinator stops with the agent and starts with it again
+    w = engine.worker
+    wait_for("the demo back", lambda: (s := w.network_status()).reachable and s.enrolled, 60)
+    status = w.network_status()
+    assert status.demo and status.node_id is not None
+    before = w.earnings().balance_minor
+    wait_for("more demo credits", lambda: w.earnings().balance_minor > before, 120)

@@ -36,6 +36,7 @@ from heatshare.network.client import (
     Unreachable,
 )
 from heatshare.protocol.coordinator_api import (
+    AttemptState,
     Command,
     Earnings,
     Failure,
@@ -65,6 +66,7 @@ NODE_TOKEN_FILE: Final = "node-token"  # noqa: S105 - a file name, not a secret
 LOG_VIEW_BYTES: Final = 256 * 1024
 EARNINGS_EVERY_S: Final = 60.0
 _OUTBOX_BACKOFF_S: Final = (2.0, 120.0)
+_CANCELLABLE: Final = (JobPhase.LEASED, JobPhase.DOWNLOADING, JobPhase.RUNNING)
 
 
 class NetworkError(Exception):
@@ -576,6 +578,7 @@ class NetworkWorker:
                 if self._earnings_due or now >= next_earnings:
                     self._earnings_due = False
                     self._store_earnings(client.earnings())
+                    self._settle_pending(client, e)
                     next_earnings = now + EARNINGS_EVERY_S
             except AuthLost as exc:
                 self._lost(exc)
@@ -609,6 +612,34 @@ class NetworkWorker:
         for command in answer.commands:
             self._obey(command)
         return float(max(1, answer.heartbeat_interval_s))
+
+    def _settle_pending(self, client: CoordinatorClient, e: Enrolment) -> None:
+        """Results that waited for a second opinion: what the network decided, and paid."""
+        journal = self._journal
+        if journal is None:
+            return
+        key = _network_key(e)
+        pending = [
+            r
+            for r in journal.recent(100)
+            if r.network == key and r.result_status == "pending_validation"
+        ]
+        if not pending:
+            return
+        settled = {
+            a.attempt_id: a
+            for a in client.attempts().attempts
+            if a.state in (AttemptState.ACCEPTED, AttemptState.REJECTED)
+        }
+        for r in pending:
+            a = settled.get(r.attempt_id)
+            if a is not None:
+                journal.update(
+                    r.attempt_id,
+                    now=time.time(),
+                    result_status=a.state.value,
+                    credited_minor=a.credited_minor,
+                )
 
     def _obey(self, command: Command) -> None:
         log.info(
@@ -718,11 +749,16 @@ class NetworkWorker:
         active = journal.active(key)
         self._outbox_pending = sum(1 for r in active if r.phase is JobPhase.OUTBOX)
         with self._lock:
-            cancelled = [r.attempt_id for r in active if r.attempt_id in self._cancel]
+            # A finished job's result still goes out: the upload's answer settles it (the
+            # network may yet credit a result that was late).
+            cancelled = [
+                r.attempt_id
+                for r in active
+                if r.attempt_id in self._cancel and r.phase in _CANCELLABLE
+            ]
+            self._cancel.clear()
         for attempt_id in cancelled:
             runner.drop(attempt_id, "The network cancelled this job.")
-            with self._lock:
-                self._cancel.discard(attempt_id)
         work = [
             r for r in active if r.phase is not JobPhase.OUTBOX and r.attempt_id not in cancelled
         ]
