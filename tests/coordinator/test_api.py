@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from coordinator_net import INVENTORY, Net, sha, targz
 
-from conftest import INVENTORY, Net, sha, targz
 from heatshare.protocol.coordinator_api import SHA256_HEADER, ApiError
 
 RESULT = targz({"out/answer.txt": b"42\n"})

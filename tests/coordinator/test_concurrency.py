@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from coordinator_net import LiveServer, Net, make_settings, sha, targz
 from sqlalchemy import func, select
 
-from conftest import LiveServer, Net, make_settings, sha, targz
 from heatshare.coordinator import db, service
 from heatshare.coordinator.app import create_app
 from heatshare.coordinator.models import AttemptRow, LedgerRow, NodeRow

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Net, sha, targz
+from coordinator_net import Net, sha, targz
 
 
 def test_enrol_lease_upload_credit_once(net: Net) -> None:

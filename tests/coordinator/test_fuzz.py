@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+from coordinator_net import Clock, LiveServer, Net, make_settings
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure
 
-from conftest import Clock, LiveServer, Net, make_settings
 from heatshare.coordinator.app import create_app
 from heatshare.protocol.coordinator_api import ApiError
 

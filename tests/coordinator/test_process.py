@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from coordinator_net import INVENTORY, sha, targz
 
-from conftest import INVENTORY, sha, targz
 from heatshare.protocol.coordinator_api import SHA256_HEADER
 
 pytestmark = pytest.mark.slow

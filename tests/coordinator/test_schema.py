@@ -9,9 +9,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from coordinator_net import PgCluster
 from sqlalchemy import inspect
 
-from conftest import PgCluster
 from heatshare.coordinator import db
 from heatshare.coordinator.app import Coordinator
 from heatshare.coordinator.models import Base
