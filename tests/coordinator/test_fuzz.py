@@ -19,6 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from heatshare.coordinator.app import create_app
 from heatshare.protocol.coordinator_api import ApiError
@@ -83,9 +88,19 @@ def _fuzz(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> None
         database=None,
     )
     def run(case: Any) -> None:
-        case.call_and_validate(headers=headers, checks=[not_a_server_error, errors_are_api_errors])
+        case.call_and_validate(headers=headers, checks=CHECKS)
 
     run()
+
+
+# No 5xx; every status, content type and body is one the schema declares; errors are ApiError.
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    errors_are_api_errors,
+]
 
 
 @pytest.mark.timeout(300)

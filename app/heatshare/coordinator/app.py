@@ -77,7 +77,8 @@ _UPLOAD_CHUNK = 1 << 16
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ApiError} for code in (401, 422, *codes)}
+    # 400: a body that cannot be read at all (not UTF-8, not JSON); 422: one that is not valid.
+    return {code: {"model": ApiError} for code in sorted({400, 401, 422, *codes})}
 
 
 # One bearer scheme per kind of caller, so the OpenAPI document says who may call what.
@@ -346,7 +347,7 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
         "/v1/enrol",
         response_model=EnrolResponse,
         status_code=201,
-        responses={code: {"model": ApiError} for code in (404, 409, 410, 422)},
+        responses={code: {"model": ApiError} for code in (400, 404, 409, 410, 422)},
         tags=["node"],
     )
     def enrol(body: EnrolRequest) -> EnrolResponse:
