@@ -77,7 +77,7 @@ _UPLOAD_CHUNK = 1 << 16
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    # 400: a body that cannot be read at all (not UTF-8, not JSON); 422: one that is not valid.
+    # 400: a body that is not even text (not UTF-8); 422: one that is not valid JSON or data.
     return {code: {"model": ApiError} for code in sorted({400, 401, 422, *codes})}
 
 
