@@ -14,7 +14,7 @@ import pytest
 
 from conftest import Network, needs_sandbox, wait_for
 from heatshare.agent.work import NODE_TOKEN_FILE, NetworkError, NetworkWorker
-from heatshare.jobs.sandbox import find_sandbox
+from heatshare.jobs.sandbox import NoSandbox, Sandbox, find_sandbox
 from heatshare.protocol.coordinator_api import Inventory, SandboxKind, Telemetry
 from heatshare.protocol.discovery import Paths
 from heatshare.protocol.local_api import JobPhase
@@ -35,7 +35,8 @@ def inventory() -> Inventory:
 
 
 class Engine:
-    def __init__(self, profile: Path) -> None:
+    def __init__(self, profile: Path, sandbox: Sandbox | None = None) -> None:
+        self.sandbox = sandbox
         self.paths = Paths.for_profile(profile)
         self.paths.ensure()
         self.paused = False
@@ -46,7 +47,7 @@ class Engine:
         return NetworkWorker(
             paths=self.paths,
             db_file=self.paths.db_file,
-            sandbox=find_sandbox(),
+            sandbox=self.sandbox or find_sandbox(),
             inventory=inventory,
             energy_j=self._energy,
             telemetry=Telemetry,
@@ -259,3 +260,35 @@ def test_the_demo_network_runs_jobs_and_comes_back_with_the_agent(engine: Engine
     assert status.demo and status.node_id is not None
     before = w.earnings().balance_minor
     wait_for("more demo credits", lambda: w.earnings().balance_minor > before, 120)
+
+
+def test_a_token_the_network_no_longer_knows_ends_the_enrolment_with_a_reason(
+    network: Network, engine: Engine, expect_log
+) -> None:
+    expect_log(r"Left the network: .*no longer valid")
+    engine.worker.enrol(network.url, network.code())
+    engine.worker.stop()
+    (engine.paths.config_dir / NODE_TOKEN_FILE).write_text("hsn_revoked")
+    engine.restart()
+    w = engine.worker
+    status = wait_for("the enrolment to end", lambda: not (s := w.network_status()).enrolled and s)
+    assert status.last_error is not None and "no longer valid" in status.last_error
+    assert not (engine.paths.config_dir / NODE_TOKEN_FILE).exists()
+
+
+def test_without_a_sandbox_the_machine_enrols_but_never_asks_for_work(
+    network: Network, tmp_path: Path
+) -> None:
+    e = Engine(tmp_path / "nosandbox", NoSandbox("No sandbox here, for this test."))
+    e.worker.start()
+    try:
+        job_id = network.submit(2, 0.1, price=10)
+        status = e.worker.enrol(network.url, network.code())
+        assert status.enrolled and not status.accepting_jobs
+        assert status.sandbox is None
+        assert status.sandbox_problem == "No sandbox here, for this test."
+        time.sleep(3.0)
+        assert network.job(job_id)["state"] == "queued"
+        assert e.only_job() is None
+    finally:
+        e.worker.stop()

@@ -204,6 +204,8 @@ class NetworkWorker:
             t.start()
 
     def stop(self, grace_s: float = 5.0) -> None:
+        if self._runner is not None:
+            self._runner.stop_grace_s = grace_s
         self._stopping.set()
         self._wake_jobs.set()
         self._wake_net.set()
@@ -701,7 +703,6 @@ class NetworkWorker:
     # --- the job thread ------------------------------------------------------------------
 
     def _job_loop(self) -> None:
-        next_lease = 0.0
         next_outbox = 0.0
         outbox_wait = _OUTBOX_BACKOFF_S[0]
         was_reachable = self._reachable
@@ -730,8 +731,6 @@ class NetworkWorker:
                     wait_s = 1.0
                 elif wait_s == 0:
                     continue
-                if wait_s >= self._lease_poll_s / 2 and now < next_lease:
-                    wait_s = min(wait_s, next_lease - now)
             except AuthLost as exc:
                 self._lost(exc)
             except Exception:

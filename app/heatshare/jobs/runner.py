@@ -200,6 +200,8 @@ class JobRunner:
         self._poll_s = poll_s
         self._clock = clock
         self.live: LiveJob | None = None
+        #: How long a stopped job gets to end by itself (SIGTERM) before SIGKILL.
+        self.stop_grace_s = 5.0
 
     # --- paths ---------------------------------------------------------------------------
 
@@ -468,7 +470,7 @@ class JobRunner:
                 return result, None
             reason = should_stop(rec.attempt_id)
             if reason is not None:
-                return proc.stop(), reason
+                return proc.stop(self.stop_grace_s), reason
             if time.monotonic() < next_report:
                 self._look(rec, job_dir, t0)  # for the app: in memory only
                 continue
@@ -477,19 +479,19 @@ class JobRunner:
             try:
                 answer = client.progress(rec.attempt_id, fraction or 0.0, message)
             except (Gone, Conflict):
-                return proc.stop(), StopReason.CANCEL
+                return proc.stop(self.stop_grace_s), StopReason.CANCEL
             except AuthLost:
-                return proc.stop(), StopReason.SHUTDOWN
+                return proc.stop(self.stop_grace_s), StopReason.SHUTDOWN
             except Rejected as exc:
                 if exc.status == 404:
-                    return proc.stop(), StopReason.CANCEL
+                    return proc.stop(self.stop_grace_s), StopReason.CANCEL
                 log.info("Progress of attempt %d not taken: %s", rec.attempt_id, exc)
                 continue
             except Unreachable as exc:
                 log.info("Progress of attempt %d not sent: %s", rec.attempt_id, exc)
                 continue
             if answer.cancel:
-                return proc.stop(), StopReason.CANCEL
+                return proc.stop(self.stop_grace_s), StopReason.CANCEL
 
     def _look(self, rec: AttemptRecord, job_dir: Path, t0: float) -> None:
         parsed = read_progress(job_dir / PROGRESS_FILE)
