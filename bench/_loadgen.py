@@ -255,6 +255,7 @@ class LoopResult:
     lags_ns: list[int] = field(default_factory=list)  # open loop: due → started
     wall_s: float = 0.0
     unfinished: int = 0  # still unanswered when the drain time ran out
+    target_rate: float = 0.0  # open loop: starts a second
 
     @property
     def done(self) -> int:
@@ -288,7 +289,7 @@ async def open_loop(
     awaited for at most ``drain_s``; what is still open then is cancelled, counted as
     ``unfinished``, and its latency is the time it had waited (a lower bound).
     """
-    result = LoopResult(planned=int(rate * duration_s))
+    result = LoopResult(planned=int(rate * duration_s), target_rate=rate)
     period_ns = 1e9 / rate
     pending: set[asyncio.Task[None]] = set()
     perf = time.perf_counter_ns
