@@ -141,10 +141,12 @@ def test_kill_9_mid_upload_sends_the_result_again_and_is_credited_once(
     network: Network, agent: Agent, proxy: SlowProxy
 ) -> None:
     size = 3 * 1024 * 1024
-    job_id = network.submit(2, 0.1, price=654, size=size)
+    job_id = network.submit(8, 0.25, price=654, size=size)
     api = agent.start()
     api.enrol(proxy.url, network.code())
-    wait_for("the job to lease", lambda: agent.job() is not None)
+    # Slowed while the job runs, so the whole upload goes through the slow link. (No progress
+    # call goes out during a job this short: the first is due after 10 s.)
+    wait_for("the job to run", lambda: (j := agent.job()) and (j.progress or 0) > 0)
     proxy.rate = 256 * 1024  # about 12 s for the result
     wait_for(
         "the upload to be under way",
@@ -165,10 +167,10 @@ def test_kill_9_mid_upload_sends_the_result_again_and_is_credited_once(
 def test_a_result_taken_but_never_answered_is_sent_again_and_credited_once(
     network: Network, agent: Agent, proxy: SlowProxy
 ) -> None:
-    job_id = network.submit(2, 0.1, price=777)
+    job_id = network.submit(8, 0.25, price=777)
     api = agent.start()
     api.enrol(proxy.url, network.code())
-    wait_for("the job to lease", lambda: agent.job() is not None)
+    wait_for("the job to run", lambda: (j := agent.job()) and (j.progress or 0) > 0)
     proxy.swallow_answers = True
     wait_for("the coordinator to take the result", lambda: network.job(job_id)["state"] == "done")
     info = agent.job()
