@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -116,7 +117,24 @@ class BundleRow(Base):
 
 class JobRow(Base):
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_leasable", "state", "wanted"),)
+    __table_args__ = (
+        Index("ix_jobs_leasable", "state", "wanted"),
+        # Partial indexes (SQLite and PostgreSQL alike): leasing walks the jobs that want an
+        # attempt in id order and stops at its limit, with no sort and no finished job in
+        # the way; the sweep finds open jobs past their deadline without scanning the rest.
+        Index(
+            "ix_jobs_wanted_id",
+            "id",
+            sqlite_where=text("wanted > 0"),
+            postgresql_where=text("wanted > 0"),
+        ),
+        Index(
+            "ix_jobs_open_deadline",
+            "deadline",
+            sqlite_where=text("finished_at IS NULL AND deadline IS NOT NULL"),
+            postgresql_where=text("finished_at IS NULL AND deadline IS NOT NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     requester_id: Mapped[int] = mapped_column(ForeignKey("requesters.id"), index=True)
     label: Mapped[str] = mapped_column(String(200), default="")

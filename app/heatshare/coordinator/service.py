@@ -388,7 +388,11 @@ def sweep_due(s: Session, now: datetime) -> bool:
         return True
     overdue = s.scalar(
         select(JobRow.id)
-        .where(JobRow.state.in_(_OPEN), JobRow.deadline.is_not(None), JobRow.deadline <= now)
+        .where(
+            JobRow.finished_at.is_(None),  # open: _finish sets it, nothing else
+            JobRow.deadline.is_not(None),
+            JobRow.deadline <= now,
+        )
         .limit(1)
     )
     return overdue is not None
@@ -427,8 +431,7 @@ def lease(
     jobs = s.scalars(
         select(JobRow)
         .where(
-            JobRow.state.in_(_OPEN),
-            JobRow.wanted > 0,
+            JobRow.wanted > 0,  # only open jobs want attempts (_settle zeroes it otherwise)
             JobRow.attempts_count < JobRow.max_attempts,
             or_(JobRow.deadline.is_(None), JobRow.deadline > now),
             JobRow.need_cpu_cores <= node.cpu_cores,
