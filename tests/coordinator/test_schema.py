@@ -86,3 +86,19 @@ def test_the_network_currency_is_fixed_once(tmp_path: Path) -> None:
 def test_sqlite_url_without_a_file_is_refused() -> None:
     with pytest.raises(ValueError, match="SQLite file"):
         db.make_engine("sqlite://")
+
+
+def test_an_older_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    from alembic import command
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    try:
+        with engine.begin() as connection:
+            command.upgrade(db.alembic_config(connection), "0001")
+        assert db.current_revision(engine) == "0001"
+        db.migrate(engine)
+        assert db.current_revision(engine) == _head()
+        indexes = {i["name"] for i in inspect(engine).get_indexes("jobs")}
+        assert {"ix_jobs_wanted_id", "ix_jobs_open_deadline"} <= indexes
+    finally:
+        engine.dispose()
