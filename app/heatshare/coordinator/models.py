@@ -84,7 +84,8 @@ class NodeRow(Base):
     cuda: Mapped[bool]
     sandbox: Mapped[str] = mapped_column(String(20))
     agent_version: Mapped[str] = mapped_column(String(40))
-    inventory: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Kept for the operator; not loaded with the row (every request loads its node).
+    inventory: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)
     trust: Mapped[int] = mapped_column(default=0)
     enrolled_at: Mapped[datetime]
     state: Mapped[str] = mapped_column(String(20), default="idle")
