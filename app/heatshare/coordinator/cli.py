@@ -135,9 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--currency",
         help="the network's currency, fixed when first set (default EUR; CRD with --demo)",
     )
-    serve.add_argument("--lease-s", type=int, help="lease length in seconds (default 120)")
     serve.add_argument(
-        "--max-jobs-per-node", type=int, help="leases one node may hold at once (default 2)"
+        "--lease-s", type=int, metavar="S", help="lease length in seconds (default 120)"
+    )
+    serve.add_argument(
+        "--max-jobs-per-node",
+        type=int,
+        metavar="N",
+        help="leases one node may hold at once (default 2)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
 
@@ -191,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--command",
         dest="job_command",
+        metavar="COMMAND",
         required=True,
         help='the command, e.g. "python3 render.py --tile 3"',
     )
