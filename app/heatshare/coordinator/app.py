@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
@@ -73,7 +73,7 @@ _ShaHeader = Annotated[
 ]
 _BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 _RAW_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": _BINARY}}
-_UPLOAD_CHUNK = 1 << 16
+_SWEEP_CHECK_EVERY = timedelta(seconds=1)
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -115,6 +115,7 @@ class Coordinator:
         self.blobs = BlobStore(settings.blob_dir)
         with self.transaction() as s:
             self.currency = service.settle_currency(s, settings.currency)
+        self._sweep_checked_at: datetime | None = None
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
 
@@ -141,9 +142,18 @@ class Coordinator:
             return service.sweep(s, self.now())
 
     def sweep_if_due(self) -> int:
-        """Sweep only when a lease ran out or a deadline passed: the check is a mere read."""
+        """Sweep when a lease ran out or a deadline passed; looked at most once a second.
+
+        Before every lease this costs nothing most of the time; an expired lease is then
+        leasable again within a second of its expiry (the check itself is a mere read).
+        """
+        now = self.now()
+        last = self._sweep_checked_at
+        if last is not None and timedelta(0) <= now - last < _SWEEP_CHECK_EVERY:
+            return 0
+        self._sweep_checked_at = now
         with self.reading() as s:
-            due = service.sweep_due(s, self.now())
+            due = service.sweep_due(s, now)
         return self.sweep() if due else 0
 
     def start_sweeper(self) -> None:
