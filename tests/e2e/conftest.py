@@ -68,8 +68,16 @@ def network(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Network]
         coordinator.stop()
 
 
-def wait_for(what: str, check: Callable[[], object], timeout_s: float = 60.0) -> object:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` otherwise."""
+def wait_for(
+    what: str,
+    check: Callable[[], object],
+    timeout_s: float = 60.0,
+    describe: Callable[[], object] | None = None,
+) -> object:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` otherwise.
+
+    ``describe``: what to show of the state when it times out.
+    """
     deadline = time.monotonic() + timeout_s
     last: object = None
     while time.monotonic() < deadline:
@@ -77,4 +85,5 @@ def wait_for(what: str, check: Callable[[], object], timeout_s: float = 60.0) ->
         if last:
             return last
         time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
+    state = f"; state: {describe()!r}" if describe is not None else ""
+    pytest.fail(f"timed out after {timeout_s} s waiting for {what} (last: {last!r}){state}")

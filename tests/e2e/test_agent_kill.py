@@ -124,7 +124,10 @@ def test_kill_9_mid_job_resumes_from_the_checkpoint_and_is_credited_once(
     wait_for("the job's processes to end", lambda: not job_processes(*markers), 10)
     api = agent.start()
     done = wait_for(
-        "the job to be done", lambda: (j := agent.job()) and j.phase is JobPhase.DONE and j, 90
+        "the job to be done",
+        lambda: (j := agent.job()) and j.phase is JobPhase.DONE and j,
+        90,
+        describe=lambda: agent.api and agent.api.jobs(),
     )
     assert done.attempt_id == info.attempt_id  # resumed, not leased again
     assert done.credited_minor == 321
@@ -157,7 +160,10 @@ def test_kill_9_mid_upload_sends_the_result_again_and_is_credited_once(
     proxy.rate = None
     agent.start()
     done = wait_for(
-        "the job to be done", lambda: (j := agent.job()) and j.phase is JobPhase.DONE and j, 90
+        "the job to be done",
+        lambda: (j := agent.job()) and j.phase is JobPhase.DONE and j,
+        90,
+        describe=lambda: agent.api and agent.api.jobs(),
     )
     assert done.credited_minor == 654
     assert network.job(job_id)["state"] == "done"

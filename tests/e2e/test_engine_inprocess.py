@@ -155,7 +155,11 @@ def test_a_restarted_engine_resumes_the_job_from_its_checkpoint(
     network.submit(10, 0.3, price=300)
     wait_for("progress", lambda: (j := engine.only_job()) and (j.progress or 0) >= 0.3)
     engine.restart()
-    info = wait_for("done", lambda: (j := engine.only_job()) and j.phase is JobPhase.DONE and j)
+    info = wait_for(
+        "done",
+        lambda: (j := engine.only_job()) and j.phase is JobPhase.DONE and j,
+        describe=engine.worker.jobs,
+    )
     log = engine.worker.job_log(info.attempt_id)
     assert "starts at step 0 of 10" in log
     assert "restarted (start 2)" in log
@@ -179,7 +183,11 @@ def test_pause_stops_the_job_and_resume_restarts_it(network: Network, engine: En
     time.sleep(1.0)
     assert engine.only_job().progress == progress  # nothing runs while paused
     engine.paused = False
-    info = wait_for("done", lambda: (j := engine.only_job()) and j.phase is JobPhase.DONE and j)
+    info = wait_for(
+        "done",
+        lambda: (j := engine.only_job()) and j.phase is JobPhase.DONE and j,
+        describe=engine.worker.jobs,
+    )
     assert info.credited_minor == 100
 
 

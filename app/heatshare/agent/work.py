@@ -563,16 +563,25 @@ class NetworkWorker:
     def _net_loop(self) -> None:
         next_beat = 0.0
         next_earnings = 0.0
+        # This thread's own session (a requests.Session is not meant to be shared across
+        # threads); made again whenever the enrolment changes.
+        mine: tuple[Enrolment, CoordinatorClient] | None = None
         while not self._stopping.is_set():
             with self._lock:
-                e, client = self._enrolment, self._client
-            if e is None or client is None:
+                e, shared = self._enrolment, self._client
+            if e is None or shared is None:
                 self._wake_net.wait(5.0)
                 self._wake_net.clear()
                 continue
             if e.demo and not self._demo_ready:
                 self._restart_demo(e)
                 continue
+            if mine is None or mine[0] is not e:
+                if mine is not None:
+                    mine[1].close()
+                mine = (e, CoordinatorClient(e.coordinator_url, self._read_token()))
+                next_beat = 0.0
+            client = mine[1]
             now = time.monotonic()
             try:
                 if now >= next_beat:
@@ -594,6 +603,8 @@ class NetworkWorker:
                 next_beat = now + 5.0
             self._wake_net.wait(max(0.1, min(next_beat, next_earnings) - time.monotonic()))
             self._wake_net.clear()
+        if mine is not None:
+            mine[1].close()
 
     def _heartbeat(self, client: CoordinatorClient, e: Enrolment) -> float:
         runner, journal = self._runner, self._journal

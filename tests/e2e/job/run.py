@@ -13,7 +13,9 @@ start = int(checkpoint.read_text()) if checkpoint.exists() else 0
 print(f"job {os.environ['HEATSHARE_JOB_ID']} starts at step {start} of {steps}", flush=True)
 for i in range(start, steps):
     time.sleep(delay)
-    checkpoint.write_text(str(i + 1))
+    # Atomically: a job may be stopped at any instruction, and must find a whole checkpoint.
+    checkpoint.with_name("step.tmp").write_text(str(i + 1))
+    checkpoint.with_name("step.tmp").replace(checkpoint)
     with pathlib.Path(os.environ["HEATSHARE_PROGRESS"]).open("a") as f:
         f.write(f"{(i + 1) / steps:.3f} step {i + 1} of {steps}\n")
 out = pathlib.Path(os.environ["HEATSHARE_OUTPUT"])
