@@ -35,11 +35,12 @@ class SlowProxy:
     def close(self) -> None:
         self._stop.set()
         self._listener.close()
+        self._thread.join(timeout=5)  # no connection is accepted after this
         with self._lock:
             for c in self._conns:
                 with contextlib.suppress(OSError):
-                    c.close()
-        self._thread.join(timeout=5)
+                    c.shutdown(socket.SHUT_RDWR)
+                c.close()
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -55,6 +56,8 @@ class SlowProxy:
             upstream.settimeout(None)
             with self._lock:
                 self._conns += [client, upstream]
+                # Ended connections are closed by their pumps; forget them.
+                self._conns = [c for c in self._conns if c.fileno() != -1]
             for src, dst, up in ((client, upstream, True), (upstream, client, False)):
                 threading.Thread(
                     target=self._pump, args=(src, dst, up), name="slow-proxy-pump", daemon=True
@@ -80,3 +83,4 @@ class SlowProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+                s.close()
