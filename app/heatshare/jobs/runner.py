@@ -22,13 +22,14 @@ import logging
 import math
 import os
 import shutil
+import stat
 import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 from heatshare.jobs import bundle
 from heatshare.jobs.sandbox import (
@@ -116,10 +117,35 @@ def parse_progress(text: str) -> tuple[float, str] | None:
     return None
 
 
+def open_job_file(path: Path, root: Path) -> BinaryIO:
+    """Open a file the job wrote, for reading, without letting the job aim the agent elsewhere.
+
+    The job controls everything under its slot: a symbolic link (at the end or in a folder on
+    the way) could point the agent, which may run as root, at a host file, and a FIFO would
+    block the reader. So the path must stay under ``root`` once resolved, the last step is
+    opened without following links, and only a regular file is read.
+
+    Raises:
+        OSError: anything else (a link, a FIFO, a path leaving ``root``, no such file).
+    """
+    real_root = os.path.realpath(root)
+    real_parent = os.path.realpath(path.parent)
+    if os.path.commonpath([real_root, real_parent]) != real_root:
+        raise OSError(f"{path} leaves the job's folder")
+    fd = os.open(Path(real_parent) / path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_progress(path: Path) -> tuple[float, str] | None:
     """Parse the tail of a job's progress file; a missing or unreadable file is None."""
     try:
-        with path.open("rb") as f:
+        with open_job_file(path, path.parent) as f:
             f.seek(0, os.SEEK_END)
             size = f.tell()
             f.seek(max(0, size - 4096))
@@ -242,10 +268,12 @@ class JobRunner:
                 return bundle.read_archive_member(archive, name, MAX_RESULT_BYTES)
             except bundle.BundleError as exc:
                 raise KeyError(name) from exc
-        path = self.slot(attempt_id) / JOB_DIR / OUTPUT_DIR / name
-        if path.is_symlink() or not path.is_file():
-            raise KeyError(name)
-        return path.read_bytes()
+        out = self.slot(attempt_id) / JOB_DIR / OUTPUT_DIR
+        try:
+            with open_job_file(out / name, out) as f:
+                return f.read()  # bounded by the job's disk limit
+        except OSError as exc:
+            raise KeyError(name) from exc
 
     # --- the life of an attempt ----------------------------------------------------------
 
