@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from datetime import datetime, timedelta
@@ -26,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from heatshare.__about__ import __version__
-from heatshare.coordinator import db, service
+from heatshare.coordinator import db, service, tokens
 from heatshare.coordinator.blobs import BlobStore, BlobWriter
 from heatshare.coordinator.models import NodeRow, RequesterRow
 from heatshare.coordinator.service import RefusedError
@@ -37,6 +38,7 @@ from heatshare.protocol.coordinator_api import (
     AccountCreate,
     ApiError,
     BundleOut,
+    Command,
     EnrolRequest,
     EnrolResponse,
     Failure,
@@ -74,6 +76,13 @@ _ShaHeader = Annotated[
 _BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 _RAW_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": _BINARY}}
 _SWEEP_CHECK_EVERY = timedelta(seconds=1)
+# A node's token never changes, but a node may some day be removed: its id is taken from
+# memory for at most this long before the database is asked again. Longer than the
+# heartbeat interval (30 s), or a node's every heartbeat would ask; leasing reads the node's
+# row anyway, so a removed node gets no work even while its id is still remembered.
+_NODE_ID_TTL_S = 90.0
+# Heartbeats are written together this often (they only say a node is alive and how warm).
+_HEARTBEAT_FLUSH_S = 0.5
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -118,6 +127,10 @@ class Coordinator:
         self._sweep_checked_at: datetime | None = None
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
+        self._flusher: threading.Thread | None = None
+        self._node_ids: dict[str, tuple[int, float]] = {}  # token digest → (node id, until)
+        self._beats: dict[int, service.Beat] = {}  # node id → heartbeat not yet written
+        self._beats_lock = threading.Lock()
 
     def now(self) -> datetime:
         return self.settings.clock()
@@ -156,12 +169,83 @@ class Coordinator:
             due = service.sweep_due(s, now)
         return self.sweep() if due else 0
 
-    def start_sweeper(self) -> None:
+    def cached_node_id(self, token: str) -> int | None:
+        """The node of a token when it was looked up in the last few seconds (no I/O)."""
+        if not token.startswith(tokens.NODE_PREFIX):
+            return None
+        found = self._node_ids.get(tokens.digest(token))
+        if found is None or found[1] < time.monotonic():
+            return None
+        return found[0]
+
+    def node_id(self, token: str) -> int:
+        """The node of a token, from memory or the database; 401 when there is none."""
+        node_id = self.cached_node_id(token)
+        if node_id is not None:
+            return node_id
+        with self.reading() as s:
+            node_id = service.node_id_for_token(s, token)
+        if node_id is None:
+            raise _unauthorised("node")
+        self._node_ids[tokens.digest(token)] = (node_id, time.monotonic() + _NODE_ID_TTL_S)
+        return node_id
+
+    async def node_id_async(self, token: str) -> int:
+        """:meth:`node_id` for the event loop: the database only on a miss, in a thread."""
+        node_id = self.cached_node_id(token)
+        if node_id is None:
+            node_id = await run_in_threadpool(self.node_id, token)
+        return node_id
+
+    def note_heartbeat(self, node_id: int, beat: service.Beat) -> None:
+        """Keep a heartbeat to be written with the others within ``_HEARTBEAT_FLUSH_S``."""
+        with self._beats_lock:
+            earlier = self._beats.get(node_id)
+            self._beats[node_id] = beat if earlier is None else earlier.then(beat)
+
+    def flush_heartbeats(self) -> None:
+        with self._beats_lock:
+            beats, self._beats = self._beats, {}
+        if not beats:
+            return
+        try:
+            with self.transaction() as s:
+                service.write_heartbeats(s, beats)
+        except BaseException:
+            # Kept for the next flush, in front of the beats that came in meanwhile.
+            with self._beats_lock:
+                for node_id, later in self._beats.items():
+                    earlier = beats.get(node_id)
+                    beats[node_id] = later if earlier is None else earlier.then(later)
+                self._beats = beats
+            raise
+
+    def heartbeat_commands(self, node_id: int, running_attempts: list[int]) -> list[Command]:
+        with self.reading() as s:
+            return service.heartbeat_commands(s, node_id, running_attempts)
+
+    def start_background(self, *, sweeper: bool) -> None:
         self._stop.clear()
-        self._sweeper = threading.Thread(
-            target=self._sweep_loop, name="coordinator-sweep", daemon=True
+        if sweeper:
+            self._sweeper = threading.Thread(
+                target=self._sweep_loop, name="coordinator-sweep", daemon=True
+            )
+            self._sweeper.start()
+        self._flusher = threading.Thread(
+            target=self._flush_loop, name="coordinator-heartbeats", daemon=True
         )
-        self._sweeper.start()
+        self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(_HEARTBEAT_FLUSH_S):
+            try:
+                self.flush_heartbeats()
+            except Exception:
+                log.exception("Writing heartbeats failed; trying again")
+            now = time.monotonic()
+            for digest, (_node_id, until) in list(self._node_ids.items()):
+                if until < now:
+                    self._node_ids.pop(digest, None)
 
     def _sweep_loop(self) -> None:
         while not self._stop.wait(self.settings.sweep_interval_s):
@@ -173,10 +257,14 @@ class Coordinator:
 
     def close(self) -> None:
         self._stop.set()
-        if self._sweeper is not None:
-            self._sweeper.join(timeout=10)
-            self._sweeper = None
-        self.engine.dispose()
+        for thread in (self._sweeper, self._flusher):
+            if thread is not None:
+                thread.join(timeout=10)
+        self._sweeper = self._flusher = None
+        try:
+            self.flush_heartbeats()
+        finally:
+            self.engine.dispose()
         self.read_engine.dispose()
 
 
@@ -194,8 +282,7 @@ def create_app(settings: Settings, *, sweeper: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if sweeper:
-            coordinator.start_sweeper()
+        coordinator.start_background(sweeper=sweeper)
         try:
             yield
         finally:
@@ -377,19 +464,27 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
         responses=_errors(),
         tags=["node"],
     )
-    def heartbeat(body: Heartbeat, auth: NodeAuth) -> HeartbeatResponse:
-        with c.transaction() as s:
-            node = _require_node(s, auth)
-            return service.heartbeat(s, node, body, c.now(), c.settings)
+    async def heartbeat(body: Heartbeat, auth: NodeAuth) -> HeartbeatResponse:
+        # Served on the event loop: the node's id is mostly in memory and the beat is
+        # written later with others; only a miss, or attempts to check, go to the database.
+        node_id = await c.node_id_async(_token(auth))
+        now = c.now()
+        c.note_heartbeat(node_id, service.Beat.of(body, now))
+        commands: list[Command] = []
+        if body.running_attempts:
+            commands = await run_in_threadpool(c.heartbeat_commands, node_id, body.running_attempts)
+        return HeartbeatResponse(
+            server_time=now, heartbeat_interval_s=c.settings.heartbeat_interval_s, commands=commands
+        )
 
     @app.post("/v1/leases", response_model=LeaseResponse, responses=_errors(403), tags=["node"])
     def lease(body: LeaseRequest, auth: NodeAuth) -> LeaseResponse:
         # Expired leases and passed deadlines are settled first, in their own transaction
         # (which keeps the lock order of service.py), so a job whose lease ran out is
         # leasable again at once.
+        node_id = c.node_id(_token(auth))
         c.sweep_if_due()
         with c.transaction() as s:
-            node_id = _require_node(s, auth).id
             return service.lease(s, node_id, body.max_jobs, c.now(), c.settings)
 
     @app.get(
@@ -422,9 +517,9 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
         tags=["node"],
     )
     def progress(attempt_id: _Id, body: Progress, auth: NodeAuth) -> ProgressResponse:
+        node_id = c.node_id(_token(auth))
         with c.transaction() as s:
-            node = _require_node(s, auth)
-            return service.progress(s, node, attempt_id, body, now=c.now(), settings=c.settings)
+            return service.progress(s, node_id, attempt_id, body, now=c.now(), settings=c.settings)
 
     @app.put(
         "/v1/attempts/{attempt_id}/result",
@@ -436,9 +531,11 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
     async def result(
         attempt_id: _Id, request: Request, sha256: _ShaHeader, auth: NodeAuth
     ) -> ResultAccepted:
+        node_id = await c.node_id_async(_token(auth))
+
         def check() -> None:
             with c.reading() as s:
-                service.own_attempt(s, _require_node(s, auth), attempt_id)
+                service.own_attempt(s, node_id, attempt_id)
 
         await run_in_threadpool(check)
         size = await _receive(
@@ -447,8 +544,7 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
 
         def record() -> ResultAccepted:
             with c.transaction() as s:
-                node = _require_node(s, auth)
-                return service.record_result(s, node, attempt_id, sha256, size=size, now=c.now())
+                return service.record_result(s, node_id, attempt_id, sha256, size=size, now=c.now())
 
         return await run_in_threadpool(record)
 
@@ -459,9 +555,9 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
         tags=["node"],
     )
     def failure(attempt_id: _Id, body: Failure, auth: NodeAuth) -> NodeAttempt:
+        node_id = c.node_id(_token(auth))
         with c.transaction() as s:
-            node = _require_node(s, auth)
-            return service.record_failure(s, node, attempt_id, body, c.now())
+            return service.record_failure(s, node_id, attempt_id, body, c.now())
 
     @app.get(
         "/v1/nodes/me/attempts", response_model=NodeAttempts, responses=_errors(), tags=["node"]

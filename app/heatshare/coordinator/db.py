@@ -10,6 +10,7 @@ do the same job without serialising everything.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
@@ -26,6 +28,7 @@ log = logging.getLogger("heatshare.coordinator.db")
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_S = 30.0
+PING_AFTER_IDLE_S = 10.0
 # Any constant shared by all app servers: serialises their migrations on PostgreSQL.
 _MIGRATION_LOCK_KEY = 0x4845_4154  # "HEAT"
 
@@ -82,7 +85,33 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin if writer else _sqlite_on_begin_read)
         return engine
-    return create_engine(parsed, pool_size=8, max_overflow=24, pool_pre_ping=True)
+    # No pool_pre_ping: it costs a round trip on every transaction. A connection is tried
+    # only when it comes out of the pool after lying idle (when a restarted server or a
+    # firewall may have dropped it); a dead one is replaced before it is used.
+    engine = create_engine(parsed, pool_size=8, max_overflow=24)
+    event.listen(engine, "checkout", _ping_if_idle)
+    event.listen(engine, "checkin", _note_used)
+    return engine
+
+
+def _note_used(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info["used_at"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+    used_at = record.info.get("used_at")
+    if used_at is None or time.monotonic() - used_at < PING_AFTER_IDLE_S:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+        dbapi_connection.rollback()
+    except Exception as exc:
+        # The pool discards this connection and checks out (or opens) another one.
+        raise DisconnectionError(f"an idle database connection was closed: {exc}") from exc
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

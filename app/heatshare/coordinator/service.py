@@ -15,8 +15,9 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy import Table, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from heatshare.coordinator import tokens
@@ -43,7 +44,6 @@ from heatshare.protocol.coordinator_api import (
     EnrolResponse,
     Failure,
     Heartbeat,
-    HeartbeatResponse,
     JobOut,
     JobState,
     JobSubmit,
@@ -152,6 +152,12 @@ def node_for_token(s: Session, token: str) -> NodeRow | None:
     if not token.startswith(tokens.NODE_PREFIX):
         return None
     return s.scalar(select(NodeRow).where(NodeRow.token_hash == tokens.digest(token)))
+
+
+def node_id_for_token(s: Session, token: str) -> int | None:
+    if not token.startswith(tokens.NODE_PREFIX):
+        return None
+    return s.scalar(select(NodeRow.id).where(NodeRow.token_hash == tokens.digest(token)))
 
 
 def requester_for_token(s: Session, token: str) -> RequesterRow | None:
@@ -282,25 +288,76 @@ def enrol(s: Session, request: EnrolRequest, now: datetime, settings: Settings) 
     )
 
 
-def heartbeat(
-    s: Session, node: NodeRow, beat: Heartbeat, now: datetime, settings: Settings
-) -> HeartbeatResponse:
-    t = beat.telemetry
-    node.state = beat.state.value
-    node.last_heartbeat_at = now
-    node.power_w = t.power_w
-    node.gpu_temp_c = t.gpu_temp_c
-    node.cpu_temp_c = t.cpu_temp_c
-    node.energy_j_total += t.energy_j
+@dataclass
+class Beat:
+    """A node's last heartbeat not yet written, with the energy reported since the last write."""
+
+    state: str
+    at: datetime
+    power_w: float | None
+    gpu_temp_c: float | None
+    cpu_temp_c: float | None
+    energy_j: float
+
+    @classmethod
+    def of(cls, beat: Heartbeat, now: datetime) -> Beat:
+        t = beat.telemetry
+        return cls(beat.state.value, now, t.power_w, t.gpu_temp_c, t.cpu_temp_c, t.energy_j)
+
+    def then(self, later: Beat) -> Beat:
+        """This beat followed by ``later``: the later state, the energy of both."""
+        later.energy_j += self.energy_j
+        return later
+
+
+_NODES = cast(Table, NodeRow.__table__)
+# Built once: heartbeats are written many at a time in one executemany.
+_WRITE_BEATS = (
+    update(_NODES)
+    .where(_NODES.c.id == bindparam("b_id"))
+    .values(
+        state=bindparam("b_state"),
+        last_heartbeat_at=bindparam("b_at"),
+        power_w=bindparam("b_power_w"),
+        gpu_temp_c=bindparam("b_gpu_temp_c"),
+        cpu_temp_c=bindparam("b_cpu_temp_c"),
+        energy_j_total=_NODES.c.energy_j_total + bindparam("b_energy_j"),
+    )
+)
+
+
+def write_heartbeats(s: Session, beats: dict[int, Beat]) -> None:
+    """Store nodes' heartbeats (node id → beat) in one statement; ids in order (lock order)."""
+    if not beats:
+        return
+    s.connection().execute(
+        _WRITE_BEATS,
+        [
+            {
+                "b_id": node_id,
+                "b_state": b.state,
+                "b_at": b.at,
+                "b_power_w": b.power_w,
+                "b_gpu_temp_c": b.gpu_temp_c,
+                "b_cpu_temp_c": b.cpu_temp_c,
+                "b_energy_j": b.energy_j,
+            }
+            for node_id, b in sorted(beats.items())
+        ],
+    )
+
+
+def heartbeat_commands(s: Session, node_id: int, running_attempts: list[int]) -> list[Command]:
+    """What a node must do about the attempts it says it runs (cancel those it no longer holds)."""
     commands: list[Command] = []
-    if beat.running_attempts:
+    if running_attempts:
         # An id beyond what is stored cannot be an attempt; it is answered as unknown.
-        ids = set(beat.running_attempts)
+        ids = set(running_attempts)
         storable = {i for i in ids if 0 < i <= _MAX_STORED_INT}
         rows = s.execute(
             select(AttemptRow.id, AttemptRow.state, JobRow.state)
             .join(JobRow, JobRow.id == AttemptRow.job_id)
-            .where(AttemptRow.id.in_(storable), AttemptRow.node_id == node.id)
+            .where(AttemptRow.id.in_(storable), AttemptRow.node_id == node_id)
         ).all()
         found = {attempt_id: (a_state, j_state) for attempt_id, a_state, j_state in rows}
         for attempt_id in sorted(ids):
@@ -309,9 +366,7 @@ def heartbeat(
                 commands.append(
                     Command(kind="cancel_attempt", attempt_id=attempt_id, reason=reason)
                 )
-    return HeartbeatResponse(
-        server_time=now, heartbeat_interval_s=settings.heartbeat_interval_s, commands=commands
-    )
+    return commands
 
 
 def _stop_reason(attempt_state: str | None, job_state: str | None) -> str:
@@ -403,7 +458,8 @@ def lease(
 ) -> LeaseResponse:
     # Locking the node serialises one node's own lease calls, so its limit holds.
     node = s.get(NodeRow, node_id, with_for_update=True, populate_existing=True)
-    assert node is not None
+    if node is None:
+        raise RefusedError(401, "This call needs a valid node token (Authorization: Bearer …).")
     if node.sandbox == SandboxKind.NONE.value:
         raise RefusedError(
             403,
@@ -485,15 +541,18 @@ def lease(
     return LeaseResponse(leases=leases, retry_after_s=0 if leases else settings.retry_after_s)
 
 
-def own_attempt(s: Session, node: NodeRow, attempt_id: int) -> AttemptRow:
-    attempt = s.get(AttemptRow, attempt_id)
-    if attempt is None or attempt.node_id != node.id:
+def own_attempt(s: Session, node_id: int, attempt_id: int) -> int:
+    """The job of one of this node's attempts (404 for any other attempt)."""
+    job_id = s.scalar(
+        select(AttemptRow.job_id).where(AttemptRow.id == attempt_id, AttemptRow.node_id == node_id)
+    )
+    if job_id is None:
         raise _not_found("attempt")
-    return attempt
+    return job_id
 
 
-def _lock_attempt_and_job(s: Session, node: NodeRow, attempt_id: int) -> tuple[AttemptRow, JobRow]:
-    job_id = own_attempt(s, node, attempt_id).job_id
+def _lock_attempt_and_job(s: Session, node_id: int, attempt_id: int) -> tuple[AttemptRow, JobRow]:
+    job_id = own_attempt(s, node_id, attempt_id)
     job = s.get(JobRow, job_id, with_for_update=True, populate_existing=True)
     attempt = s.get(AttemptRow, attempt_id, with_for_update=True, populate_existing=True)
     assert job is not None and attempt is not None
@@ -502,16 +561,17 @@ def _lock_attempt_and_job(s: Session, node: NodeRow, attempt_id: int) -> tuple[A
 
 def progress(
     s: Session,
-    node: NodeRow,
+    node_id: int,
     attempt_id: int,
     report: Progress,
     *,
     now: datetime,
     settings: Settings,
 ) -> ProgressResponse:
-    attempt = own_attempt(s, node, attempt_id)
-    attempt = s.get(AttemptRow, attempt_id, with_for_update=True, populate_existing=True) or attempt
-    job = s.get(JobRow, attempt.job_id)
+    job_id = own_attempt(s, node_id, attempt_id)
+    attempt = s.get(AttemptRow, attempt_id, with_for_update=True, populate_existing=True)
+    job = s.get(JobRow, job_id)
+    assert attempt is not None
     assert job is not None
     holds = attempt.state == AttemptState.LEASED.value and job.state not in _TERMINAL
     if holds:
@@ -527,10 +587,10 @@ def progress(
 
 
 def record_result(
-    s: Session, node: NodeRow, attempt_id: int, sha256: str, *, size: int, now: datetime
+    s: Session, node_id: int, attempt_id: int, sha256: str, *, size: int, now: datetime
 ) -> ResultAccepted:
     """Take a result whose bytes are already in the blob store under ``sha256``."""
-    attempt, job = _lock_attempt_and_job(s, node, attempt_id)
+    attempt, job = _lock_attempt_and_job(s, node_id, attempt_id)
     if attempt.result_sha256 is not None:
         if attempt.result_sha256 != sha256:
             raise RefusedError(
@@ -573,9 +633,9 @@ def _result_answer(attempt: AttemptRow, job: JobRow) -> ResultAccepted:
 
 
 def record_failure(
-    s: Session, node: NodeRow, attempt_id: int, failure: Failure, now: datetime
+    s: Session, node_id: int, attempt_id: int, failure: Failure, now: datetime
 ) -> NodeAttempt:
-    attempt, job = _lock_attempt_and_job(s, node, attempt_id)
+    attempt, job = _lock_attempt_and_job(s, node_id, attempt_id)
     if attempt.state == AttemptState.LEASED.value:
         attempt.state = AttemptState.FAILED.value
         attempt.finished_at = now
