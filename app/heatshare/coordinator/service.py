@@ -21,6 +21,7 @@ from sqlalchemy import Table, bindparam, delete, exists, func, or_, select, upda
 from sqlalchemy.orm import Session
 
 from heatshare.coordinator import tokens
+from heatshare.coordinator.db import UtcDateTime
 from heatshare.coordinator.models import (
     AccountRow,
     AdminToken,
@@ -453,6 +454,38 @@ def sweep_due(s: Session, now: datetime) -> bool:
     return overdue is not None
 
 
+_IN_PROGRESS = select(func.count(AttemptRow.id)).where(
+    AttemptRow.node_id == bindparam("node_id"), AttemptRow.state == AttemptState.LEASED.value
+)
+# Built once (building it on each lease was a visible part of a lease's CPU time).
+_LEASABLE = (
+    select(JobRow)
+    .where(
+        JobRow.wanted > 0,  # only open jobs want attempts (_settle zeroes it otherwise)
+        JobRow.attempts_count < JobRow.max_attempts,
+        or_(JobRow.deadline.is_(None), JobRow.deadline > bindparam("now", type_=UtcDateTime)),
+        JobRow.need_cpu_cores <= bindparam("cpu_cores"),
+        JobRow.need_memory_bytes <= bindparam("memory_bytes"),
+        JobRow.need_gpus <= bindparam("gpu_count"),
+        or_(
+            JobRow.need_gpus == 0, JobRow.need_gpu_memory_bytes <= bindparam("gpu_min_memory_bytes")
+        ),
+        JobRow.need_os == bindparam("os"),
+        or_(JobRow.need_arch.is_(None), JobRow.need_arch == bindparam("arch")),
+        ~exists(
+            select(AttemptRow.id).where(
+                AttemptRow.job_id == JobRow.id,
+                AttemptRow.node_id == bindparam("node_id"),
+                AttemptRow.state.in_(_HOLDS_OR_ANSWERED),
+            )
+        ),
+    )
+    .order_by(JobRow.id)
+    .limit(bindparam("room"))
+    .with_for_update(skip_locked=True, of=JobRow)
+)
+
+
 def lease(
     s: Session, node_id: int, max_jobs: int, now: datetime, settings: Settings
 ) -> LeaseResponse:
@@ -466,41 +499,23 @@ def lease(
             "This machine has no job sandbox, so the network gives it no work. "
             "Install bubblewrap and enrol again.",
         )
-    in_progress = (
-        s.scalar(
-            select(func.count(AttemptRow.id)).where(
-                AttemptRow.node_id == node.id, AttemptRow.state == AttemptState.LEASED.value
-            )
-        )
-        or 0
-    )
+    in_progress = s.scalar(_IN_PROGRESS, {"node_id": node.id}) or 0
     room = min(max_jobs, settings.max_in_progress_per_node - in_progress)
     if room <= 0:
         return LeaseResponse(retry_after_s=settings.retry_after_s)
-    node_holds = exists(
-        select(AttemptRow.id).where(
-            AttemptRow.job_id == JobRow.id,
-            AttemptRow.node_id == node.id,
-            AttemptRow.state.in_(_HOLDS_OR_ANSWERED),
-        )
-    )
     jobs = s.scalars(
-        select(JobRow)
-        .where(
-            JobRow.wanted > 0,  # only open jobs want attempts (_settle zeroes it otherwise)
-            JobRow.attempts_count < JobRow.max_attempts,
-            or_(JobRow.deadline.is_(None), JobRow.deadline > now),
-            JobRow.need_cpu_cores <= node.cpu_cores,
-            JobRow.need_memory_bytes <= node.memory_bytes,
-            JobRow.need_gpus <= node.gpu_count,
-            or_(JobRow.need_gpus == 0, JobRow.need_gpu_memory_bytes <= node.gpu_min_memory_bytes),
-            JobRow.need_os == node.os,
-            or_(JobRow.need_arch.is_(None), JobRow.need_arch == node.arch),
-            ~node_holds,
-        )
-        .order_by(JobRow.id)
-        .limit(room)
-        .with_for_update(skip_locked=True, of=JobRow)
+        _LEASABLE,
+        {
+            "node_id": node.id,
+            "now": now,
+            "cpu_cores": node.cpu_cores,
+            "memory_bytes": node.memory_bytes,
+            "gpu_count": node.gpu_count,
+            "gpu_min_memory_bytes": node.gpu_min_memory_bytes,
+            "os": node.os,
+            "arch": node.arch,
+            "room": room,
+        },
     ).all()
     leases: list[Lease] = []
     expires = now + timedelta(seconds=settings.lease_s)
