@@ -183,8 +183,9 @@ class Coordinator:
         node_id = self.cached_node_id(token)
         if node_id is not None:
             return node_id
-        with self.reading() as s:
-            node_id = service.node_id_for_token(s, token)
+        # A plain connection, not a session: this runs for every node not in memory.
+        with self.read_engine.connect() as connection:
+            node_id = service.node_id_for_token(connection, token)
         if node_id is None:
             raise _unauthorised("node")
         self._node_ids[tokens.digest(token)] = (node_id, time.monotonic() + _NODE_ID_TTL_S)
@@ -534,8 +535,8 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
         node_id = await c.node_id_async(_token(auth))
 
         def check() -> None:
-            with c.reading() as s:
-                service.own_attempt(s, node_id, attempt_id)
+            with c.read_engine.connect() as connection:
+                service.own_attempt(connection, node_id, attempt_id)
 
         await run_in_threadpool(check)
         size = await _receive(

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Table, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from heatshare.coordinator import tokens
@@ -155,10 +156,14 @@ def node_for_token(s: Session, token: str) -> NodeRow | None:
     return s.scalar(select(NodeRow).where(NodeRow.token_hash == tokens.digest(token)))
 
 
-def node_id_for_token(s: Session, token: str) -> int | None:
+_NODE_ID_BY_TOKEN = select(NodeRow.id).where(NodeRow.token_hash == bindparam("token_hash"))
+
+
+def node_id_for_token(s: Session | Connection, token: str) -> int | None:
     if not token.startswith(tokens.NODE_PREFIX):
         return None
-    return s.scalar(select(NodeRow.id).where(NodeRow.token_hash == tokens.digest(token)))
+    found: int | None = s.scalar(_NODE_ID_BY_TOKEN, {"token_hash": tokens.digest(token)})
+    return found
 
 
 def requester_for_token(s: Session, token: str) -> RequesterRow | None:
@@ -556,11 +561,14 @@ def lease(
     return LeaseResponse(leases=leases, retry_after_s=0 if leases else settings.retry_after_s)
 
 
-def own_attempt(s: Session, node_id: int, attempt_id: int) -> int:
+_OWN_ATTEMPT_JOB = select(AttemptRow.job_id).where(
+    AttemptRow.id == bindparam("attempt_id"), AttemptRow.node_id == bindparam("node_id")
+)
+
+
+def own_attempt(s: Session | Connection, node_id: int, attempt_id: int) -> int:
     """The job of one of this node's attempts (404 for any other attempt)."""
-    job_id = s.scalar(
-        select(AttemptRow.job_id).where(AttemptRow.id == attempt_id, AttemptRow.node_id == node_id)
-    )
+    job_id: int | None = s.scalar(_OWN_ATTEMPT_JOB, {"attempt_id": attempt_id, "node_id": node_id})
     if job_id is None:
         raise _not_found("attempt")
     return job_id
