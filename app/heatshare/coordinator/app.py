@@ -188,8 +188,11 @@ class Coordinator:
             node_id = service.node_id_for_token(connection, token)
         if node_id is None:
             raise _unauthorised("node")
-        self._node_ids[tokens.digest(token)] = (node_id, time.monotonic() + _NODE_ID_TTL_S)
+        self.remember_node(token, node_id)
         return node_id
+
+    def remember_node(self, token: str, node_id: int) -> None:
+        self._node_ids[tokens.digest(token)] = (node_id, time.monotonic() + _NODE_ID_TTL_S)
 
     async def node_id_async(self, token: str) -> int:
         """:meth:`node_id` for the event loop: the database only on a miss, in a thread."""
@@ -457,7 +460,10 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
     )
     def enrol(body: EnrolRequest) -> EnrolResponse:
         with c.transaction() as s:
-            return service.enrol(s, body, c.now(), c.settings)
+            enrolled = service.enrol(s, body, c.now(), c.settings)
+        # Committed: the new node's first heartbeats need not ask the database who it is.
+        c.remember_node(enrolled.node_token, enrolled.node_id)
+        return enrolled
 
     @app.post(
         "/v1/nodes/me/heartbeat",
