@@ -732,17 +732,21 @@ def _conclude(
         if attempt.state != AttemptState.ACCEPTED.value:
             _accept(s, job, attempt, now)
     job.result_sha256 = winners[0].result_sha256
+    trust: dict[int, int] = defaultdict(int)
     for attempt in (a for a in tally.waiting if a not in winners):
         attempt.state = AttemptState.REJECTED.value
         if job.replication > 1 and attempt.result_sha256 != job.result_sha256:
             attempt.failure = "Outvoted: two other machines agreed on a different result."
-            _adjust_trust(s, attempt.node_id, TRUST_MISMATCH)
+            trust[attempt.node_id] += TRUST_MISMATCH
             log.info("Attempt %d (job %d): result outvoted; no credit", attempt.id, job.id)
         else:
             attempt.failure = "Another attempt's result was accepted first; no credit."
     if job.replication > 1:
         for attempt in winners:
-            _adjust_trust(s, attempt.node_id, TRUST_MATCH)
+            trust[attempt.node_id] += TRUST_MATCH
+    # Node rows locked in id order, as the heartbeat writer locks them: no circular wait.
+    for node_id in sorted(trust):
+        _adjust_trust(s, node_id, trust[node_id])
     tally.waiting = []
     _finish(job, tally, JobState.DONE, now=now, why=None)
 
