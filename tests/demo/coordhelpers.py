@@ -1,35 +1,16 @@
-"""A real coordinator process on loopback for the demo's tests, and its operator commands."""
+"""The demo tests' helpers; the coordinator process itself is tests/coordinator_process.py."""
 
 from __future__ import annotations
 
-import json
-import signal
 import socket
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from coordinator_process import CoordinatorProcess
 from heatshare.protocol.coordinator_api import EnrolResponse
-
-START_TIMEOUT_S = 30.0
-
-
-def coordinator_cli(db: Path, *args: str) -> str:
-    """``heatshare-coordinator ARGS --db DB``; its last line (a key, a code)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "heatshare.coordinator", *args, "--db", str(db)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, f"{args}: {done.stderr}{done.stdout}"
-    return done.stdout.strip().splitlines()[-1].strip()
 
 
 def free_port() -> int:
@@ -38,62 +19,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@dataclass
-class Coordinator:
-    db: Path
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-    url: str = ""
-
-    @property
-    def runtime_file(self) -> Path:
-        return self.db.with_suffix(".json")
-
-    @property
-    def log_file(self) -> Path:
-        return self.db.with_suffix(".log")
-
-    def start(self) -> str:
-        self.runtime_file.unlink(missing_ok=True)
-        with self.log_file.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "heatshare.coordinator",
-                    "serve",
-                    "--db",
-                    str(self.db),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--runtime-file",
-                    str(self.runtime_file),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log_file.read_text()
-            try:
-                self.url = json.loads(self.runtime_file.read_text())["url"]
-            except (OSError, ValueError):
-                time.sleep(0.05)
-                continue
-            return self.url
-        raise AssertionError(f"the coordinator did not start: {self.log_file.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+def Coordinator(db: Path, port: int = 0) -> CoordinatorProcess:
+    """A coordinator on ``db``; its runtime file and logs in a folder of its own beside it."""
+    workdir = db.parent / f"{db.stem}-coordinator"
+    workdir.mkdir(exist_ok=True)
+    return CoordinatorProcess(db=db, workdir=workdir, port=port)
 
 
 def bearer(token: str) -> dict[str, str]:

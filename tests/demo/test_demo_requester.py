@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from coordhelpers import Coordinator, bearer, coordinator_cli, enrol, free_port, jobs, wait_for
+from coordhelpers import Coordinator, bearer, enrol, free_port, jobs, wait_for
 from jobhelpers import JOBS
 
+from coordinator_process import coordinator_cli
 from heatshare.coordinator.demo import (
     DemoJobError,
     DemoRequester,

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from coordinator_process import CoordinatorProcess
 
+from coordinator_process import CoordinatorProcess
 from heatshare.jobs.sandbox import find_sandbox
 
 JOB_DIR = Path(__file__).with_name("job")

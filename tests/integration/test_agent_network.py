@@ -8,16 +8,13 @@ certificate is not trusted. Then a good code, and the earnings of a new node.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sqlite3
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -25,73 +22,15 @@ import psutil
 import pytest
 
 from agent_process import AgentProcess, run_cli, spawn_agent
+from coordinator_process import CoordinatorProcess
 from heatshare.agent.demo_network import RUNTIME_FILE as DEMO_RUNTIME_FILE
 from heatshare.protocol.client import AgentClient, AgentError
 
-COORDINATOR_START_S = 30.0
-
-
-@dataclass
-class Coordinator:
-    """``heatshare-coordinator serve`` on an SQLite file and a port the OS picks."""
-
-    proc: subprocess.Popen[bytes]
-    db: Path
-    url: str
-    stderr_file: Path
-
-    def cli(self, *args: str) -> str:
-        """A ``heatshare-coordinator`` command on this coordinator's database; its stdout."""
-        out = subprocess.run(
-            [sys.executable, "-m", "heatshare.coordinator", *args, "--db", str(self.db)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert out.returncode == 0, out.stderr
-        return out.stdout
-
-    def pairing_code(self, account: str) -> str:
-        return self.cli("pair-code", account).strip().splitlines()[-1].strip()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-
 
 @pytest.fixture
-def coordinator(tmp_path: Path) -> Iterator[Coordinator]:
-    db = tmp_path / "network.sqlite"
-    runtime = tmp_path / "coordinator.json"
-    stderr_file = tmp_path / "coordinator-stderr.txt"
-    args = ["serve", "--db", str(db), "--host", "127.0.0.1", "--port", "0"]
-    with stderr_file.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "heatshare.coordinator", *args, "--runtime-file", str(runtime)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    deadline = time.monotonic() + COORDINATOR_START_S
-    url = None
-    while time.monotonic() < deadline and url is None:
-        try:
-            url = json.loads(runtime.read_text())["url"]
-        except (OSError, ValueError, KeyError):
-            if proc.poll() is not None:
-                pytest.fail(f"the coordinator exited: {stderr_file.read_text()}")
-            time.sleep(0.1)
-    if url is None:
-        proc.kill()
-        pytest.fail(f"the coordinator did not listen: {stderr_file.read_text()}")
-    c = Coordinator(proc, db, url, stderr_file)
+def coordinator(tmp_path: Path) -> Iterator[CoordinatorProcess]:
+    c = CoordinatorProcess(db=tmp_path / "network.sqlite", workdir=tmp_path)
+    c.start()
     try:
         yield c
     finally:
@@ -197,7 +136,7 @@ def test_an_untrusted_certificate(agent: AgentProcess, self_signed_server: str) 
 # -- against a real coordinator ----------------------------------------------------------------
 
 
-def test_a_wrong_code(agent: AgentProcess, coordinator: Coordinator) -> None:
+def test_a_wrong_code(agent: AgentProcess, coordinator: CoordinatorProcess) -> None:
     exc = refusal(agent.client(), coordinator.url, "WRONG-0000")
     assert exc.status == 404
     assert "not known" in str(exc)
@@ -206,7 +145,7 @@ def test_a_wrong_code(agent: AgentProcess, coordinator: Coordinator) -> None:
     assert "not known" in out.stderr
 
 
-def test_an_expired_code(agent: AgentProcess, coordinator: Coordinator) -> None:
+def test_an_expired_code(agent: AgentProcess, coordinator: CoordinatorProcess) -> None:
     coordinator.cli("account", "create", "Ada")
     code = coordinator.pairing_code("Ada")
     # The shortest life a code can be given is a minute: age this one in the database.
@@ -218,7 +157,7 @@ def test_an_expired_code(agent: AgentProcess, coordinator: Coordinator) -> None:
 
 
 def test_a_good_code_enrols_and_a_new_node_has_earned_nothing(
-    agent: AgentProcess, coordinator: Coordinator, spawn: list[AgentProcess]
+    agent: AgentProcess, coordinator: CoordinatorProcess, spawn: list[AgentProcess]
 ) -> None:
     coordinator.cli("account", "create", "Ada")
     code = coordinator.pairing_code("Ada")
