@@ -297,6 +297,9 @@ class NetworkWorker:
         live = runner.live
         current = [self._info(r, live) for r in journal.active()]
         history = [self._info(r, None) for r in journal.recent(max(0, min(limit, 500)))]
+        # Two reads: an attempt that finished between them is in both; the later read wins.
+        finished = {info.attempt_id for info in history}
+        current = [info for info in current if info.attempt_id not in finished]
         return JobsResponse(current=current, history=history)
 
     def job_log(self, attempt_id: int) -> str:
