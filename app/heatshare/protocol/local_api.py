@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from heatshare.domain.readings import Provenance
+from heatshare.protocol.heating import HeatingSummary
 
 Celsius = Annotated[float, Field(ge=-100.0, le=250.0)]
 
@@ -85,6 +86,7 @@ class AgentStatus(_Model):
     job_progress: float | None = None  # 0..1 where the job reports it
     earned_today_minor: int | None = None
     earnings_currency: str | None = None
+    heating: HeatingSummary | None = None  # None until the heating loop has run once
 
 
 class SeriesInfo(_Model):
