@@ -8,6 +8,16 @@ from typing import Any, TypeVar
 import requests
 from pydantic import BaseModel, ValidationError
 
+from heatshare.protocol.heating import (
+    BoostRequest,
+    HeatingSettings,
+    HeatingStatus,
+    HeatMode,
+    ModeRequest,
+    RoomProbeRequest,
+    RoomProbeResponse,
+    SetpointRequest,
+)
 from heatshare.protocol.local_api import (
     AgentStatus,
     EarningsResponse,
@@ -178,3 +188,34 @@ class AgentClient:
 
     def earnings(self) -> EarningsResponse:
         return self._call("GET", "/v1/earnings", EarningsResponse)
+
+    # --- heating ---------------------------------------------------------------------------
+
+    def heating(self) -> HeatingStatus:
+        return self._call("GET", "/v1/heating", HeatingStatus)
+
+    def heating_settings(self) -> HeatingSettings:
+        """The stored heating settings; tokens and passwords come back as None."""
+        return self._call("GET", "/v1/heating/settings", HeatingSettings)
+
+    def put_heating_settings(self, settings: HeatingSettings) -> HeatingSettings:
+        """Replaces the heating settings; a token or password left None keeps the stored one."""
+        return self._call("PUT", "/v1/heating/settings", HeatingSettings, body=settings)
+
+    def set_mode(self, mode: HeatMode) -> HeatingStatus:
+        return self._call("POST", "/v1/heating/mode", HeatingStatus, body=ModeRequest(mode=mode))
+
+    def boost(self, minutes: int = 60) -> HeatingStatus:
+        """Full heat for ``minutes`` (within the safety limits); 0 ends a boost."""
+        return self._call(
+            "POST", "/v1/heating/boost", HeatingStatus, body=BoostRequest(minutes=minutes)
+        )
+
+    def setpoint(self, request: SetpointRequest) -> HeatingStatus:
+        return self._call("POST", "/v1/heating/setpoint", HeatingStatus, body=request)
+
+    def room_probe(self, request: RoomProbeRequest) -> RoomProbeResponse:
+        """Tries a room thermometer (and lists Home Assistant's sensors) before it is saved."""
+        return self._call(
+            "POST", "/v1/heating/room-probe", RoomProbeResponse, body=request, timeout_s=15.0
+        )
