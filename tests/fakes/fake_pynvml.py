@@ -8,6 +8,12 @@ named ``fn`` or ``fn(CONST,...)`` with the names of its constant arguments.
 
 ``advance()`` moves to the next recorded tick. Every call is counted in ``calls``, so a test
 can see what the sensor asked and how often.
+
+Setting the power limit (``nvmlDeviceSetPowerManagementLimit``) answers as ``set_limit`` says:
+None accepts (and the limit read afterwards is the one set), else the error class named
+(``"NVMLError_NoPermission"`` as for a normal user, ``"NVMLError_NotSupported"`` as on cards
+without a settable limit). ``override(i, key, value)`` makes GPU ``i`` answer ``key`` with
+``value`` from now on (a GPU that gets hot, a fan that stops).
 """
 
 from __future__ import annotations
@@ -84,6 +90,7 @@ class FakePynvml:
         *,
         init_error: str | None = None,
         auto_advance: str | None = None,
+        set_limit: str | None = "NVMLError_NoPermission",
     ) -> None:
         self.recording = copy.deepcopy(recording)
         self.devices: list[dict[str, Any]] = self.recording["devices"]
@@ -94,6 +101,9 @@ class FakePynvml:
         self._auto_advance = auto_advance
         self._asked_this_tick = False
         self._init_error = init_error or self.recording.get("init", {}).get("error")
+        self.set_limit = set_limit
+        self.limits_set: dict[int, list[int]] = {}  # index -> every limit set, in mW
+        self._overrides: dict[tuple[int, str], dict[str, Any]] = {}
         for name, value in {**DEFAULT_CONSTANTS, **self.recording.get("constants", {})}.items():
             setattr(self, name, value)
 
@@ -126,6 +136,36 @@ class FakePynvml:
         if not 0 <= index < len(self.devices):
             raise error_class("NVMLError_InvalidArgument")()
         return _Handle(index)
+
+    def nvmlDeviceSetPowerManagementLimit(self, handle: _Handle, limit_mw: int) -> None:
+        self.calls["nvmlDeviceSetPowerManagementLimit"] += 1
+        self._check_init()
+        if self.set_limit is not None:
+            raise error_class(self.set_limit)()
+        lo, hi = self._unwrap(
+            self.devices[handle.index]["static"]["nvmlDeviceGetPowerManagementLimitConstraints"]
+        )
+        if not lo <= limit_mw <= hi:
+            raise error_class("NVMLError_InvalidArgument")()
+        self.limits_set.setdefault(handle.index, []).append(int(limit_mw))
+        self._overrides[(handle.index, "nvmlDeviceGetPowerManagementLimit")] = {
+            "value": int(limit_mw)
+        }
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, handle: _Handle) -> Any:
+        self.calls["nvmlDeviceGetPowerManagementDefaultLimit"] += 1
+        self._check_init()
+        static = self.devices[handle.index]["static"]
+        entry = static.get("nvmlDeviceGetPowerManagementDefaultLimit")
+        if entry is None:  # older recordings: the limit of the first tick was the default
+            entry = self.ticks[0]["devices"][handle.index]["nvmlDeviceGetPowerManagementLimit"]
+        return self._unwrap(entry)
+
+    def override(
+        self, index: int, key: str, value: Any = None, *, error: str | None = None
+    ) -> None:
+        """GPU ``index`` answers ``key`` with ``value`` (or raises ``error``) from now on."""
+        self._overrides[(index, key)] = {"error": error} if error else {"value": value}
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names not set above: error classes and the recorded device calls.
@@ -164,7 +204,9 @@ class FakePynvml:
                     self.tick = (self.tick + 1) % len(self.ticks)
                 self._asked_this_tick = True
             per_tick = self.ticks[self.tick]["devices"][i]
-            entry = per_tick.get(key, self.devices[i]["static"].get(key))
+            entry = self._overrides.get((i, key))
+            if entry is None:
+                entry = per_tick.get(key, self.devices[i]["static"].get(key))
             if entry is None:
                 raise AssertionError(f"the recording holds no answer to {key} on GPU {i}")
             return self._unwrap(entry)

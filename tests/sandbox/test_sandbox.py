@@ -104,6 +104,7 @@ def test_the_environment_is_only_the_agreed_one(
         "HEATSHARE_OUTPUT": "/job/out",
         "HEATSHARE_CHECKPOINT": "/job/checkpoint",
         "HEATSHARE_PROGRESS": "/job/.progress",
+        "HEATSHARE_CHECKPOINT_ETA": "/job/.checkpoint-eta",
     }
 
 

@@ -161,6 +161,11 @@ class NetworkWorker:
         self._wake_net = threading.Event()
         self._job_idle = threading.Event()
         self._job_idle.set()
+        # The heating controller's word (its thread calls hold() several times a second):
+        # whether to compute at all, and how to hold a running job when not.
+        self._compute = True
+        self._hold = "none"
+        self._cpu_cores: int | None = None
         self._threads: list[threading.Thread] = []
 
     # --- life ----------------------------------------------------------------------------
@@ -353,6 +358,45 @@ class NetworkWorker:
             ],
             as_of=_utc(cached.as_of),
         )
+
+    # --- the heating controller's calls (its thread, several times a second) -------------
+
+    def hold(self, *, compute: bool, hold: str, cpu_cores: int | None) -> None:
+        """Obey the thermostat and the safety limits.
+
+        ``compute`` False: no new job starts and no lease is taken; a running job is frozen
+        at once (``hold="freeze"``: a safety stop, a duty cycle's off time) or stopped the
+        way a pause stops it, its checkpoint kept (``hold="stop"``). ``cpu_cores`` limits a
+        CPU job's cores (None: what its lease allows).
+        """
+        stop = not compute and hold == "stop"
+        with self._lock:
+            was_stop = not self._compute and self._hold == "stop"
+            resumed = not self._compute and compute
+            self._compute, self._hold, self._cpu_cores = compute, hold, cpu_cores
+        runner = self._runner
+        if runner is not None:
+            runner.hold(frozen=not compute and hold == "freeze", cpu_cores=cpu_cores)
+        if stop != was_stop or resumed:
+            self._wake_jobs.set()  # a stop is seen by the job's watch; a resume starts one
+
+    def job_running(self) -> bool:
+        """Whether a job is in the sandbox now (frozen or not)."""
+        runner = self._runner
+        live = runner.live if runner is not None else None
+        return live is not None and live.run_started is not None
+
+    def job_frozen(self) -> bool:
+        runner = self._runner
+        return runner is not None and runner.frozen
+
+    def checkpoint_eta_s(self) -> float | None:
+        """The running job's seconds to its next checkpoint, where it wrote them."""
+        runner = self._runner
+        return runner.checkpoint_eta_s() if runner is not None else None
+
+    def _heating_holds(self) -> bool:
+        return not self._compute
 
     def summary(self) -> WorkSummary:
         runner = self._runner
@@ -559,6 +603,8 @@ class NetworkWorker:
             return StopReason.CANCEL
         if self._remote_paused or self._paused_now():
             return StopReason.PAUSE
+        if not self._compute and self._hold == "stop":
+            return StopReason.HEATING
         return None
 
     # --- the network thread --------------------------------------------------------------
@@ -612,7 +658,7 @@ class NetworkWorker:
     def _heartbeat(self, client: CoordinatorClient, e: Enrolment) -> float:
         runner, journal = self._runner, self._journal
         live = runner.live if runner is not None else None
-        paused = self._remote_paused or self._paused_now()
+        paused = self._remote_paused or self._paused_now() or self._heating_holds()
         state = NodeState.PAUSED if paused else NodeState.WORKING if live else NodeState.IDLE
         running = []
         if journal is not None:
@@ -775,7 +821,7 @@ class NetworkWorker:
         work = [
             r for r in active if r.phase is not JobPhase.OUTBOX and r.attempt_id not in cancelled
         ]
-        paused = self._remote_paused or self._paused_now()
+        paused = self._remote_paused or self._paused_now() or self._heating_holds()
         if work and not paused and self._sandbox_problem is None:
             step = runner.process(work[0].attempt_id, client, self._should_stop)
             self._after(step, work[0].attempt_id)
@@ -788,7 +834,7 @@ class NetworkWorker:
                 if step is Step.OUTBOX:
                     return -1.0
             return 0.0
-        if work or not self._accepting():
+        if work or paused or not self._accepting():
             return 1.0  # paused (or no sandbox): look again soon, so a resume is quick
         return self._lease(e, client)
 

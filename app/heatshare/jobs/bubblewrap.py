@@ -30,6 +30,7 @@ import psutil
 from heatshare.jobs.limits import JobCgroup, apply_rlimits, create_job_cgroup
 from heatshare.jobs.sandbox import (
     CHECKPOINT_DIR,
+    CHECKPOINT_ETA_FILE,
     JOB_ROOT,
     OUTPUT_DIR,
     PROGRESS_FILE,
@@ -79,6 +80,9 @@ _WRAPPER_NOT_RELEASED = 125
 _TMP_LOOKS = 6  # after 5, 10, 20, 40, 80 and 160 ms
 _BWRAP_PROCESSES = 2  # bwrap's monitor outside, the sandbox's pid 1 inside
 _names = itertools.count(1)
+# SIGSTOP by process (no freezer): scans for processes forked while the others were being
+# stopped, until a scan finds none new.
+_STOP_SCANS = 20
 
 
 class BubblewrapSandbox(Sandbox):
@@ -346,6 +350,7 @@ def _job_env(request: SandboxRequest) -> dict[str, str]:
         "HEATSHARE_OUTPUT": f"{JOB_ROOT}/{OUTPUT_DIR}",
         "HEATSHARE_CHECKPOINT": f"{JOB_ROOT}/{CHECKPOINT_DIR}",
         "HEATSHARE_PROGRESS": f"{JOB_ROOT}/{PROGRESS_FILE}",
+        "HEATSHARE_CHECKPOINT_ETA": f"{JOB_ROOT}/{CHECKPOINT_ETA_FILE}",
     }
 
 
@@ -381,6 +386,14 @@ class BubblewrapProcess(SandboxProcess):
         self._result: SandboxResult | None = None
         self._done = threading.Event()
         self._known: dict[int, float] = {}  # fallback: pid -> start time of the job's processes
+        # Held by the heating controller (any thread): frozen since (monotonic), time frozen
+        # before, and how (the group's freezer, or SIGSTOP to the processes in ``_stopped``).
+        self._hold_lock = threading.Lock()
+        self._frozen_since: float | None = None
+        self._frozen_before = 0.0
+        self._frozen_by_cgroup = False
+        self._stopped: set[int] = set()
+        self._all_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         # A daemon thread: an agent that exits while a job runs must not wait for the job,
         # and bwrap's --die-with-parent ends the job with it.
         self._watch = threading.Thread(target=self._run_watch, name=f"sandbox-{name}", daemon=True)
@@ -403,6 +416,7 @@ class BubblewrapProcess(SandboxProcess):
         if not self._done.is_set():
             self._set_reason(Outcome.KILLED, "The job was stopped.")
             self._signal_job(signal.SIGTERM)
+            self.thaw()  # after the SIGTERM: a stopped job takes it as it wakes
             if not self._done.wait(grace_s):
                 self._kill()
         self._done.wait()
@@ -410,14 +424,86 @@ class BubblewrapProcess(SandboxProcess):
         assert self._result is not None
         return self._result
 
+    # Holding the job (the heating controller; any thread).
+
+    def freeze(self) -> bool:
+        with self._hold_lock:
+            if self._done.is_set():
+                return False
+            if self._frozen_since is not None:
+                return True
+            if self._cgroup is not None and self._cgroup.freeze(True):
+                self._frozen_by_cgroup = True
+            else:
+                self._frozen_by_cgroup = False
+                self._stopped = self._stop_processes()
+            self._frozen_since = time.monotonic()
+            return True
+
+    def _stop_processes(self) -> set[int]:
+        stopped: set[int] = set()
+        for _ in range(_STOP_SCANS):
+            new = self._job_pids() - stopped
+            if not new:
+                break
+            for pid in new:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGSTOP)
+            stopped |= new
+        return stopped
+
+    def thaw(self) -> None:
+        with self._hold_lock:
+            if self._frozen_since is None:
+                return
+            if self._frozen_by_cgroup and self._cgroup is not None:
+                self._cgroup.freeze(False)
+            else:
+                for pid in self._stopped | self._job_pids():
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGCONT)
+                self._stopped = set()
+            self._frozen_before += time.monotonic() - self._frozen_since
+            self._frozen_since = None
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen_since is not None
+
+    @property
+    def frozen_s(self) -> float:
+        with self._hold_lock:
+            since = self._frozen_since
+            return self._frozen_before + (time.monotonic() - since if since is not None else 0.0)
+
+    def limit_cores(self, cores: int | None) -> bool:
+        allowed = self._request.limits.cpu_cores
+        n = allowed if cores is None else max(1, min(cores, allowed))
+        with self._hold_lock:
+            if self._done.is_set():
+                return False
+            if self._cgroup is not None and self._cgroup.set_cpu_cores(n):
+                return True
+            if self._all_cpus is None:
+                return False
+            # No CPU controller: pin the job's processes to fewer cores (its children inherit).
+            cpus = self._all_cpus if cores is None else set(sorted(self._all_cpus)[:n])
+            done = False
+            for pid in self._job_pids():
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(pid, cpus)
+                    done = True
+            return done
+
     # The watch thread.
 
     def _run_watch(self) -> None:
         limits = self._request.limits
-        deadline = self._started + limits.wall_time_s
         returncode: int | None = None
         try:
             while returncode is None:
+                # Time frozen is not the job's: its time limit moves on by as much.
+                deadline = self._started + limits.wall_time_s + self.frozen_s
                 remaining = deadline - time.monotonic()
                 returncode = self._wait_exit(max(0.0, min(self._poll_s, remaining)))
                 if returncode is not None:
@@ -578,6 +664,7 @@ class BubblewrapProcess(SandboxProcess):
         with contextlib.suppress(ProcessLookupError):
             self._popen.send_signal(signal.SIGKILL)
         self._signal_job(signal.SIGKILL)
+        self.thaw()  # a frozen group takes its SIGKILLs only once thawed
 
     def _end_leftovers(self) -> None:
         if self._cgroup is not None:

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
 _CONTROLLERS = ("memory", "pids", "cpu")
+# Used where the machine has it: the heating controller freezes a job through it (else by
+# SIGSTOP to each of its processes).
+_OPTIONAL_CONTROLLERS = ("freezer",)
 _GROUP_DIR = "heatshare"
 _V2_GROUP_DIR = "heatshare-jobs"
 _CPU_PERIOD_US = 100_000
@@ -76,6 +79,8 @@ class JobCgroup(Protocol):
     def oom_kills(self) -> int: ...
     def kill_all(self, timeout_s: float = 2.0) -> bool: ...
     def remove(self) -> None: ...
+    def freeze(self, frozen: bool) -> bool: ...
+    def set_cpu_cores(self, cores: int) -> bool: ...
 
 
 def create_job_cgroup(name: str, limits: Limits, *, sweep: bool = False) -> JobCgroup:
@@ -103,6 +108,10 @@ class CgroupV1:
             if controller not in own or not (mount / "cgroup.procs").exists():
                 raise OSError(errno.ENOENT, f"no cgroup v1 {controller} controller")
             bases[controller] = mount / own[controller].lstrip("/") / _GROUP_DIR
+        for controller in _OPTIONAL_CONTROLLERS:
+            mount = CGROUP_MOUNT / controller
+            if controller in own and (mount / "cgroup.procs").exists():
+                bases[controller] = mount / own[controller].lstrip("/") / _GROUP_DIR
         return bases
 
     @classmethod
@@ -175,7 +184,34 @@ class CgroupV1:
 
     def kill_all(self, timeout_s: float = 2.0) -> bool:
         """SIGKILLs every process in the groups until none is left; False if some stayed."""
+        # A frozen v1 task takes its SIGKILL only once thawed: send, then thaw.
+        _signal_all(self, signal.SIGKILL)
+        self.freeze(False)
         return _kill_until_empty(self, timeout_s)
+
+    def freeze(self, frozen: bool) -> bool:
+        """Freezes (or thaws) the job's group; False where there is no freezer."""
+        path = self.dirs.get("freezer")
+        if path is None:
+            return False
+        try:
+            _write(path / "freezer.state", "FROZEN" if frozen else "THAWED")
+        except OSError as exc:
+            log.info("The job's freezer did not take %s: %s", frozen, exc)
+            return False
+        return True
+
+    def set_cpu_cores(self, cores: int) -> bool:
+        """The job's CPU time quota: ``cores`` cores' worth."""
+        path = self.dirs.get("cpu")
+        if path is None:
+            return False
+        try:
+            _write(path / "cpu.cfs_quota_us", str(max(1, cores) * _CPU_PERIOD_US))
+        except OSError as exc:
+            log.info("The job's CPU quota was not changed: %s", exc)
+            return False
+        return True
 
     def remove(self) -> None:
         for path in list(self.dirs.values()):
@@ -280,6 +316,27 @@ class CgroupV2:
                 _write(self.path / "cgroup.kill", "1")  # Linux 5.14: every process at once
         return _kill_until_empty(self, timeout_s)
 
+    def freeze(self, frozen: bool) -> bool:
+        """``cgroup.freeze`` (Linux 5.2); False where the group has none."""
+        if self.path is None or not (self.path / "cgroup.freeze").exists():
+            return False
+        try:
+            _write(self.path / "cgroup.freeze", "1" if frozen else "0")
+        except OSError as exc:
+            log.info("The job's group did not take freeze=%s: %s", frozen, exc)
+            return False
+        return True
+
+    def set_cpu_cores(self, cores: int) -> bool:
+        if self.path is None or not (self.path / "cpu.max").exists():
+            return False
+        try:
+            _write(self.path / "cpu.max", f"{max(1, cores) * _CPU_PERIOD_US} {_CPU_PERIOD_US}")
+        except OSError as exc:
+            log.info("The job's CPU quota was not changed: %s", exc)
+            return False
+        return True
+
     def remove(self) -> None:
         if self.path is not None:
             _rmdir(self.path)
@@ -292,6 +349,12 @@ def _own_v2_path() -> str:
             if line.startswith("0::"):
                 return line[3:].rstrip("\n")
     raise OSError(errno.ENOENT, "this process is in no cgroup v2 group")
+
+
+def _signal_all(group: JobCgroup, sig: signal.Signals) -> None:
+    for pid in group.pids():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
 def _kill_until_empty(group: JobCgroup, timeout_s: float) -> bool:

@@ -24,6 +24,7 @@ import os
 import shutil
 import stat
 import tarfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from typing import BinaryIO, Final
 from heatshare.jobs import bundle
 from heatshare.jobs.sandbox import (
     CHECKPOINT_DIR,
+    CHECKPOINT_ETA_FILE,
     JOB_ROOT,
     OUTPUT_DIR,
     PROGRESS_FILE,
@@ -66,6 +68,8 @@ LOG_TAIL_CHARS: Final = 20_000
 #: How often a running job's progress goes to the network (which also extends its lease).
 PROGRESS_EVERY_S: Final = 10.0
 _KEEP_BUNDLES: Final = 16
+#: A checkpoint ETA further past due than this is a claim the job forgot: not believed.
+ETA_STALE_S: Final = 10.0
 
 
 class StopReason(StrEnum):
@@ -73,6 +77,7 @@ class StopReason(StrEnum):
 
     SHUTDOWN = "shutdown"  # the agent stops: the job restarts in its slot next time
     PAUSE = "pause"  # the householder paused: restarted on resume
+    HEATING = "heating"  # the thermostat wants no heat for a while: restarted when it does
     CANCEL = "cancel"  # the network no longer wants it: dropped
     LEAVE = "leave"  # the machine leaves the network: dropped
 
@@ -155,6 +160,31 @@ def read_progress(path: Path) -> tuple[float, str] | None:
     return parse_progress(data.decode("utf-8", errors="replace"))
 
 
+def read_checkpoint_eta(path: Path, now: float) -> float | None:
+    """Seconds to the job's next checkpoint, from the number it wrote and when it wrote it.
+
+    The file holds one number of seconds, counted from the moment it was written (its
+    modification time). None where there is no file, no finite non-negative number, or the
+    checkpoint is long overdue.
+    """
+    try:
+        with open_job_file(path, path.parent) as f:
+            written = os.fstat(f.fileno()).st_mtime
+            text = f.read(64).decode("ascii", errors="replace")
+    except OSError:
+        return None
+    try:
+        seconds = float(text.strip().split()[0]) if text.strip() else math.nan
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    left = seconds - max(0.0, now - written)
+    if left < -ETA_STALE_S:
+        return None
+    return max(0.0, left)
+
+
 def tail(path: Path, chars: int) -> str:
     """The last ``chars`` characters (roughly: bytes) of a text file, or ""."""
     try:
@@ -228,6 +258,53 @@ class JobRunner:
         self.live: LiveJob | None = None
         #: How long a stopped job gets to end by itself (SIGTERM) before SIGKILL.
         self.stop_grace_s = 5.0
+        # The heating controller's hold on the running job, set from its thread: the job in
+        # the sandbox now, and what it should be (frozen, on how many cores).
+        self._hold_lock = threading.Lock()
+        self._proc: SandboxProcess | None = None
+        self._proc_gpu = False
+        self._want_frozen = False
+        self._want_cores: int | None = None
+
+    # --- the heating controller's hold (any thread) ----------------------------------------
+
+    def hold(self, *, frozen: bool, cpu_cores: int | None) -> None:
+        """Freeze or thaw the running job, and limit a CPU job's cores; kept for the next."""
+        with self._hold_lock:
+            changed_freeze = frozen != self._want_frozen
+            changed_cores = cpu_cores != self._want_cores
+            self._want_frozen, self._want_cores = frozen, cpu_cores
+            proc = self._proc
+            if proc is None:
+                return
+            if changed_freeze:
+                self._apply_freeze(proc)
+            if changed_cores and not self._proc_gpu:
+                proc.limit_cores(cpu_cores)
+
+    def _apply_freeze(self, proc: SandboxProcess) -> None:
+        if self._want_frozen:
+            if proc.freeze():
+                log.info("Job frozen in place")
+            else:
+                log.info("This sandbox cannot freeze a job")
+        else:
+            proc.thaw()
+            log.info("Job thawed")
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the running job is held frozen now."""
+        with self._hold_lock:
+            return self._proc is not None and self._want_frozen
+
+    def checkpoint_eta_s(self) -> float | None:
+        """The running job's seconds to its next checkpoint, where it says (else None)."""
+        live = self.live
+        if live is None or live.run_started is None:
+            return None
+        path = self.slot(live.attempt_id) / JOB_DIR / CHECKPOINT_ETA_FILE
+        return read_checkpoint_eta(path, time.time())
 
     # --- paths ---------------------------------------------------------------------------
 
@@ -435,6 +512,7 @@ class JobRunner:
             "HEATSHARE_OUTPUT": f"{JOB_ROOT}/{OUTPUT_DIR}",
             "HEATSHARE_CHECKPOINT": f"{JOB_ROOT}/{CHECKPOINT_DIR}",
             "HEATSHARE_PROGRESS": f"{JOB_ROOT}/{PROGRESS_FILE}",
+            "HEATSHARE_CHECKPOINT_ETA": f"{JOB_ROOT}/{CHECKPOINT_ETA_FILE}",
             "HEATSHARE_JOB_ID": str(lease.job_id),
             "HEATSHARE_ATTEMPT_ID": str(lease.attempt_id),
         }
@@ -446,6 +524,8 @@ class JobRunner:
             env=env,
             gpu=lease.resources.gpus > 0,
         )
+        # A checkpoint ETA from an earlier run says nothing about this one.
+        (job_dir / CHECKPOINT_ETA_FILE).unlink(missing_ok=True)
         self.journal.start_run(rec.attempt_id, now=self._clock())
         rec = self._get(rec.attempt_id)
         energy0 = self._energy()
@@ -456,8 +536,19 @@ class JobRunner:
             self.journal.add_run_time(rec.attempt_id, seconds=0.0, energy_j=None, now=self._clock())
             return self._fail(rec, client, f"The sandbox could not start the job: {exc}")
         self._show(rec, t0)
-        result, stopped = self._watch(rec, proc, client, should_stop, t0)
-        elapsed = time.monotonic() - t0
+        with self._hold_lock:
+            self._proc, self._proc_gpu = proc, lease.resources.gpus > 0
+            if self._want_frozen:
+                self._apply_freeze(proc)
+            if self._want_cores is not None and not self._proc_gpu:
+                proc.limit_cores(self._want_cores)
+        try:
+            result, stopped = self._watch(rec, proc, client, should_stop, t0)
+        finally:
+            with self._hold_lock:
+                self._proc = None
+        # Time frozen is not run time: the job's time limit is counted without it.
+        elapsed = max(0.0, time.monotonic() - t0 - proc.frozen_s)
         energy1 = self._energy()
         energy = None if energy0 is None or energy1 is None else max(0.0, energy1 - energy0)
         self.journal.add_run_time(

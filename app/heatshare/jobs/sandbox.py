@@ -8,6 +8,8 @@ Inside every sandbox a job sees the same layout, documented for job authors in
 - ``/job/checkpoint``: kept when the job is stopped and given back on resume;
 - ``$HEATSHARE_PROGRESS`` (``/job/.progress``): the job writes ``<fraction> [message]``
   (for example ``0.42 tile 5 of 12``) to say how far it is; the runner reads the last line;
+- ``$HEATSHARE_CHECKPOINT_ETA`` (``/job/.checkpoint-eta``): the job may write the seconds to
+  its next checkpoint, so a stop the thermostat asks for can wait for it;
 - ``/tmp``: private and size-capped; no network, no home folder, the system read-only.
 """
 
@@ -24,6 +26,7 @@ JOB_ROOT = "/job"
 OUTPUT_DIR = "out"
 CHECKPOINT_DIR = "checkpoint"
 PROGRESS_FILE = ".progress"
+CHECKPOINT_ETA_FILE = ".checkpoint-eta"
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,32 @@ class SandboxProcess(abc.ABC):
     @abc.abstractmethod
     def stop(self, grace_s: float = 5.0) -> SandboxResult:
         """Ends the job and every process it started (SIGTERM, then SIGKILL after grace)."""
+
+    # Holding a job for the heating controller. Unlike the methods above these may be called
+    # from any thread: a safety stop freezes the job from the heating thread at once.
+
+    def freeze(self) -> bool:
+        """Stops every process of the job where it stands (no signal it can catch).
+
+        Returns whether the job is frozen; a sandbox that cannot freeze says False, and the
+        caller stops the job instead.
+        """
+        return False
+
+    def thaw(self) -> None:  # noqa: B027 - a sandbox that cannot freeze has nothing to thaw
+        """Lets a frozen job go on; a no-op when it is not frozen."""
+
+    @property
+    def frozen_s(self) -> float:
+        """Seconds the job has spent frozen: they do not count against its time limit."""
+        return 0.0
+
+    def limit_cores(self, cores: int | None) -> bool:
+        """Runs the job on at most ``cores`` CPU cores (None: as many as its lease allows).
+
+        Returns whether the limit could be applied.
+        """
+        return False
 
 
 class Sandbox(abc.ABC):

@@ -76,8 +76,23 @@ class SensorSuite:
         lines += self.host.describe()
         return lines
 
+    def gpu_power_limit_control(self) -> tuple[tuple[int, float, float], ...]:
+        """``(index, min_w, max_w)`` of the GPUs whose power limit the agent may set."""
+        return self.nvml.power_limit_control() if self.nvml is not None else ()
+
+    def set_gpu_power_limits(self, limits: dict[int, float]) -> dict[int, float]:
+        """Cap the GPUs in ``limits`` (index -> W); every other GPU the agent capped gets
+        its default limit back. Returns the caps in force (a refused one is left out)."""
+        if self.nvml is None:
+            return {}
+        for index in set(self.nvml.power_limits_set) - set(limits):
+            self.nvml.restore_power_limit(index)
+        for index, watts in limits.items():
+            self.nvml.set_power_limit(index, watts)
+        return self.nvml.power_limits_set
+
     def close(self) -> None:
-        """Release NVML; the suite is not read again."""
+        """Release NVML (power limits the agent set are restored first); not read again."""
         if self.nvml is not None:
             self.nvml.close()
 

@@ -13,6 +13,7 @@ them.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,13 @@ TICK_CALLS = (POWER, ENERGY, TEMP, FAN, UTIL, CLOCK_SM, CLOCK_MEM, MEMORY, LIMIT
 # (``slow_every``) and carries them between, since each NVML call is a driver ioctl and on
 # sandboxed hosts (gVisor) the ioctls dominate the agent's CPU time.
 SLOW_CALLS = (FAN, CLOCK_SM, CLOCK_MEM, MEMORY, LIMIT)
+
+# Setting the power limit (the heating controller's power cap): asked only where the agent
+# may cap, which it learns by setting the current limit again at start.
+DEFAULT_LIMIT = NvmlCall("nvmlDeviceGetPowerManagementDefaultLimit")  # mW
+SET_LIMIT = "nvmlDeviceSetPowerManagementLimit"  # (handle, mW); root or a privileged helper
+# The answers that mean "this agent may not set the limit here", for good.
+_REFUSALS = ("NVMLError_NoPermission", "NVMLError_NotSupported")
 
 # Which GpuReading fields each call fills (the name falls back to "NVIDIA GPU n", so none).
 FIELDS_BY_CALL: dict[str, tuple[str, ...]] = {
@@ -122,6 +130,11 @@ class NvmlSensor:
         # (device index, call key) pairs the card answered NOT_SUPPORTED: never asked again, as
         # such an answer does not change while the driver is loaded.
         self._unsupported: set[tuple[int, str]] = set()
+        # The power cap: which GPUs it may set (None until probed), and the limits it set.
+        self._limit_lock = threading.Lock()
+        self._may_set: dict[int, bool] | None = None
+        self._capped: dict[int, float] = {}  # index -> W the agent set
+        self._before: dict[int, int] = {}  # index -> mW to restore (the default limit)
         try:
             nvml_module.nvmlInit()
         except nvml_module.NVMLError as exc:
@@ -237,6 +250,104 @@ class NvmlSensor:
             temp_shutdown_c=info.temp_shutdown_c,
         )
 
+    # -- the power cap --------------------------------------------------------------------------
+
+    def power_limit_control(self) -> tuple[tuple[int, float, float], ...]:
+        """``(index, min_w, max_w)`` of each GPU whose power limit this agent may set.
+
+        Probed once: the current limit is set again (no change to the card). NO_PERMISSION
+        (not root, no privileged helper) or NOT_SUPPORTED (the card has no settable limit)
+        leave that GPU out, and the heating controller falls back to a duty cycle.
+        """
+        with self._limit_lock:
+            if self._may_set is None:
+                self._may_set = {d.index: self._probe_set(d) for d in self.devices}
+            return tuple(
+                (d.index, d.power_limit_min_w, d.power_limit_max_w)
+                for d in self.devices
+                if self._may_set.get(d.index)
+                and d.power_limit_min_w is not None
+                and d.power_limit_max_w is not None
+            )
+
+    def _probe_set(self, info: GpuInfo) -> bool:
+        current = self._query(info.index, LIMIT)
+        if current is None or info.power_limit_min_w is None:
+            return False
+        ok, why = self._set_mw(info.index, int(current))
+        if ok:
+            log.info("GPU %d: the agent may set its power limit", info.index)
+        else:
+            log.info("GPU %d: the agent may not set its power limit (%s)", info.index, why)
+        return ok
+
+    def _set_mw(self, index: int, mw: int) -> tuple[bool, str]:
+        nvml = self._nvml
+        try:
+            getattr(nvml, SET_LIMIT)(self._handles[index], mw)
+        except AttributeError:
+            return False, "not in these NVML bindings"
+        except nvml.NVMLError as exc:
+            return False, type(exc).__name__
+        return True, ""
+
+    def set_power_limit(self, index: int, watts: float) -> float | None:
+        """Cap GPU ``index`` at ``watts`` (clamped to its range); the watts set, or None.
+
+        None where the agent may not set it; a refusal (NO_PERMISSION, NOT_SUPPORTED) is
+        remembered, so the next call does not ask the driver again.
+        """
+        if index not in {i for i, _, _ in self.power_limit_control()}:
+            return None
+        info = self.devices[index]
+        assert info.power_limit_min_w is not None and info.power_limit_max_w is not None
+        watts = min(max(watts, info.power_limit_min_w), info.power_limit_max_w)
+        with self._limit_lock:
+            if self._capped.get(index) == watts:
+                return watts
+            if index not in self._before:
+                default = self._query(index, DEFAULT_LIMIT)
+                if default is None:
+                    default = self._query(index, LIMIT)
+                if default is None:
+                    return None
+                self._before[index] = int(default)
+            ok, why = self._set_mw(index, round(watts * 1000))
+            if not ok:
+                log.info("GPU %d: its power limit was not set (%s)", index, why)
+                if why in _REFUSALS and self._may_set is not None:
+                    self._may_set[index] = False
+                return None
+            self._capped[index] = watts
+            self._slow.pop((index, LIMIT.key), None)  # show the new limit at the next read
+            return watts
+
+    def restore_power_limit(self, index: int) -> None:
+        """Give GPU ``index`` its default power limit back, where the agent had capped it."""
+        with self._limit_lock:
+            if index not in self._capped:
+                return
+            del self._capped[index]
+            before = self._before.get(index)
+            if before is None:
+                return
+            ok, why = self._set_mw(index, before)
+            if ok:
+                log.info("GPU %d: its power limit is back at %.0f W", index, before / 1000)
+            else:
+                log.warning("GPU %d: its power limit could not be restored (%s)", index, why)
+            self._slow.pop((index, LIMIT.key), None)
+
+    @property
+    def power_limits_set(self) -> dict[int, float]:
+        """The caps this agent has set now, by GPU index."""
+        with self._limit_lock:
+            return dict(self._capped)
+
+    def restore_power_limits(self) -> None:
+        for index in list(self.power_limits_set):
+            self.restore_power_limit(index)
+
     def describe(self) -> list[str]:
         """``["GPU 0: NVIDIA H100 80GB HBM3 (NVML)"]``."""
         return [f"GPU {d.index}: {d.name} (NVML)" for d in self.devices]
@@ -245,6 +356,7 @@ class NvmlSensor:
         """Shut NVML down; safe to call twice."""
         if self._closed:
             return
+        self.restore_power_limits()  # a cap outlives the agent otherwise
         self._closed = True
         try:
             self._nvml.nvmlShutdown()
