@@ -1,0 +1,95 @@
+"""One way to reach an MQTT broker (paho-mqtt 2.x), shared by the room thermometer and the bridge.
+
+paho runs its own network thread (``loop_start``), reconnects by itself with a back-off, and
+calls our callbacks on that thread; the callbacks here only record what happened.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from heatshare.protocol.heating import MqttSource
+
+# Seconds between reconnection attempts: the first soon (a broker restarting), then backing off.
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 30
+KEEPALIVE_S = 30
+
+
+def where(cfg: MqttSource) -> str:
+    """``host:port`` as the householder typed it, for sentences."""
+    return f"{cfg.host}:{cfg.port}"
+
+
+def new_client(cfg: MqttSource, client_id: str) -> mqtt.Client:
+    """A paho client for this broker, not yet connected.
+
+    MQTT 3.1.1 and a clean session: every broker speaks it, and nothing of a session is worth
+    keeping (retained messages carry the last reading to a new session anyway).
+    """
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv311,
+        clean_session=True,
+    )
+    if cfg.username:
+        client.username_pw_set(cfg.username, cfg.password)
+    if cfg.tls:
+        client.tls_set()
+    client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+    return client
+
+
+def refused(cfg: MqttSource, reason_code: Any) -> str:
+    """A sentence for a CONNACK that refused us."""
+    text = str(reason_code)
+    if text in ("Bad user name or password", "Not authorized"):
+        return (
+            f"The MQTT broker at {where(cfg)} refused the user name or password; check them in "
+            "the broker's settings."
+        )
+    return f"The MQTT broker at {where(cfg)} refused the connection ({text})."
+
+
+def unreachable(cfg: MqttSource, exc: BaseException | None = None) -> str:
+    """A sentence for a broker that could not be reached (``exc`` the error, where known)."""
+    if isinstance(exc, ssl.SSLError):
+        return (
+            f"The MQTT broker at {where(cfg)} did not pass the TLS check ({exc.reason or exc}); "
+            "turn TLS off for a broker that does not offer it."
+        )
+    why = f" ({socket_reason(exc)})" if exc is not None else ""
+    return (
+        f"The MQTT broker at {where(cfg)} cannot be reached{why}; check the address and that "
+        "the broker is running."
+    )
+
+
+def socket_reason(exc: BaseException) -> str:
+    """The root cause of a failed connection, in a few words ("connection refused")."""
+    stack: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, socket.gaierror):
+            return "the name is not known"
+        if isinstance(e, TimeoutError):
+            return "no answer in time"
+        if isinstance(e, ConnectionResetError):
+            return "the connection was reset"
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror.lower()
+        nested = [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
+        stack.extend(n for n in nested if isinstance(n, BaseException))
+    return "the connection failed"
