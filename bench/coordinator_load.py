@@ -305,6 +305,33 @@ class CpuMeter:
             out["pg_pct"] = 100 * (self._pg_s() - p0) / wall
 
 
+@contextlib.contextmanager
+def profiled(out: str | None, servers: list[psutil.Process]) -> Iterator[None]:
+    """Sample the first app server with py-spy (collapsed stacks to ``out``) while inside."""
+    if not out:
+        yield
+        return
+    py_spy = Path(sys.executable).with_name("py-spy")
+    if not py_spy.exists():
+        raise SystemExit("--profile needs py-spy in the same environment (pip install py-spy)")
+    proc = subprocess.Popen(
+        [str(py_spy), "record", "--pid", str(servers[0].pid), "--format", "raw",
+         "--rate", "200", "--output", out, "--nonblocking", "--gil"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)  # let it attach
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def cpu_line(cpu: dict[str, float], answered: int, what: str = "an answer") -> str:
     parts = [f"generator {cpu['generator_pct']:.0f} %", f"coordinator {cpu['server_pct']:.0f} %"]
     if "pg_pct" in cpu:
@@ -612,8 +639,27 @@ async def run(args: argparse.Namespace, net: Network, meter: CpuMeter) -> dict[s
     t = time.perf_counter()
     await enrol(net, n)
     print(f"set-up: {n:,} nodes enrolled in {time.perf_counter() - t:.1f} s (not measured)")
-    interval_s = 30.0
 
+    if args.lease_only:
+        print("phase 1: heartbeats skipped (--lease-only)")
+        figures.update(
+            heartbeat_p50_ms_at_1000=float("nan"),
+            heartbeat_p99_ms_at_1000=float("nan"),
+            heartbeat_errors_at_1000=0,
+            heartbeats_per_s_max=float("nan"),
+            heartbeat_errors_max=0,
+        )
+    else:
+        await heartbeats(args, net, meter, d, figures)
+    await leasing(args, net, meter, d, figures)
+    return figures
+
+
+async def heartbeats(
+    args: argparse.Namespace, net: Network, meter: CpuMeter, d: Durations, figures: dict[str, Any]
+) -> None:
+    n = args.nodes
+    interval_s = 30.0
     print("phase 1: heartbeats")
     pool = Pool(net.targets, size=args.pool)
     send = heartbeat_sender(net, pool)
@@ -638,6 +684,11 @@ async def run(args: argparse.Namespace, net: Network, meter: CpuMeter) -> dict[s
     figures["heartbeat_errors_max"] = sum(closed.errors.values())
     await pool.close()
 
+
+async def leasing(
+    args: argparse.Namespace, net: Network, meter: CpuMeter, d: Durations, figures: dict[str, Any]
+) -> None:
+    n = args.nodes
     print("phase 2: lease + complete")
     goal = LEASE_GOAL_PER_S[args.db_kind]
     # Enough to hold the goal's rate for 4 s: when they run out sooner the goal is met, and
@@ -648,7 +699,7 @@ async def run(args: argparse.Namespace, net: Network, meter: CpuMeter) -> dict[s
     print(f"  set-up: {n_jobs:,} jobs submitted in {time.perf_counter() - t:.1f} s (not measured)")
     results = {j: tiny_targz({"out/result.txt": f"job {j}: 42\n".encode()}) for j in job_ids}
     clients = min(args.clients, n)
-    with meter.measure() as cpu:
+    with profiled(args.profile, meter.servers), meter.measure() as cpu:
         log, wall = await lease_and_complete(net, clients, n_jobs, d.lease_s, results)
     rate = log.completed / wall if wall > 0 else 0.0
     ran_out = log.completed >= n_jobs
@@ -692,7 +743,6 @@ async def run(args: argparse.Namespace, net: Network, meter: CpuMeter) -> dict[s
     figures["double_credits"] = max(checks["over_credited_jobs"], client_double_credits) + (
         0 if consistent else 1
     )
-    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -707,6 +757,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=64, help="open-loop connections at most")
     parser.add_argument("--clients", type=int, default=16, help="leasing nodes (16)")
     parser.add_argument("--jobs", type=int, default=0, help="jobs to submit (default: enough)")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="py-spy the first app server while leasing (raw stacks)"
+    )
+    parser.add_argument(
+        "--lease-only",
+        action="store_true",
+        help="skip the heartbeat phase (for working on leasing; no heartbeat figures)",
+    )
     args = parser.parse_args(argv)
 
     with contextlib.ExitStack() as stack:

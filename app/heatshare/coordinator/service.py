@@ -13,11 +13,24 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -389,113 +402,344 @@ def _stop_reason(attempt_state: str | None, job_state: str | None) -> str:
 
 
 # --- leases --------------------------------------------------------------------------------
+#
+# Leasing, results, failures, progress and the sweep are SQLAlchemy Core statements, built
+# once, on plain tuples: they run hundreds of times a second, and the ORM's unit of work
+# (identity map, flush, reloading a job's attempts) cost several times the SQL itself.
+
+_JOBS = cast(Table, JobRow.__table__)
+_ATTEMPTS = cast(Table, AttemptRow.__table__)
+_LEDGER = cast(Table, LedgerRow.__table__)
 
 
-def sweep(s: Session, now: datetime) -> int:
+def _conn(s: Session | Connection) -> Connection:
+    return s.connection() if isinstance(s, Session) else s
+
+
+@dataclass(slots=True)
+class _Job:
+    """The columns of a job that settling reads or changes."""
+
+    id: int
+    state: str
+    wanted: int
+    attempts_count: int
+    max_attempts: int
+    replication: int
+    deadline: datetime | None
+    price_minor: int
+    currency: str
+    label: str
+    result_sha256: str | None
+    finished_at: datetime | None
+    failure: str | None
+
+
+_JOB_COLUMNS = [_JOBS.c[f] for f in _Job.__dataclass_fields__]
+_LEASE_COLUMNS = [
+    _JOBS.c.bundle_sha256,
+    _JOBS.c.bundle_size,
+    _JOBS.c.command,
+    _JOBS.c.env,
+    _JOBS.c.resources,
+]
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """The columns of an attempt that settling reads or changes; ``dirty`` when changed."""
+
+    id: int
+    job_id: int
+    node_id: int
+    state: str
+    leased_at: datetime
+    lease_expires_at: datetime
+    finished_at: datetime | None
+    result_sha256: str | None
+    result_size: int | None
+    credited_minor: int
+    failure: str | None
+    exit_code: int | None
+    dirty: bool = False
+
+    def set(self, **changes: object) -> None:
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self.dirty = True
+
+
+_ATTEMPT_COLUMNS = [_ATTEMPTS.c[f] for f in _Attempt.__dataclass_fields__ if f != "dirty"]
+
+_LOCK_JOB = select(*_JOB_COLUMNS).where(_JOBS.c.id == bindparam("job_id")).with_for_update()
+_LOCK_ATTEMPT = (
+    select(*_ATTEMPT_COLUMNS).where(_ATTEMPTS.c.id == bindparam("attempt_id")).with_for_update()
+)
+_JOB_ATTEMPTS = (
+    select(*_ATTEMPT_COLUMNS)
+    .where(_ATTEMPTS.c.job_id == bindparam("job_id"))
+    .order_by(_ATTEMPTS.c.id)
+    .with_for_update()
+)
+_WRITE_JOB = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("j_id"))
+    .values(
+        state=bindparam("j_state"),
+        wanted=bindparam("j_wanted"),
+        attempts_count=bindparam("j_attempts_count"),
+        result_sha256=bindparam("j_result_sha256"),
+        finished_at=bindparam("j_finished_at", type_=UtcDateTime),
+        failure=bindparam("j_failure"),
+    )
+)
+# Not the lease's expiry or progress: those belong to the progress route, which locks only
+# the attempt; everything written here changes only under the job's lock.
+_WRITE_ATTEMPT = (
+    update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.id == bindparam("a_id"))
+    .values(
+        state=bindparam("a_state"),
+        finished_at=bindparam("a_finished_at", type_=UtcDateTime),
+        result_sha256=bindparam("a_result_sha256"),
+        result_size=bindparam("a_result_size"),
+        credited_minor=bindparam("a_credited_minor"),
+        failure=bindparam("a_failure"),
+        exit_code=bindparam("a_exit_code"),
+    )
+)
+# The node's account is read in the same statement: a credit is one INSERT.
+_CREDIT = insert(_LEDGER).from_select(
+    ["at", "account_id", "node_id", "job_id", "attempt_id", "kind", "amount_minor", "currency",
+     "memo"],
+    select(
+        bindparam("at", type_=UtcDateTime),
+        _NODES.c.account_id,
+        _NODES.c.id,
+        bindparam("job_id", type_=Integer),
+        bindparam("attempt_id", type_=Integer),
+        literal("credit", String),
+        bindparam("amount_minor", type_=Integer),
+        bindparam("currency", type_=String),
+        bindparam("memo", type_=String),
+    ).where(_NODES.c.id == bindparam("node_id")),
+)  # fmt: skip
+_ADJUST_TRUST = (
+    update(_NODES)
+    .where(_NODES.c.id == bindparam("t_id"))
+    .values(trust=_NODES.c.trust + bindparam("t_delta"))
+)
+
+
+@dataclass(slots=True)
+class _Changes:
+    """What settling a job decided beyond its own row: credits and trust."""
+
+    credits: list[_Attempt] = field(default_factory=list)
+    trust: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _job_attempts(conn: Connection, job_id: int) -> list[_Attempt]:
+    return [_Attempt(*row) for row in conn.execute(_JOB_ATTEMPTS, {"job_id": job_id})]
+
+
+def _store(
+    conn: Connection, job: _Job, attempts: list[_Attempt], changes: _Changes, now: datetime
+) -> None:
+    """Write a settled job back: its row, the attempts it changed, credits, then trust."""
+    conn.execute(
+        _WRITE_JOB,
+        {
+            "j_id": job.id,
+            "j_state": job.state,
+            "j_wanted": job.wanted,
+            "j_attempts_count": job.attempts_count,
+            "j_result_sha256": job.result_sha256,
+            "j_finished_at": job.finished_at,
+            "j_failure": job.failure,
+        },
+    )
+    changed = [
+        {
+            "a_id": a.id,
+            "a_state": a.state,
+            "a_finished_at": a.finished_at,
+            "a_result_sha256": a.result_sha256,
+            "a_result_size": a.result_size,
+            "a_credited_minor": a.credited_minor,
+            "a_failure": a.failure,
+            "a_exit_code": a.exit_code,
+        }
+        for a in attempts
+        if a.dirty
+    ]
+    if changed:
+        conn.execute(_WRITE_ATTEMPT, changed)
+    if changes.credits:
+        label = f" ({job.label})" if job.label else ""
+        conn.execute(
+            _CREDIT,
+            [
+                {
+                    "at": now,
+                    "node_id": a.node_id,
+                    "job_id": job.id,
+                    "attempt_id": a.id,
+                    "amount_minor": a.credited_minor,
+                    "currency": job.currency,
+                    "memo": f"Job {job.id}{label}: result accepted",
+                }
+                for a in changes.credits
+            ],
+        )
+    if changes.trust:
+        # Node rows locked in id order, as the heartbeat writer locks them: no circular wait.
+        conn.execute(
+            _ADJUST_TRUST,
+            [{"t_id": node_id, "t_delta": d} for node_id, d in sorted(changes.trust.items())],
+        )
+
+
+def _settle_and_store(conn: Connection, job: _Job, attempts: list[_Attempt], now: datetime) -> None:
+    changes = _Changes()
+    _settle(job, attempts, now, changes)
+    _store(conn, job, attempts, changes, now)
+
+
+_SWEEP_JOBS = (
+    select(*_JOB_COLUMNS)
+    .where(
+        _JOBS.c.state.in_(_OPEN),
+        or_(
+            _JOBS.c.id.in_(
+                select(_ATTEMPTS.c.job_id).where(
+                    _ATTEMPTS.c.state == AttemptState.LEASED.value,
+                    _ATTEMPTS.c.lease_expires_at <= bindparam("now", type_=UtcDateTime),
+                )
+            ),
+            (_JOBS.c.deadline.is_not(None))
+            & (_JOBS.c.deadline <= bindparam("now", type_=UtcDateTime)),
+        ),
+    )
+    .order_by(_JOBS.c.id)
+    .with_for_update(skip_locked=True)
+)
+
+
+def sweep(s: Session | Connection, now: datetime) -> int:
     """Settle jobs whose leases ran out or whose deadline passed; returns how many.
 
-    Runs before each lease (so an expired lease is leasable at once) and in the background.
+    Runs before leasing (so an expired lease is leasable at once) and in the background.
     Jobs another transaction holds are skipped: that one settles them, or the next sweep.
     """
-    expired_job_ids = (
-        select(AttemptRow.job_id)
-        .where(
-            AttemptRow.state == AttemptState.LEASED.value,
-            AttemptRow.lease_expires_at <= now,
-        )
-        .scalar_subquery()
-    )
-    jobs = s.scalars(
-        select(JobRow)
-        .where(
-            JobRow.state.in_(_OPEN),
-            or_(
-                JobRow.id.in_(expired_job_ids),
-                (JobRow.deadline.is_not(None)) & (JobRow.deadline <= now),
-            ),
-        )
-        .order_by(JobRow.id)
-        .with_for_update(skip_locked=True)
-    ).all()
+    conn = _conn(s)
+    jobs = [_Job(*row) for row in conn.execute(_SWEEP_JOBS, {"now": now})]
     for job in jobs:
-        for attempt in s.scalars(
-            select(AttemptRow)
-            .where(
-                AttemptRow.job_id == job.id,
-                AttemptRow.state == AttemptState.LEASED.value,
-                AttemptRow.lease_expires_at <= now,
-            )
-            .with_for_update()
-        ):
-            attempt.state = AttemptState.EXPIRED.value
-            attempt.finished_at = now
-            attempt.failure = "The lease ran out without progress."
-            log.info("Lease of attempt %d (job %d) expired", attempt.id, job.id)
-        _settle(s, job, now)
+        attempts = _job_attempts(conn, job.id)
+        for attempt in attempts:
+            if attempt.state == AttemptState.LEASED.value and attempt.lease_expires_at <= now:
+                attempt.set(
+                    state=AttemptState.EXPIRED.value,
+                    finished_at=now,
+                    failure="The lease ran out without progress.",
+                )
+                log.info("Lease of attempt %d (job %d) expired", attempt.id, job.id)
+        _settle_and_store(conn, job, attempts, now)
     return len(jobs)
 
 
-def sweep_due(s: Session, now: datetime) -> bool:
+_EXPIRED_LEASE = (
+    select(_ATTEMPTS.c.id)
+    .where(
+        _ATTEMPTS.c.state == AttemptState.LEASED.value,
+        _ATTEMPTS.c.lease_expires_at <= bindparam("now", type_=UtcDateTime),
+    )
+    .limit(1)
+)
+_OVERDUE_JOB = (
+    select(_JOBS.c.id)
+    .where(
+        _JOBS.c.finished_at.is_(None),  # open: _finish sets it, nothing else
+        _JOBS.c.deadline.is_not(None),
+        _JOBS.c.deadline <= bindparam("now", type_=UtcDateTime),
+    )
+    .limit(1)
+)
+
+
+def sweep_due(s: Session | Connection, now: datetime) -> bool:
     """Whether :func:`sweep` has anything to do (a read, for a quick answer before leasing)."""
-    expired = s.scalar(
-        select(AttemptRow.id)
-        .where(
-            AttemptRow.state == AttemptState.LEASED.value,
-            AttemptRow.lease_expires_at <= now,
-        )
-        .limit(1)
-    )
-    if expired is not None:
+    conn = _conn(s)
+    if conn.scalar(_EXPIRED_LEASE, {"now": now}) is not None:
         return True
-    overdue = s.scalar(
-        select(JobRow.id)
-        .where(
-            JobRow.finished_at.is_(None),  # open: _finish sets it, nothing else
-            JobRow.deadline.is_not(None),
-            JobRow.deadline <= now,
-        )
-        .limit(1)
+    return conn.scalar(_OVERDUE_JOB, {"now": now}) is not None
+
+
+_NODE_FOR_LEASE = (
+    select(
+        _NODES.c.sandbox,
+        _NODES.c.cpu_cores,
+        _NODES.c.memory_bytes,
+        _NODES.c.gpu_count,
+        _NODES.c.gpu_min_memory_bytes,
+        _NODES.c.os,
+        _NODES.c.arch,
     )
-    return overdue is not None
-
-
-_IN_PROGRESS = select(func.count(AttemptRow.id)).where(
-    AttemptRow.node_id == bindparam("node_id"), AttemptRow.state == AttemptState.LEASED.value
+    .where(_NODES.c.id == bindparam("node_id"))
+    # FOR NO KEY UPDATE: a credit's foreign key to the node need not wait for it.
+    .with_for_update(key_share=True)
+)
+_IN_PROGRESS = select(func.count(_ATTEMPTS.c.id)).where(
+    _ATTEMPTS.c.node_id == bindparam("node_id"), _ATTEMPTS.c.state == AttemptState.LEASED.value
 )
 # Built once (building it on each lease was a visible part of a lease's CPU time).
 _LEASABLE = (
-    select(JobRow)
+    select(*_JOB_COLUMNS, *_LEASE_COLUMNS)
     .where(
-        JobRow.wanted > 0,  # only open jobs want attempts (_settle zeroes it otherwise)
-        JobRow.attempts_count < JobRow.max_attempts,
-        or_(JobRow.deadline.is_(None), JobRow.deadline > bindparam("now", type_=UtcDateTime)),
-        JobRow.need_cpu_cores <= bindparam("cpu_cores"),
-        JobRow.need_memory_bytes <= bindparam("memory_bytes"),
-        JobRow.need_gpus <= bindparam("gpu_count"),
+        _JOBS.c.wanted > 0,  # only open jobs want attempts (_settle zeroes it otherwise)
+        _JOBS.c.attempts_count < _JOBS.c.max_attempts,
+        or_(_JOBS.c.deadline.is_(None), _JOBS.c.deadline > bindparam("now", type_=UtcDateTime)),
+        _JOBS.c.need_cpu_cores <= bindparam("cpu_cores"),
+        _JOBS.c.need_memory_bytes <= bindparam("memory_bytes"),
+        _JOBS.c.need_gpus <= bindparam("gpu_count"),
         or_(
-            JobRow.need_gpus == 0, JobRow.need_gpu_memory_bytes <= bindparam("gpu_min_memory_bytes")
+            _JOBS.c.need_gpus == 0,
+            _JOBS.c.need_gpu_memory_bytes <= bindparam("gpu_min_memory_bytes"),
         ),
-        JobRow.need_os == bindparam("os"),
-        or_(JobRow.need_arch.is_(None), JobRow.need_arch == bindparam("arch")),
+        _JOBS.c.need_os == bindparam("os"),
+        or_(_JOBS.c.need_arch.is_(None), _JOBS.c.need_arch == bindparam("arch")),
         ~exists(
-            select(AttemptRow.id).where(
-                AttemptRow.job_id == JobRow.id,
-                AttemptRow.node_id == bindparam("node_id"),
-                AttemptRow.state.in_(_HOLDS_OR_ANSWERED),
+            select(_ATTEMPTS.c.id).where(
+                _ATTEMPTS.c.job_id == _JOBS.c.id,
+                _ATTEMPTS.c.node_id == bindparam("node_id"),
+                _ATTEMPTS.c.state.in_(_HOLDS_OR_ANSWERED),
             )
         ),
     )
-    .order_by(JobRow.id)
+    .order_by(_JOBS.c.id)
     .limit(bindparam("room"))
-    .with_for_update(skip_locked=True, of=JobRow)
+    .with_for_update(skip_locked=True, of=_JOBS)
 )
+_NEW_ATTEMPT = insert(_ATTEMPTS).values(
+    job_id=bindparam("job_id"),
+    node_id=bindparam("node_id"),
+    state=AttemptState.LEASED.value,
+    leased_at=bindparam("now", type_=UtcDateTime),
+    lease_expires_at=bindparam("expires", type_=UtcDateTime),
+    progress=0.0,
+    progress_message="",
+    credited_minor=0,
+)
+_N_JOB = len(_JOB_COLUMNS)
 
 
 def lease(
-    s: Session, node_id: int, max_jobs: int, now: datetime, settings: Settings
+    s: Session | Connection, node_id: int, max_jobs: int, now: datetime, settings: Settings
 ) -> LeaseResponse:
+    """Up to ``max_jobs`` jobs for a node; refuses (raises) before writing anything."""
+    conn = _conn(s)
     # Locking the node serialises one node's own lease calls, so its limit holds.
-    node = s.get(NodeRow, node_id, with_for_update=True, populate_existing=True)
+    node = conn.execute(_NODE_FOR_LEASE, {"node_id": node_id}).one_or_none()
     if node is None:
         raise RefusedError(401, "This call needs a valid node token (Authorization: Bearer …).")
     if node.sandbox == SandboxKind.NONE.value:
@@ -504,14 +748,14 @@ def lease(
             "This machine has no job sandbox, so the network gives it no work. "
             "Install bubblewrap and enrol again.",
         )
-    in_progress = s.scalar(_IN_PROGRESS, {"node_id": node.id}) or 0
+    in_progress = conn.scalar(_IN_PROGRESS, {"node_id": node_id}) or 0
     room = min(max_jobs, settings.max_in_progress_per_node - in_progress)
     if room <= 0:
         return LeaseResponse(retry_after_s=settings.retry_after_s)
-    jobs = s.scalars(
+    rows = conn.execute(
         _LEASABLE,
         {
-            "node_id": node.id,
+            "node_id": node_id,
             "now": now,
             "cpu_cores": node.cpu_cores,
             "memory_bytes": node.memory_bytes,
@@ -524,31 +768,35 @@ def lease(
     ).all()
     leases: list[Lease] = []
     expires = now + timedelta(seconds=settings.lease_s)
-    for job in jobs:
-        attempt = AttemptRow(
-            job_id=job.id,
-            node_id=node.id,
-            state=AttemptState.LEASED.value,
-            leased_at=now,
-            lease_expires_at=expires,
-            progress=0.0,
-            progress_message="",
-            credited_minor=0,
+    for row in rows:
+        job = _Job(*row[:_N_JOB])
+        bundle_sha256, bundle_size, command, env, resources = row[_N_JOB:]
+        inserted = conn.execute(
+            _NEW_ATTEMPT, {"job_id": job.id, "node_id": node_id, "now": now, "expires": expires}
         )
-        s.add(attempt)
+        key = inserted.inserted_primary_key
+        assert key is not None
+        attempt_id = int(key[0])
         job.attempts_count += 1
-        s.flush()
-        _settle(s, job, now)
+        if job.attempts_count == 1:
+            # Its first attempt: nothing else to read (the common case, and the cheap one).
+            attempts = [
+                _Attempt(attempt_id, job.id, node_id, AttemptState.LEASED.value, now, expires,
+                         None, None, None, 0, None, None)
+            ]  # fmt: skip
+        else:
+            attempts = _job_attempts(conn, job.id)
+        _settle_and_store(conn, job, attempts, now)
         leases.append(
             Lease(
-                attempt_id=attempt.id,
+                attempt_id=attempt_id,
                 job_id=job.id,
-                bundle_sha256=job.bundle_sha256,
-                bundle_size=job.bundle_size,
-                bundle_url=f"/v1/bundles/{job.bundle_sha256}",
-                command=job.command,
-                env=job.env,
-                resources=Resources.model_validate(job.resources),
+                bundle_sha256=bundle_sha256,
+                bundle_size=bundle_size,
+                bundle_url=f"/v1/bundles/{bundle_sha256}",
+                command=command,
+                env=env,
+                resources=Resources.model_validate(resources),
                 price_minor=job.price_minor,
                 currency=job.currency,
                 lease_expires_at=expires,
@@ -557,12 +805,12 @@ def lease(
                 label=job.label,
             )
         )
-        log.info("Job %d leased to node %d as attempt %d", job.id, node.id, attempt.id)
+        log.debug("Job %d leased to node %d as attempt %d", job.id, node_id, attempt_id)
     return LeaseResponse(leases=leases, retry_after_s=0 if leases else settings.retry_after_s)
 
 
-_OWN_ATTEMPT_JOB = select(AttemptRow.job_id).where(
-    AttemptRow.id == bindparam("attempt_id"), AttemptRow.node_id == bindparam("node_id")
+_OWN_ATTEMPT_JOB = select(_ATTEMPTS.c.job_id).where(
+    _ATTEMPTS.c.id == bindparam("attempt_id"), _ATTEMPTS.c.node_id == bindparam("node_id")
 )
 
 
@@ -574,16 +822,40 @@ def own_attempt(s: Session | Connection, node_id: int, attempt_id: int) -> int:
     return job_id
 
 
-def _lock_attempt_and_job(s: Session, node_id: int, attempt_id: int) -> tuple[AttemptRow, JobRow]:
-    job_id = own_attempt(s, node_id, attempt_id)
-    job = s.get(JobRow, job_id, with_for_update=True, populate_existing=True)
-    attempt = s.get(AttemptRow, attempt_id, with_for_update=True, populate_existing=True)
-    assert job is not None and attempt is not None
+def _lock_attempt_and_job(conn: Connection, node_id: int, attempt_id: int) -> tuple[_Attempt, _Job]:
+    """One of this node's attempts and its job, locked job first (the lock order)."""
+    job_id = own_attempt(conn, node_id, attempt_id)
+    job = _Job(*conn.execute(_LOCK_JOB, {"job_id": job_id}).one())
+    attempt = _Attempt(*conn.execute(_LOCK_ATTEMPT, {"attempt_id": attempt_id}).one())
     return attempt, job
 
 
+def _with_attempts(conn: Connection, job: _Job, attempt: _Attempt) -> list[_Attempt]:
+    """The job's attempts, ``attempt`` being the changed one (read only when there are more)."""
+    if job.attempts_count <= 1:
+        return [attempt]
+    return [attempt if a.id == attempt.id else a for a in _job_attempts(conn, job.id)]
+
+
+_PROGRESS_ATTEMPT = (
+    select(_ATTEMPTS.c.state, _ATTEMPTS.c.lease_expires_at)
+    .where(_ATTEMPTS.c.id == bindparam("attempt_id"))
+    .with_for_update()
+)
+_JOB_STATE = select(_JOBS.c.state).where(_JOBS.c.id == bindparam("job_id"))
+_WRITE_PROGRESS = (
+    update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.id == bindparam("p_id"))
+    .values(
+        lease_expires_at=bindparam("p_expires", type_=UtcDateTime),
+        progress=bindparam("p_fraction"),
+        progress_message=bindparam("p_message"),
+    )
+)
+
+
 def progress(
-    s: Session,
+    s: Session | Connection,
     node_id: int,
     attempt_id: int,
     report: Progress,
@@ -591,29 +863,45 @@ def progress(
     now: datetime,
     settings: Settings,
 ) -> ProgressResponse:
-    job_id = own_attempt(s, node_id, attempt_id)
-    attempt = s.get(AttemptRow, attempt_id, with_for_update=True, populate_existing=True)
-    job = s.get(JobRow, job_id)
-    assert attempt is not None
-    assert job is not None
-    holds = attempt.state == AttemptState.LEASED.value and job.state not in _TERMINAL
+    conn = _conn(s)
+    job_id = own_attempt(conn, node_id, attempt_id)
+    state, expires = conn.execute(_PROGRESS_ATTEMPT, {"attempt_id": attempt_id}).one()
+    job_state = conn.scalar(_JOB_STATE, {"job_id": job_id})
+    holds = state == AttemptState.LEASED.value and job_state not in _TERMINAL
     if holds:
-        attempt.lease_expires_at = now + timedelta(seconds=settings.lease_s)
-        attempt.progress = report.fraction
-        attempt.progress_message = _text(report.message)
-    stop = attempt.state not in (
+        expires = now + timedelta(seconds=settings.lease_s)
+        conn.execute(
+            _WRITE_PROGRESS,
+            {
+                "p_id": attempt_id,
+                "p_expires": expires,
+                "p_fraction": report.fraction,
+                "p_message": _text(report.message),
+            },
+        )
+    stop = state not in (
         AttemptState.LEASED.value,
         AttemptState.UPLOADED.value,
         AttemptState.ACCEPTED.value,
-    ) or (attempt.state == AttemptState.LEASED.value and not holds)
-    return ProgressResponse(lease_expires_at=attempt.lease_expires_at, cancel=stop)
+    ) or (state == AttemptState.LEASED.value and not holds)
+    return ProgressResponse(lease_expires_at=expires, cancel=stop)
 
 
 def record_result(
-    s: Session, node_id: int, attempt_id: int, sha256: str, *, size: int, now: datetime
+    s: Session | Connection,
+    node_id: int,
+    attempt_id: int,
+    sha256: str,
+    *,
+    size: int,
+    now: datetime,
 ) -> ResultAccepted:
-    """Take a result whose bytes are already in the blob store under ``sha256``."""
-    attempt, job = _lock_attempt_and_job(s, node_id, attempt_id)
+    """Take a result whose bytes are already in the blob store under ``sha256``.
+
+    Refuses (raises) before writing anything.
+    """
+    conn = _conn(s)
+    attempt, job = _lock_attempt_and_job(conn, node_id, attempt_id)
     if attempt.result_sha256 is not None:
         if attempt.result_sha256 != sha256:
             raise RefusedError(
@@ -624,22 +912,23 @@ def record_result(
         return _result_answer(attempt, job)
     if attempt.state == AttemptState.FAILED.value:
         raise RefusedError(409, "This attempt was reported as failed; it cannot have a result now.")
-    attempt.result_sha256 = sha256
-    attempt.result_size = size
-    attempt.finished_at = now
+    attempt.set(result_sha256=sha256, result_size=size, finished_at=now)
     if job.state in _TERMINAL:
-        attempt.state = AttemptState.REJECTED.value
-        attempt.failure = f"Late: the job was {job.state} before this result arrived; no credit."
+        attempt.set(
+            state=AttemptState.REJECTED.value,
+            failure=f"Late: the job was {job.state} before this result arrived; no credit.",
+        )
         log.info(
             "Attempt %d: result after job %d was %s; not credited", attempt.id, job.id, job.state
         )
+        _store(conn, job, [attempt], _Changes(), now)
     else:
-        attempt.state = AttemptState.UPLOADED.value
-        _settle(s, job, now)
+        attempt.set(state=AttemptState.UPLOADED.value)
+        _settle_and_store(conn, job, _with_attempts(conn, job, attempt), now)
     return _result_answer(attempt, job)
 
 
-def _result_answer(attempt: AttemptRow, job: JobRow) -> ResultAccepted:
+def _result_answer(attempt: _Attempt, job: _Job) -> ResultAccepted:
     assert attempt.result_sha256 is not None
     status = {
         AttemptState.ACCEPTED.value: "accepted",
@@ -656,17 +945,21 @@ def _result_answer(attempt: AttemptRow, job: JobRow) -> ResultAccepted:
 
 
 def record_failure(
-    s: Session, node_id: int, attempt_id: int, failure: Failure, now: datetime
+    s: Session | Connection, node_id: int, attempt_id: int, failure: Failure, now: datetime
 ) -> NodeAttempt:
-    attempt, job = _lock_attempt_and_job(s, node_id, attempt_id)
+    """The node says an attempt failed; refuses (raises) before writing anything."""
+    conn = _conn(s)
+    attempt, job = _lock_attempt_and_job(conn, node_id, attempt_id)
     if attempt.state == AttemptState.LEASED.value:
-        attempt.state = AttemptState.FAILED.value
-        attempt.finished_at = now
-        attempt.exit_code = None if failure.exit_code is None else _clamp(failure.exit_code)
         tail = failure.log_tail[-4000:]
-        attempt.failure = _text(failure.reason + (f"\n{tail}" if tail else ""))
+        attempt.set(
+            state=AttemptState.FAILED.value,
+            finished_at=now,
+            exit_code=None if failure.exit_code is None else _clamp(failure.exit_code),
+            failure=_text(failure.reason + (f"\n{tail}" if tail else "")),
+        )
         log.info("Attempt %d (job %d) failed: %s", attempt.id, job.id, failure.reason)
-        _settle(s, job, now)
+        _settle_and_store(conn, job, _with_attempts(conn, job, attempt), now)
     elif attempt.state in (AttemptState.UPLOADED.value, AttemptState.ACCEPTED.value):
         raise RefusedError(409, "This attempt has a result already; it cannot fail now.")
     return _attempt_out(attempt, job.price_minor)
@@ -677,18 +970,20 @@ def record_failure(
 
 @dataclass
 class _Tally:
-    active: list[AttemptRow]
-    waiting: list[AttemptRow]  # results not yet accepted or rejected
-    accepted: list[AttemptRow]
+    active: list[_Attempt]
+    waiting: list[_Attempt]  # results not yet accepted or rejected
+    accepted: list[_Attempt]
 
 
-def _settle(s: Session, job: JobRow, now: datetime) -> None:
-    """Recount a (locked) job after any change: validate results, expire, fail, or reopen."""
+def _settle(job: _Job, attempts: list[_Attempt], now: datetime, changes: _Changes) -> None:
+    """Recount a (locked) job after any change: validate results, expire, fail, or reopen.
+
+    ``attempts`` are all of the job's attempts as they are now (changes not yet written);
+    what is decided is left in ``job``, ``attempts`` and ``changes`` for :func:`_store`.
+    """
     if job.state in _TERMINAL:
         job.wanted = 0
         return
-    s.flush()
-    attempts = list(s.scalars(select(AttemptRow).where(AttemptRow.job_id == job.id)))
     tally = _Tally(
         active=[a for a in attempts if a.state == AttemptState.LEASED.value],
         waiting=[a for a in attempts if a.state == AttemptState.UPLOADED.value],
@@ -699,7 +994,7 @@ def _settle(s: Session, job: JobRow, now: datetime) -> None:
         return
     winners = _winners(job, tally.waiting + tally.accepted)
     if winners:
-        _conclude(s, job, tally, winners, now)
+        _conclude(job, tally, winners, now, changes)
         return
     results = len(tally.waiting)
     # Replication 2 needs two agreeing machines: two attempts while none has answered, then
@@ -725,39 +1020,40 @@ def _settle(s: Session, job: JobRow, now: datetime) -> None:
 
 
 def _conclude(
-    s: Session, job: JobRow, tally: _Tally, winners: list[AttemptRow], now: datetime
+    job: _Job, tally: _Tally, winners: list[_Attempt], now: datetime, changes: _Changes
 ) -> None:
     """The job is done: credit the winners once, reject the rest."""
     for attempt in winners:
         if attempt.state != AttemptState.ACCEPTED.value:
-            _accept(s, job, attempt, now)
+            _accept(job, attempt, changes)
     job.result_sha256 = winners[0].result_sha256
-    trust: dict[int, int] = defaultdict(int)
     for attempt in (a for a in tally.waiting if a not in winners):
-        attempt.state = AttemptState.REJECTED.value
         if job.replication > 1 and attempt.result_sha256 != job.result_sha256:
-            attempt.failure = "Outvoted: two other machines agreed on a different result."
-            trust[attempt.node_id] += TRUST_MISMATCH
+            attempt.set(
+                state=AttemptState.REJECTED.value,
+                failure="Outvoted: two other machines agreed on a different result.",
+            )
+            changes.trust[attempt.node_id] += TRUST_MISMATCH
             log.info("Attempt %d (job %d): result outvoted; no credit", attempt.id, job.id)
         else:
-            attempt.failure = "Another attempt's result was accepted first; no credit."
+            attempt.set(
+                state=AttemptState.REJECTED.value,
+                failure="Another attempt's result was accepted first; no credit.",
+            )
     if job.replication > 1:
         for attempt in winners:
-            trust[attempt.node_id] += TRUST_MATCH
-    # Node rows locked in id order, as the heartbeat writer locks them: no circular wait.
-    for node_id in sorted(trust):
-        _adjust_trust(s, node_id, trust[node_id])
+            changes.trust[attempt.node_id] += TRUST_MATCH
     tally.waiting = []
     _finish(job, tally, JobState.DONE, now=now, why=None)
 
 
-def _winners(job: JobRow, results: list[AttemptRow]) -> list[AttemptRow]:
+def _winners(job: _Job, results: list[_Attempt]) -> list[_Attempt]:
     """The attempts whose result wins: any one for replication 1, else two machines agreeing."""
     if not results:
         return []
     if job.replication <= 1:
         return [min(results, key=lambda a: a.id)]
-    by_sha: dict[str, list[AttemptRow]] = defaultdict(list)
+    by_sha: dict[str, list[_Attempt]] = defaultdict(list)
     for attempt in sorted(results, key=lambda a: a.id):
         assert attempt.result_sha256 is not None
         by_sha[attempt.result_sha256].append(attempt)
@@ -769,7 +1065,7 @@ def _winners(job: JobRow, results: list[AttemptRow]) -> list[AttemptRow]:
     return []
 
 
-def _last_failure(attempts: list[AttemptRow]) -> str | None:
+def _last_failure(attempts: list[_Attempt]) -> str | None:
     failed = [a for a in attempts if a.state == AttemptState.FAILED.value and a.failure]
     if not failed:
         return None
@@ -777,59 +1073,46 @@ def _last_failure(attempts: list[AttemptRow]) -> str | None:
     return f"No attempt succeeded; the last said: {reason}"
 
 
-def _finish(job: JobRow, tally: _Tally, state: JobState, *, now: datetime, why: str | None) -> None:
+def _finish(job: _Job, tally: _Tally, state: JobState, *, now: datetime, why: str | None) -> None:
     job.state = state.value
     job.wanted = 0
     job.finished_at = now
     job.failure = why
     for attempt in tally.active:
-        attempt.state = AttemptState.EXPIRED.value
-        attempt.finished_at = now
-        attempt.failure = f"Stopped: the job is {state.value}."
-    for attempt in tally.waiting:
-        attempt.state = AttemptState.REJECTED.value
-        attempt.failure = f"Not validated: the job is {state.value}."
-    log.info("Job %d is %s", job.id, state.value)
-
-
-def _accept(s: Session, job: JobRow, attempt: AttemptRow, now: datetime) -> None:
-    node = s.get(NodeRow, attempt.node_id)
-    assert node is not None
-    attempt.state = AttemptState.ACCEPTED.value
-    attempt.credited_minor = job.price_minor
-    label = f" ({job.label})" if job.label else ""
-    s.add(
-        LedgerRow(
-            at=now,
-            account_id=node.account_id,
-            node_id=node.id,
-            job_id=job.id,
-            attempt_id=attempt.id,
-            kind="credit",
-            amount_minor=job.price_minor,
-            currency=job.currency,
-            memo=f"Job {job.id}{label}: result accepted",
+        attempt.set(
+            state=AttemptState.EXPIRED.value,
+            finished_at=now,
+            failure=f"Stopped: the job is {state.value}.",
         )
+    for attempt in tally.waiting:
+        attempt.set(
+            state=AttemptState.REJECTED.value, failure=f"Not validated: the job is {state.value}."
+        )
+    # Each job done is routine (hundreds a second); one that failed or expired is news.
+    log.log(
+        logging.DEBUG if state is JobState.DONE else logging.INFO,
+        "Job %d is %s",
+        job.id,
+        state.value,
     )
-    log.info(
+
+
+def _accept(job: _Job, attempt: _Attempt, changes: _Changes) -> None:
+    attempt.set(state=AttemptState.ACCEPTED.value, credited_minor=job.price_minor)
+    changes.credits.append(attempt)
+    log.debug(
         "Attempt %d (job %d) accepted; node %d credited %d",
         attempt.id,
         job.id,
-        node.id,
+        attempt.node_id,
         job.price_minor,
     )
-
-
-def _adjust_trust(s: Session, node_id: int, delta: int) -> None:
-    node = s.get(NodeRow, node_id, with_for_update=True)
-    if node is not None:
-        node.trust += delta
 
 
 # --- node: its own view --------------------------------------------------------------------
 
 
-def _attempt_out(a: AttemptRow, price_minor: int) -> NodeAttempt:
+def _attempt_out(a: AttemptRow | _Attempt, price_minor: int) -> NodeAttempt:
     return NodeAttempt(
         attempt_id=a.id,
         job_id=a.job_id,
