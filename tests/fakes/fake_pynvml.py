@@ -14,6 +14,10 @@ None accepts (and the limit read afterwards is the one set), else the error clas
 (``"NVMLError_NoPermission"`` as for a normal user, ``"NVMLError_NotSupported"`` as on cards
 without a settable limit). ``override(i, key, value)`` makes GPU ``i`` answer ``key`` with
 ``value`` from now on (a GPU that gets hot, a fan that stops).
+
+Graphics processes (``nvmlDeviceGetGraphicsRunningProcesses``) are not in recordings (they are
+whatever runs on the card at the time): a test sets ``graphics_processes`` and gets them back
+the way pynvml hands them over (see :meth:`FakePynvml.nvmlDeviceGetGraphicsRunningProcesses`).
 """
 
 from __future__ import annotations
@@ -63,6 +67,14 @@ def load_recording(name: str = "recording.json") -> dict[str, Any]:
     return data
 
 
+class NVMLLibraryMismatchError(Exception):
+    """pynvml's error for an unversioned call the loaded driver lacks (not an NVMLError)."""
+
+
+# What pynvml puts in a process entry's instance ids outside MIG (0xFFFFFFFF, "no instance").
+NO_INSTANCE = 0xFFFFFFFF
+
+
 class _Handle:
     def __init__(self, index: int) -> None:
         self.index = index
@@ -83,6 +95,7 @@ class FakePynvml:
     """
 
     NVMLError = NVMLError
+    NVMLLibraryMismatchError = NVMLLibraryMismatchError
 
     def __init__(
         self,
@@ -98,6 +111,12 @@ class FakePynvml:
         self.tick = 0
         self.calls: Counter[str] = Counter()
         self.init_count = 0  # NVML counts nvmlInit calls; each nvmlShutdown undoes one
+        # GPU index -> graphics processes, each {"pid": ..., "usedGpuMemory": bytes or None}.
+        self.graphics_processes: dict[int, list[dict[str, Any]]] = {}
+        # GPU index -> the NVML error class name its graphics-process call raises.
+        self.graphics_errors: dict[int, str] = {}
+        # The driver predates the unversioned (_v3) call: only _v2 answers.
+        self.graphics_v2_only = False
         self._auto_advance = auto_advance
         self._asked_this_tick = False
         self._init_error = init_error or self.recording.get("init", {}).get("error")
@@ -166,6 +185,38 @@ class FakePynvml:
     ) -> None:
         """GPU ``index`` answers ``key`` with ``value`` (or raises ``error``) from now on."""
         self._overrides[(index, key)] = {"error": error} if error else {"value": value}
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, handle: _Handle) -> list[SimpleNamespace]:
+        """As pynvml: ``[]`` when none runs (a headless card), else one object per process
+        with ``pid``, ``usedGpuMemory`` (bytes; None where the driver does not say, as under
+        Windows WDDM), ``gpuInstanceId`` and ``computeInstanceId`` (0xFFFFFFFF outside MIG)."""
+        self.calls["nvmlDeviceGetGraphicsRunningProcesses"] += 1
+        if self.graphics_v2_only:
+            raise NVMLLibraryMismatchError(
+                "Unversioned function called and the pyNVML version does not match the NVML "
+                "lib version. Either use matching pyNVML and NVML lib versions or use a "
+                "versioned function such as nvmlDeviceGetGraphicsRunningProcesses_v2"
+            )
+        return self._graphics(handle)
+
+    def nvmlDeviceGetGraphicsRunningProcesses_v2(self, handle: _Handle) -> list[SimpleNamespace]:
+        self.calls["nvmlDeviceGetGraphicsRunningProcesses_v2"] += 1
+        return self._graphics(handle)
+
+    def _graphics(self, handle: _Handle) -> list[SimpleNamespace]:
+        self._check_init()
+        error = self.graphics_errors.get(handle.index)
+        if error:
+            raise error_class(error)()
+        return [
+            SimpleNamespace(
+                pid=p["pid"],
+                usedGpuMemory=p.get("usedGpuMemory"),
+                gpuInstanceId=p.get("gpuInstanceId", NO_INSTANCE),
+                computeInstanceId=p.get("computeInstanceId", NO_INSTANCE),
+            )
+            for p in self.graphics_processes.get(handle.index, [])
+        ]
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names not set above: error classes and the recorded device calls.
