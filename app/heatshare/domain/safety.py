@@ -210,6 +210,7 @@ class _Track:
     clear_mono: float | None = None  # RESUMING: clear since then
     announced: bool = False  # reported in ``started`` at least once
     announced_stop: bool = False
+    quiet_until: float | None = None  # not reported before then (waiting for a first sample)
     look: _Look | None = None  # the last look, for when the rule's subject is not seen
 
 
@@ -266,27 +267,14 @@ class SafetyPolicy:
         self._note_room(inputs)
         looks = self._look(inputs)
         started: list[Event] = []
-        ended: list[Event] = []
+        ended = self._unseen(looks, inputs)
         events: list[Event] = []
-        for key, old in list(self._tracks.items()):
-            if key in looks or old.look is None:
-                continue
-            if _switched_off(key, self._limits):
-                ended.extend(self._end(key, inputs))
-            else:
-                # Its subject is not seen now (a GPU not in this sample): nothing is known, so
-                # a stop holds and a grace period runs out.
-                looks[key] = _unknown(old.look)
         for key, look in looks.items():
             track = self._tracks.get(key)
             if track is None:
                 if not look.trigger:
                     continue
-                rule = _rule_of(key)
-                track = _Track(rule=rule, since_wall=inputs.wall, since_mono=inputs.mono)
-                self._tracks[key] = track
-                if self._grace(rule) <= 0:
-                    self._stop(track, inputs)
+                track = self._open(key, inputs)
             elif self._advance(track, look, inputs):
                 track.look = look
                 ended.extend(self._end(key, inputs))
@@ -305,6 +293,32 @@ class SafetyPolicy:
         return Verdict(stop=stop, events=tuple(events), started=tuple(started), ended=tuple(ended))
 
     # -- state ----------------------------------------------------------------------------------
+
+    def _unseen(self, looks: dict[str, _Look], inputs: SafetyInputs) -> list[Event]:
+        """Give events whose subject is not seen now an unknown look; end switched-off ones."""
+        ended: list[Event] = []
+        for key, track in list(self._tracks.items()):
+            if key in looks or track.look is None:
+                continue
+            if _switched_off(key, self._limits):
+                ended.extend(self._end(key, inputs))
+            else:
+                # A GPU not in this sample, say: nothing is known, so a stop holds and a grace
+                # period runs out.
+                looks[key] = _unknown(track.look)
+        return ended
+
+    def _open(self, key: str, inputs: SafetyInputs) -> _Track:
+        rule = _rule_of(key)
+        track = _Track(rule=rule, since_wall=inputs.wall, since_mono=inputs.mono)
+        if rule is Rule.SENSOR_ERROR and not self._sample_seen:
+            # The agent's first sample is on its way: no news unless it lasts.
+            assert self._first_mono is not None
+            track.quiet_until = self._first_mono + FIRST_SAMPLE_QUIET_S
+        self._tracks[key] = track
+        if self._grace(rule) <= 0:
+            self._stop(track, inputs)
+        return track
 
     def _grace(self, rule: Rule) -> float:
         return 0.0 if rule is Rule.SENSOR_ERROR else float(self._limits.grace_s)
@@ -348,12 +362,11 @@ class SafetyPolicy:
             return now - track.clear_mono >= self._dwell(track.rule)
         return False
 
-    def _announce(self, track: _Track, inputs: SafetyInputs) -> bool:
-        if track.rule is Rule.SENSOR_ERROR and not self._sample_seen:
-            # Waiting for the agent's first sample is no news unless it lasts.
-            assert self._first_mono is not None
-            return inputs.mono - self._first_mono >= FIRST_SAMPLE_QUIET_S
-        return True
+    @staticmethod
+    def _announce(track: _Track, inputs: SafetyInputs) -> bool:
+        if track.quiet_until is None or track.announced:
+            return True
+        return inputs.mono >= track.quiet_until and track.phase is _Phase.STOPPED
 
     def _end(self, key: str, inputs: SafetyInputs) -> list[Event]:
         """Forget ``key``'s event; the event as it ended, if it was ever reported."""
