@@ -145,7 +145,11 @@ def parse_payload(
         return to_celsius(text, None, f"The thermometer on {what}", valid)
     if field is None:
         raise ReadingError(f"The message on {what} is {_quote(text)}, not a number.")
-    obj = _json_object(text, what)
+    obj = _json_value(text, what)
+    if isinstance(obj, int | float) and not isinstance(obj, bool):  # NaN, Infinity
+        return to_celsius(obj, None, f"The thermometer on {what}", valid)
+    if not isinstance(obj, dict):
+        raise ReadingError(f"The message on {what} is {_quote(text)}, not a JSON object.")
     value = _field(obj, field)
     if value is None:
         raise ReadingError(f"The message on {what} has no {field!r} field.")
@@ -171,14 +175,11 @@ def payload_time(payload: bytes, received: float) -> float:
     return received if when is None else min(when, received)
 
 
-def _json_object(text: str, what: str) -> dict[str, Any]:
+def _json_value(text: str, what: str) -> Any:
     try:
-        obj = json.loads(text)
+        return json.loads(text)
     except ValueError:
         raise ReadingError(f"The message on {what} is {_quote(text)}, not JSON.") from None
-    if not isinstance(obj, dict):
-        raise ReadingError(f"The message on {what} is {_quote(text)}, not a JSON object.")
-    return obj
 
 
 def _field(obj: dict[str, Any], path: str) -> Any:
@@ -547,6 +548,7 @@ class MqttRoom:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.connect_async(self._cfg.host, self._cfg.port, keepalive=mqtt_broker.KEEPALIVE_S)
         client.loop_start()
         self._client = client
@@ -572,6 +574,16 @@ class MqttRoom:
         if self._cfg.outdoor_topic:
             topics.append((self._cfg.outdoor_topic, 1))
         client.subscribe(topics)
+
+    def _on_subscribe(self, _client: Any, _ud: Any, _mid: Any, reasons: Any, _props: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            self._report.both_errors(
+                f"The MQTT broker at {mqtt_broker.where(self._cfg)} does not let us read "
+                f"{self._cfg.topic}; check the user's rights on the broker.",
+                bool(self._cfg.outdoor_topic),
+            )
+            return
+        # Retained messages come after this; until one does, the room is unknown.
         self._report.both_errors(
             f"Waiting for a message on {self._cfg.topic}…", bool(self._cfg.outdoor_topic)
         )
