@@ -83,6 +83,7 @@ class NetworkDouble:
     on_stop: Callable[[], None] | None = None
     started: bool = False
     stopped: bool = False
+    held: tuple[bool, str, int | None] | None = None
 
     def _call(self, name: str, *args: object) -> None:
         self.calls.append((name, *args))
@@ -143,6 +144,19 @@ class NetworkDouble:
 
     def summary(self) -> Summary:
         return self.work
+
+    # The heating thread's hold: recorded, no job to hold.
+    def hold(self, *, compute: bool, hold: str, cpu_cores: int | None) -> None:
+        self.held = (compute, hold, cpu_cores)
+
+    def job_running(self) -> bool:
+        return False
+
+    def job_frozen(self) -> bool:
+        return False
+
+    def checkpoint_eta_s(self) -> float | None:
+        return None
 
 
 def some_earnings() -> EarningsResponse:

@@ -301,6 +301,12 @@ def test_the_openapi_document_describes_every_route(agent: Agent) -> None:
         "/v1/jobs/{attempt_id}/log",
         "/v1/jobs/{attempt_id}/files",
         "/v1/earnings",
+        "/v1/heating",
+        "/v1/heating/settings",
+        "/v1/heating/mode",
+        "/v1/heating/boost",
+        "/v1/heating/setpoint",
+        "/v1/heating/room-probe",
         "/v1/openapi.json",
     }
     assert set(doc["paths"]["/v1/settings"]) == {"get", "patch"}

@@ -39,6 +39,15 @@ from heatshare.protocol.discovery import (
     read_runtime,
     write_runtime,
 )
+from heatshare.protocol.heating import (
+    BoostRequest,
+    HeatingSettings,
+    HeatingStatus,
+    ModeRequest,
+    RoomProbeRequest,
+    RoomProbeResponse,
+    SetpointRequest,
+)
 from heatshare.protocol.local_api import (
     AgentStatus,
     EarningsResponse,
@@ -238,6 +247,12 @@ class _Handler(BaseHTTPRequestHandler):
         "/v1/network/leave": {"POST": "_leave"},
         "/v1/jobs": {"GET": "_jobs"},
         "/v1/earnings": {"GET": "_earnings"},
+        "/v1/heating": {"GET": "_heating"},
+        "/v1/heating/settings": {"GET": "_heating_settings", "PUT": "_put_heating_settings"},
+        "/v1/heating/mode": {"POST": "_heating_mode"},
+        "/v1/heating/boost": {"POST": "_heating_boost"},
+        "/v1/heating/setpoint": {"POST": "_heating_setpoint"},
+        "/v1/heating/room-probe": {"POST": "_room_probe"},
         OPENAPI_PATH: {"GET": "_openapi"},
     }
     # Routes with a parameter in the path: (template, pattern, method -> handler).
@@ -582,6 +597,38 @@ class _Handler(BaseHTTPRequestHandler):
     def _earnings(self, query: dict[str, list[str]]) -> EarningsResponse:
         return self._net(lambda n: n.earnings())
 
+    # -- heating ---------------------------------------------------------------------------
+
+    def _heating(self, query: dict[str, list[str]]) -> HeatingStatus:
+        return self.server.service.heating_status()
+
+    def _heating_settings(self, query: dict[str, list[str]]) -> HeatingSettings:
+        return self.server.service.heating_settings()
+
+    def _put_heating_settings(self, query: dict[str, list[str]]) -> HeatingSettings:
+        settings = self._body(HeatingSettings, "the heating settings", required=True)
+        assert settings is not None
+        return self.server.service.put_heating_settings(settings)
+
+    def _heating_mode(self, query: dict[str, list[str]]) -> HeatingStatus:
+        request = self._body(ModeRequest, "the mode request", required=True)
+        assert request is not None
+        return self.server.service.heating_mode(request)
+
+    def _heating_boost(self, query: dict[str, list[str]]) -> HeatingStatus:
+        request = self._body(BoostRequest, "the boost request", required=False)
+        return self.server.service.heating_boost(request or BoostRequest())
+
+    def _heating_setpoint(self, query: dict[str, list[str]]) -> HeatingStatus:
+        request = self._body(SetpointRequest, "the setpoint request", required=True)
+        assert request is not None
+        return self.server.service.heating_setpoint(request)
+
+    def _room_probe(self, query: dict[str, list[str]]) -> RoomProbeResponse:
+        request = self._body(RoomProbeRequest, "the room source to try", required=True)
+        assert request is not None
+        return self.server.service.room_probe(request)
+
 
 def _number(query: dict[str, list[str]], key: str) -> float | None:
     raw = query.get(key, [""])[0].strip()
@@ -715,7 +762,16 @@ def build_openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``/v1``, from the protocol models' JSON schemas."""
     from pydantic.json_schema import models_json_schema
 
-    inputs: list[type[BaseModel]] = [SettingsPatch, PauseRequest, EnrolLocal]
+    inputs: list[type[BaseModel]] = [
+        SettingsPatch,
+        PauseRequest,
+        EnrolLocal,
+        HeatingSettings,
+        ModeRequest,
+        BoostRequest,
+        SetpointRequest,
+        RoomProbeRequest,
+    ]
     outputs: list[type[BaseModel]] = [
         AgentStatus,
         SeriesList,
@@ -726,6 +782,9 @@ def build_openapi() -> dict[str, Any]:
         NetworkStatus,
         JobsResponse,
         EarningsResponse,
+        HeatingStatus,
+        HeatingSettings,
+        RoomProbeResponse,
     ]
     keys: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in inputs]
     keys += [(m, "serialization") for m in outputs]
@@ -875,6 +934,46 @@ def build_openapi() -> dict[str, Any]:
         },
         "/v1/earnings": {
             "get": op("This machine's earnings (cached while offline)", EarningsResponse)
+        },
+        "/v1/heating": {"get": op("What the thermostat sees and decides", HeatingStatus)},
+        "/v1/heating/settings": {
+            "get": op(
+                "The heating settings (the Home Assistant token and MQTT password as null)",
+                HeatingSettings,
+            ),
+            "put": op(
+                "Replace the heating settings; a null token or password keeps the stored one",
+                HeatingSettings,
+                requestBody=body(HeatingSettings, required=True),
+            ),
+        },
+        "/v1/heating/mode": {
+            "post": op(
+                "Heat first, earn first, quiet or off",
+                HeatingStatus,
+                requestBody=body(ModeRequest, required=True),
+            )
+        },
+        "/v1/heating/boost": {
+            "post": op(
+                "Full heat for a while (0 minutes ends a boost; default 60)",
+                HeatingStatus,
+                requestBody=body(BoostRequest, required=False),
+            )
+        },
+        "/v1/heating/setpoint": {
+            "post": op(
+                "A temporary setpoint, a nudge of the current one, or back to the schedule",
+                HeatingStatus,
+                requestBody=body(SetpointRequest, required=True),
+            )
+        },
+        "/v1/heating/room-probe": {
+            "post": op(
+                "Try a room thermometer before saving it (answers within 10 s)",
+                RoomProbeResponse,
+                requestBody=body(RoomProbeRequest, required=True),
+            )
         },
         OPENAPI_PATH: {
             "get": {

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from heatshare.__about__ import __version__
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from heatshare.agent.service import AgentService
     from heatshare.protocol.client import AgentClient
     from heatshare.protocol.discovery import Paths
+    from heatshare.protocol.heating import HeatingStatus
     from heatshare.protocol.local_api import (
         AgentStatus,
         EarningsResponse,
@@ -157,6 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
             "Print this machine's earnings as the network last reported them: its balance, "
             "its account's balance, today's credits and the latest entries.",
         ),
+        (
+            "heating",
+            "show the thermostat, or change its mode, boost or setpoint",
+            "Without an action: what the thermostat sees and decides (room and target "
+            "temperature, mode, why it computes or not, safety stops). "
+            "`heating mode MODE` (heat_first, earn_first, quiet, off); "
+            "`heating boost [MINUTES]` (full heat for a while, 60 by default, 0 ends it); "
+            "`heating setpoint C|+0.5|-0.5|clear` (a temporary target until the schedule's "
+            "next change, a nudge of it, or back to the schedule).",
+        ),
     )
     for name, text, description in clients:
         cmd = sub.add_parser(name, parents=[common], help=text, description=description)
@@ -176,8 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
             help="that agent's token (its agent-token file; default $HEATSHARE_TOKEN, "
             "else the profile's own token)",
         )
-        if name in ("status", "jobs", "earnings"):
+        if name in ("status", "jobs", "earnings", "heating"):
             cmd.add_argument("--json", action="store_true", help="print one JSON object")
+        if name == "heating":
+            cmd.add_argument(
+                "action",
+                nargs="?",
+                choices=["mode", "boost", "setpoint"],
+                metavar="ACTION",
+                help="mode, boost or setpoint (none: show the thermostat)",
+            )
+            cmd.add_argument("value", nargs="?", metavar="VALUE", help="the action's value")
         if name == "jobs":
             cmd.add_argument(
                 "--limit",
@@ -206,6 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         problem = _enrol_problem(args.url, args.code)
         if problem is not None:
             parser.error(problem)  # exits 2
+    if args.command == "heating":
+        problem = _heating_problem(args)
+        if problem is not None:
+            parser.error(problem)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": run_agent,
         "status": status_command,
@@ -215,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "leave": leave_command,
         "jobs": jobs_command,
         "earnings": earnings_command,
+        "heating": heating_command,
     }
     return commands[args.command](args)
 
@@ -692,4 +717,134 @@ def format_earnings(earnings: EarningsResponse) -> str:
             job = f" job {e.job_id}" if e.job_id is not None else ""
             memo = f" {e.memo}" if e.memo else ""
             lines.append(f"  {at}  {money(e.amount_minor):>12}  {e.kind}{job}{memo}")
+    return "\n".join(lines)
+
+
+# -- heating ----------------------------------------------------------------------------------
+
+_MODES = ("heat_first", "earn_first", "quiet", "off")
+
+
+def _heating_problem(args: argparse.Namespace) -> str | None:  # noqa: PLR0911 - one per mistake
+    """Why ``heating ACTION VALUE`` cannot be carried out, as a sentence; None when it can.
+
+    Checked here so a typo says what is accepted; also sets ``args.request``.
+    """
+    from pydantic import ValidationError
+
+    from heatshare.protocol.heating import BoostRequest, HeatMode, ModeRequest
+
+    action, value = args.action, args.value
+    args.request = None
+    if action is None:
+        if value is not None:
+            return "give an action before a value: mode, boost or setpoint"
+        return None
+    try:
+        if action == "mode":
+            mode = (value or "").strip().lower().replace("-", "_")
+            if mode not in _MODES:
+                return f"the mode is one of {', '.join(_MODES)}, not {value!r}"
+            args.request = ModeRequest(mode=HeatMode(mode))
+        elif action == "boost":
+            minutes = 60 if value is None else int(value) if value.strip().isdigit() else -1
+            if not 0 <= minutes <= 240:
+                return f"a boost lasts 0 to 240 minutes (0 ends one), not {value!r}"
+            args.request = BoostRequest(minutes=minutes)
+        else:
+            args.request = _setpoint_request(value)
+            if args.request is None:
+                return (
+                    "give the setpoint as degrees Celsius (20.5), a nudge (+0.5, -0.5) or "
+                    f"clear, not {value!r}"
+                )
+    except ValidationError as exc:
+        from heatshare.agent.service import validation_lines
+
+        return f"{value!r} is not accepted: {'; '.join(validation_lines(exc))}"
+    return None
+
+
+def _setpoint_request(value: str | None) -> Any:
+    import math
+
+    from heatshare.protocol.heating import SetpointRequest
+
+    text = (value or "").strip().lower()
+    if text == "clear":
+        return SetpointRequest(clear=True)
+    try:
+        number = float(text.replace(",", "."))
+    except ValueError:
+        return None
+    if not math.isfinite(number):
+        return None
+    if text.startswith(("+", "-")):
+        return SetpointRequest(delta_c=number)
+    return SetpointRequest(setpoint_c=number)
+
+
+def heating_command(args: argparse.Namespace) -> int:
+    """``heatshare-agent heating [mode MODE | boost [MINUTES] | setpoint C|+0.5|-0.5|clear]``."""
+    from heatshare.protocol.heating import BoostRequest, ModeRequest
+
+    request = args.request
+
+    def call(c: AgentClient) -> HeatingStatus:
+        if isinstance(request, ModeRequest):
+            return c.set_mode(request.mode)
+        if isinstance(request, BoostRequest):
+            return c.boost(request.minutes)
+        if request is not None:
+            return c.setpoint(request)
+        return c.heating()
+
+    code, status = _call(args, call)
+    if status is None:
+        return code
+    _out(status.model_dump_json() if args.json else format_heating(status))
+    return EXIT_OK
+
+
+def _local(value: Any) -> str:
+    return value.astimezone().strftime("%a %H:%M") if value is not None else "—"
+
+
+def format_heating(status: HeatingStatus) -> str:
+    """What the thermostat sees and decides, as a few lines people read."""
+    mode = status.mode.value.replace("_", " ")
+    if status.boost_until is not None:
+        mode += f", boost until {_local(status.boost_until)}"
+    lines = [f"Heating: {mode}; {'computing' if status.computing else 'not computing'}"]
+    if status.reason:
+        lines.append(f"  Why            {status.reason}")
+    room = _num(status.room_c, "°C", 1)
+    if status.room_problem:
+        room += f" ({status.room_problem})"
+    lines.append(f"  Room           {room} (source: {status.room_source.value.replace('_', ' ')})")
+    target = _num(status.setpoint_c, "°C", 1)
+    if status.setpoint_c is not None:
+        target += f" ({status.setpoint_source}"
+        if status.override_until is not None:
+            target += f" until {_local(status.override_until)}"
+        elif status.next_change_at is not None:
+            target += f", next change {_local(status.next_change_at)}"
+        target += ")"
+    lines.append(f"  Target         {target}")
+    if status.outdoor_c is not None:
+        lines.append(f"  Outdoor        {_num(status.outdoor_c, '°C', 1)}")
+    if status.summer:
+        lines.append("  Summer         no heat is wanted now")
+    actuation = status.actuation.value.replace("_", " ")
+    if status.gpu_power_limit_w is not None:
+        actuation += f", GPU capped at {status.gpu_power_limit_w:.0f} W"
+    lines.append(f"  Demand         {status.demand_pct:.0f} % ({actuation})")
+    for event in status.events:
+        lines.append(f"  Safety         {event.message}")
+    lines.extend(f"  Advice         {a}" for a in status.alerts)
+    if status.home_assistant != "off":
+        ha: str = status.home_assistant
+        if status.home_assistant_error:
+            ha += f": {status.home_assistant_error}"
+        lines.append(f"  Home Assistant {ha}")
     return "\n".join(lines)

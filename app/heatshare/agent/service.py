@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -31,6 +31,15 @@ from heatshare.domain.readings import GpuReading, Provenance, Snapshot
 from heatshare.domain.units import J_PER_KWH, w_to_btu_h
 from heatshare.protocol import PROTOCOL_VERSION
 from heatshare.protocol.coordinator_api import Inventory, Telemetry
+from heatshare.protocol.heating import (
+    BoostRequest,
+    HeatingSettings,
+    HeatingStatus,
+    ModeRequest,
+    RoomProbeRequest,
+    RoomProbeResponse,
+    SetpointRequest,
+)
 from heatshare.protocol.local_api import (
     AgentState,
     AgentStatus,
@@ -49,12 +58,14 @@ from heatshare.protocol.local_api import (
 from heatshare.store import Store, StoreError
 
 if TYPE_CHECKING:
+    from heatshare.agent.heating_control import HeatingControl, PresenceReader, SampleFacts
     from heatshare.agent.sampler import Sampler
     from heatshare.jobs.sandbox import Sandbox
     from heatshare.protocol.discovery import Paths
     from heatshare.sensors import SensorSuite
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 SETTINGS_KEY = "agent.settings"
 PAUSE_KEY = "agent.pause"
@@ -105,6 +116,9 @@ MAINTENANCE_EVERY_S = 60.0
 _GPU_SERIES = re.compile(r"^gpu\d+\.(" + "|".join(names.GPU_FIELDS) + r")$")
 _HOST_SERIES = frozenset(
     {
+        names.ROOM_TEMP,
+        names.SETPOINT,
+        names.HEAT_DEMAND,
         names.HEAT_POWER,
         names.HEAT_ENERGY,
         names.CPU_POWER,
@@ -161,6 +175,11 @@ class NetworkPort(Protocol):
     def job_file(self, attempt_id: int, name: str) -> bytes: ...
     def earnings(self) -> EarningsResponse: ...
     def summary(self) -> WorkSummaryView: ...
+    # The heating thread's hold on the jobs (``heating_control.JobHold``).
+    def hold(self, *, compute: bool, hold: str, cpu_cores: int | None) -> None: ...
+    def job_running(self) -> bool: ...
+    def job_frozen(self) -> bool: ...
+    def checkpoint_eta_s(self) -> float | None: ...
 
 
 def _in_range(value: float | None, low: float, high: float) -> float | None:
@@ -292,6 +311,9 @@ class AgentService:
         wall_clock: UTC seconds since the epoch (injected for tests).
         utc_offset: local offset from UTC in seconds at a wall time, for "today".
         period_s: the sampling period.
+        mono_clock: the monotonic clock the heating thread measures a sample's age on.
+        heating: the heating control (tests pass their own); else one on this store.
+        presence: what the heating control reads for battery and exclusive programs.
     """
 
     def __init__(
@@ -304,8 +326,12 @@ class AgentService:
         utc_offset: Callable[[float], int] = _local_utc_offset,
         period_s: float = 1.0,
         hostname: str | None = None,
+        mono_clock: Callable[[], float] = time.monotonic,
+        heating: HeatingControl | None = None,
+        presence: PresenceReader | None = None,
     ) -> None:
         self._wall = wall_clock
+        self._mono = mono_clock
         self._utc_offset = utc_offset
         self._period_s = period_s
         self._hostname = hostname or socket.gethostname()
@@ -338,6 +364,28 @@ class AgentService:
         self._network_started = False
         self._telemetry_kwh: float | None = None  # the energy total at the last heartbeat
         self._sampled = threading.Event()  # set by the first sample
+        self._sample_mono: float | None = None  # when the last good sample was read
+        self._heating = heating if heating is not None else self._build_heating(presence)
+        self._heating_started = False
+
+    def _build_heating(self, presence: PresenceReader | None) -> HeatingControl:
+        from heatshare.agent.heating_control import HeatingControl, read_presence
+
+        sensors: Any = self._sensors
+        nvml = getattr(sensors, "nvml", None)
+        if presence is None:
+            presence = read_presence(nvml.module if nvml is not None else None)
+        control = HeatingControl(
+            self._store,
+            facts=self.heating_facts,
+            power=sensors if hasattr(sensors, "set_gpu_power_limits") else None,
+            presence=presence,
+            hostname=self._hostname,
+            wall=self._wall,
+            mono=self._mono,
+        )
+        self._load_warnings.extend(control.load_warnings)
+        return control
 
     # -- composition ---------------------------------------------------------------------
 
@@ -401,6 +449,7 @@ class AgentService:
     def attach_network(self, network: NetworkPort) -> None:
         """Give the service its job engine (before :meth:`start`); it starts and stops it."""
         self._network = network
+        self._heating.attach_network(network)
 
     def describe_sensors(self) -> list[str]:
         """What this machine offers, a line a source (for the log and the console)."""
@@ -412,6 +461,8 @@ class AgentService:
 
         self._sampler = Sampler(self.tick, period_s=self._period_s, name="sampler")
         self._sampler_thread = self._sampler.start()
+        self._heating.start()
+        self._heating_started = True
         if self._network is not None:
             self._network.start()
             self._network_started = True
@@ -430,6 +481,11 @@ class AgentService:
                 self._network.stop()
         except Exception:
             log.exception("Stopping the job engine failed; the agent stops anyway")
+        if self._heating_started:
+            try:
+                self._heating.stop()
+            except Exception:
+                log.exception("Stopping the heating control failed; the agent stops anyway")
         if self._sampler is not None:
             self._sampler.stop()
         if self._sampler_thread is not None:
@@ -468,6 +524,7 @@ class AgentService:
 
     def _tick(self) -> None:
         snap = self._sensors.read()
+        read_at = self._mono()
         with self._acct_lock:
             heat = self._accountant.update(snap)
         now = snap.wall_ts
@@ -485,6 +542,7 @@ class AgentService:
             day_heat_j, day_cost = self._day_heat_j, self._day_cost_micro
         energy_kwh = self._energy_kwh + energy_j / J_PER_KWH
         values = sample_values(snap, heat, energy_kwh)
+        values.update(self._heating.series_values())
 
         self._store.write_samples(now, values)
         if energy_j > 0 or cost_micro:
@@ -500,6 +558,7 @@ class AgentService:
             self._day_cost_micro = day_cost + cost_micro
             self._last_snap = snap
             self._last_tick = heat
+            self._sample_mono = read_at
         self._sampled.set()
         self._expire_pause(now)
 
@@ -542,6 +601,7 @@ class AgentService:
             "currency": settings.currency,
             **self._work_summary(),
         }
+        base["heating"] = self._heating.summary()
         if snap is None or heat is None:
             state = AgentState.PAUSED if paused else AgentState.STARTING
             return AgentStatus(state=state, warnings=warnings, **base)
@@ -782,6 +842,55 @@ class AgentService:
         msg = f"Some stored settings were not usable; {what}."
         log.warning("%s", msg)
         self._load_warnings.append(msg)
+
+    # -- heating ---------------------------------------------------------------------------
+
+    def heating_facts(self) -> SampleFacts:
+        """The sampler's latest work, for the heating thread (no I/O)."""
+        from heatshare.agent.heating_control import SampleFacts
+
+        with self._lock:
+            heat = self._last_tick
+            return SampleFacts(
+                snap=self._last_snap,
+                heat_w=heat.heat_w if heat is not None else None,
+                sample_mono=self._sample_mono,
+                sample_error=self._sample_error,
+                heat_today_kwh=self._day_heat_j / J_PER_KWH if heat is not None else None,
+            )
+
+    @property
+    def heating(self) -> HeatingControl:
+        return self._heating
+
+    def heating_status(self) -> HeatingStatus:
+        return self._heating.status()
+
+    def heating_settings(self) -> HeatingSettings:
+        return self._heating.settings()
+
+    def put_heating_settings(self, settings: HeatingSettings) -> HeatingSettings:
+        return self._call_heating(lambda: self._heating.put_settings(settings))
+
+    def heating_mode(self, req: ModeRequest) -> HeatingStatus:
+        return self._call_heating(lambda: self._heating.set_mode(req))
+
+    def heating_boost(self, req: BoostRequest) -> HeatingStatus:
+        return self._call_heating(lambda: self._heating.boost(req))
+
+    def heating_setpoint(self, req: SetpointRequest) -> HeatingStatus:
+        return self._call_heating(lambda: self._heating.setpoint(req))
+
+    def room_probe(self, req: RoomProbeRequest) -> RoomProbeResponse:
+        return self._heating.room_probe(req)
+
+    def _call_heating(self, call: Callable[[], _T]) -> _T:
+        from heatshare.agent.heating_control import HeatingRequestError
+
+        try:
+            return call()
+        except HeatingRequestError as exc:
+            raise RequestError(str(exc), status=exc.status, detail=exc.detail) from exc
 
     # -- history ---------------------------------------------------------------------------
 

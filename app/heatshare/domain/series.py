@@ -11,6 +11,10 @@ CPU_TEMP = "cpu.temp_c"
 CPU_UTIL = "cpu.util_pct"
 CPU_FREQ = "cpu.freq_mhz"
 MEM_USED = "mem.used_pct"
+# The thermostat (issue 4): recorded each second once the heating loop runs.
+ROOM_TEMP = "room_c"  # the room thermometer's last reading (°C)
+SETPOINT = "setpoint_c"  # the setpoint in force (°C); None when unknown
+HEAT_DEMAND = "heat_demand_pct"  # the controller's heat demand (%)
 
 
 def gpu_series(index: int, field: str) -> str:
@@ -37,6 +41,9 @@ _LABELS = {
     CPU_UTIL: "CPU utilisation",
     CPU_FREQ: "CPU frequency",
     MEM_USED: "Memory used",
+    ROOM_TEMP: "Room temperature",
+    SETPOINT: "Setpoint",
+    HEAT_DEMAND: "Heat demand",
 }
 _GPU_LABELS = {
     "power_w": "power",

@@ -250,6 +250,11 @@ class NvmlSensor:
             temp_shutdown_c=info.temp_shutdown_c,
         )
 
+    @property
+    def module(self) -> Any:
+        """The NVML module in use (``pynvml``, or a test's fake), initialised."""
+        return self._nvml
+
     # -- the power cap --------------------------------------------------------------------------
 
     def power_limit_control(self) -> tuple[tuple[int, float, float], ...]:
