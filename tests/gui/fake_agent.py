@@ -21,6 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from heatshare.protocol.client import AgentClient, AgentError, AgentUnreachable
+from heatshare.protocol.heating import (
+    Actuation,
+    HeatingSettings,
+    HeatingStatus,
+    HeatingSummary,
+    HeatMode,
+    HomeAssistantSource,
+    RoomProbeRequest,
+    RoomProbeResponse,
+    RoomSourceKind,
+    SafetyEvent,
+    SafetyRule,
+    SensorEntity,
+    SetpointRequest,
+)
 from heatshare.protocol.local_api import (
     AgentStatus,
     EarningEntry,
@@ -105,8 +120,114 @@ def agent_status(**kw: Any) -> AgentStatus:
         "job_progress": 0.42,
         "earned_today_minor": 550,
         "earnings_currency": "CRD",
+        "heating": heating_summary(demo_heating(datetime.now(UTC))),
     }
     return AgentStatus.model_validate(base | kw)
+
+
+# -- heating (issue 4's agreed API: /v1/heating…) ------------------------------------------------
+
+HA_URL = "http://homeassistant.local:8123"
+STORED_TOKEN = "eyJhbGciOiJIUzI1NiJ9.stored"  # the agent keeps it; it never comes back
+HA_ENTITIES = [
+    SensorEntity(
+        entity_id="sensor.study_temperature", name="Study temperature", state="20.4", unit="°C"
+    ),
+    SensorEntity(
+        entity_id="sensor.living_room_temperature",
+        name="Living room temperature",
+        state="21.2",
+        unit="°C",
+    ),
+    SensorEntity(
+        entity_id="sensor.outdoor_temperature", name="Outdoor temperature", state="6.1", unit="°C"
+    ),
+]
+# What the agent says when Home Assistant refuses a token (a probe answers ok=false, not a 4xx).
+HA_REFUSED = (
+    "Home Assistant at http://homeassistant.local:8123 refused the token (401 Unauthorized). "
+    "Create a long-lived access token in your Home Assistant profile and paste it here."
+)
+HA_UNREACHABLE = (
+    "Home Assistant at http://homeassistant.local:8123 did not answer within 8 s: "
+    "connection refused. Check the address."
+)
+
+
+def demo_heating_settings(**kw: Any) -> HeatingSettings:
+    base: dict[str, Any] = {
+        "mode": HeatMode.HEAT_FIRST,
+        "comfort_c": 21.0,
+        "eco_c": 17.5,
+        "room_source": RoomSourceKind.HOME_ASSISTANT,
+        "home_assistant": HomeAssistantSource(
+            url=HA_URL,
+            entity_id="sensor.study_temperature",
+            outdoor_entity_id="sensor.outdoor_temperature",
+        ),
+    }
+    return HeatingSettings.model_validate(base | kw)
+
+
+def gpu_hot_event(now: datetime) -> SafetyEvent:
+    return SafetyEvent(
+        rule=SafetyRule.GPU_HOT,
+        message="GPU 0 is at 81 °C, above its 80 °C limit: computing stops unless it cools.",
+        since=now - timedelta(seconds=3),
+        stops_at=now + timedelta(seconds=7),
+    )
+
+
+def window_open_event(now: datetime) -> SafetyEvent:
+    return SafetyEvent(
+        rule=SafetyRule.OPEN_WINDOW,
+        message="The room cooled by 1.4 °C in 5 minutes: a window is open, so heating "
+        "pauses for 30 minutes.",
+        since=now - timedelta(minutes=4),
+        resumes_at=now + timedelta(minutes=26),
+    )
+
+
+def demo_heating(now: datetime, **kw: Any) -> HeatingStatus:
+    base: dict[str, Any] = {
+        "mode": HeatMode.HEAT_FIRST,
+        "room_source": RoomSourceKind.HOME_ASSISTANT,
+        "room_c": 20.4,
+        "room_at": now - timedelta(seconds=12),
+        "outdoor_c": 6.1,
+        "setpoint_c": 21.0,
+        "setpoint_source": "comfort",
+        "next_change_at": now.replace(hour=22, minute=30, second=0, microsecond=0),
+        "demand_pct": 64.0,
+        "actuation": Actuation.POWER_CAP,
+        "gpu_power_limit_w": 180.0,
+        "computing": True,
+        "reason": "Heating: the room is 0.6 °C below its 21.0 °C target.",
+        "home_assistant": "connected",
+    }
+    return HeatingStatus.model_validate(base | kw)
+
+
+def heating_summary(h: HeatingStatus) -> HeatingSummary:
+    return HeatingSummary(
+        mode=h.mode,
+        boost_until=h.boost_until,
+        room_c=h.room_c,
+        setpoint_c=h.setpoint_c,
+        computing=h.computing,
+        reason=h.reason,
+        safety_stop=h.safety_stop,
+    )
+
+
+def _without_secrets(settings: HeatingSettings) -> HeatingSettings:
+    """As the agent answers: a stored token or password never comes back."""
+    update: dict[str, Any] = {}
+    if settings.home_assistant is not None:
+        update["home_assistant"] = settings.home_assistant.model_copy(update={"token": None})
+    if settings.mqtt is not None:
+        update["mqtt"] = settings.mqtt.model_copy(update={"password": None})
+    return settings.model_copy(update=update)
 
 
 def demo_network(now: datetime, **kw: Any) -> NetworkStatus:
@@ -228,6 +349,20 @@ class FakeAgentClient(AgentClient):
         self.enrol_outcome: BaseException | NetworkStatus = demo_network(self.now, demo=False)
         self.demo_outcome: BaseException | NetworkStatus = demo_network(self.now)
         self.enrol_gate: threading.Event | None = None  # set: enrol waits for it (busy state)
+        self.heating_model = demo_heating(self.now)
+        # Stored as the agent stores them, secrets included; answered without them.
+        self.heating_settings_model = demo_heating_settings(
+            home_assistant=HomeAssistantSource(
+                url=HA_URL,
+                token=STORED_TOKEN,
+                entity_id="sensor.study_temperature",
+                outdoor_entity_id="sensor.outdoor_temperature",
+            )
+        )
+        self.heating_error: BaseException | None = None  # set: GET /v1/heating fails so
+        self.probe_outcome: BaseException | RoomProbeResponse | None = None  # None: as below
+        self.probe_gate: threading.Event | None = None  # set: a probe waits for it (busy)
+        self.history_model: HistoryResponse | None = None  # None: no history stored
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self._lock = threading.Lock()
 
@@ -251,6 +386,11 @@ class FakeAgentClient(AgentClient):
         self, series: Sequence[str], start: float, end: float, *, max_points: int | None = None
     ) -> HistoryResponse:
         self._record("history")
+        if self.history_model is not None:
+            wanted = [d for d in self.history_model.series if d.name in series]
+            return self.history_model.model_copy(
+                update={"start": start, "end": end, "series": wanted}
+            )
         return HistoryResponse(start=start, end=end, resolution_s=1, series=[])
 
     def network(self) -> NetworkStatus:
@@ -299,6 +439,120 @@ class FakeAgentClient(AgentClient):
     def earnings(self) -> EarningsResponse:
         self._record("earnings")
         return self.earnings_model
+
+    # -- heating ---------------------------------------------------------------------------
+
+    def _heating_changed(self, **update: Any) -> HeatingStatus:
+        self.heating_model = self.heating_model.model_copy(update=update)
+        self.status_model = self.status_model.model_copy(
+            update={"heating": heating_summary(self.heating_model)}
+        )
+        return self.heating_model
+
+    def heating(self) -> HeatingStatus:
+        self._record("heating")
+        if self.heating_error is not None:
+            raise self.heating_error
+        return self.heating_model
+
+    def heating_settings(self) -> HeatingSettings:
+        self._record("heating_settings")
+        return _without_secrets(self.heating_settings_model)
+
+    def put_heating_settings(self, settings: HeatingSettings) -> HeatingSettings:
+        self._record("put_heating_settings", settings)
+        stored = self.heating_settings_model
+        update: dict[str, Any] = {}
+        ha = settings.home_assistant
+        if ha is not None and ha.token is None:
+            kept = stored.home_assistant.token if stored.home_assistant is not None else None
+            if kept is None and settings.room_source is RoomSourceKind.HOME_ASSISTANT:
+                raise AgentError(
+                    422,
+                    "Home Assistant needs a long-lived access token: create one in your "
+                    "Home Assistant profile and paste it here.",
+                )
+            update["home_assistant"] = ha.model_copy(update={"token": kept})
+        mq = settings.mqtt
+        if mq is not None and mq.password is None and stored.mqtt is not None:
+            update["mqtt"] = mq.model_copy(update={"password": stored.mqtt.password})
+        self.heating_settings_model = settings.model_copy(update=update)
+        self._heating_changed(mode=settings.mode, room_source=settings.room_source)
+        return _without_secrets(self.heating_settings_model)
+
+    def set_mode(self, mode: HeatMode) -> HeatingStatus:
+        self._record("set_mode", mode)
+        self.heating_settings_model = self.heating_settings_model.model_copy(update={"mode": mode})
+        reasons = {
+            HeatMode.HEAT_FIRST: "Heating: the room is 0.6 °C below its 21.0 °C target.",
+            HeatMode.EARN_FIRST: "Earn first: computing while there is work, within the limits.",
+            HeatMode.QUIET: "Quiet: heating under a 50 % power cap.",
+            HeatMode.OFF: "Off: Heatshare computes nothing.",
+        }
+        return self._heating_changed(
+            mode=mode, reason=reasons[mode], computing=mode is not HeatMode.OFF
+        )
+
+    def boost(self, minutes: int = 60) -> HeatingStatus:
+        self._record("boost", minutes)
+        until = datetime.now(UTC) + timedelta(minutes=minutes) if minutes else None
+        reason = (
+            f"Boost: full heat until {until.astimezone():%H:%M}, within the limits."
+            if until
+            else self.heating_model.reason
+        )
+        return self._heating_changed(boost_until=until, reason=reason)
+
+    def setpoint(self, request: SetpointRequest) -> HeatingStatus:
+        self._record("setpoint", request)
+        h = self.heating_model
+        if request.clear:
+            return self._heating_changed(
+                setpoint_c=self.heating_settings_model.comfort_c,
+                setpoint_source="comfort",
+                override_until=None,
+            )
+        target = request.setpoint_c
+        if request.delta_c is not None:
+            target = (h.setpoint_c or self.heating_settings_model.comfort_c) + request.delta_c
+        if target is None or not 5.0 <= target <= 30.0:
+            raise AgentError(422, "A room can be asked for 5 °C to 30 °C.")
+        return self._heating_changed(
+            setpoint_c=round(target, 2),
+            setpoint_source="override",
+            override_until=h.next_change_at,
+        )
+
+    def room_probe(self, request: RoomProbeRequest) -> RoomProbeResponse:
+        self._record("room_probe", request)
+        if self.probe_gate is not None:
+            self.probe_gate.wait(10)
+        if isinstance(self.probe_outcome, BaseException):
+            raise self.probe_outcome
+        if self.probe_outcome is not None:
+            return self.probe_outcome
+        if request.room_source is RoomSourceKind.HOME_ASSISTANT:
+            ha = request.home_assistant
+            stored = self.heating_settings_model.home_assistant
+            if ha is None:
+                raise AgentError(422, "Give the Home Assistant address and token to test.")
+            if ha.token is None and stored is None:
+                return RoomProbeResponse(ok=False, error=HA_REFUSED)
+            if ha.entity_id is None:
+                return RoomProbeResponse(ok=True, entities=HA_ENTITIES)
+            found = next((e for e in HA_ENTITIES if e.entity_id == ha.entity_id), None)
+            if found is None:
+                return RoomProbeResponse(
+                    ok=False,
+                    error=f"Home Assistant has no sensor {ha.entity_id}.",
+                    entities=HA_ENTITIES,
+                )
+            return RoomProbeResponse(
+                ok=True, room_c=float(found.state), outdoor_c=6.1, entities=HA_ENTITIES
+            )
+        if request.room_source is RoomSourceKind.MQTT:
+            return RoomProbeResponse(ok=True, room_c=20.6)
+        raise AgentError(422, "There is nothing to test without a room thermometer.")
 
 
 __all__ = ["UNREACHABLE", "AgentUnreachable", "FakeAgentClient"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, QTimer
@@ -23,10 +24,12 @@ from heatshare.gui.bridge import (
     HistoryResult,
     LocalEndpoints,
 )
+from heatshare.gui.notifications import Notice, SafetyNotices
 from heatshare.gui.page_polls import PagePolls
 from heatshare.gui.tasks import TaskRunner
-from heatshare.gui.window import JOBS, NETWORK, MainWindow
+from heatshare.gui.window import HEATING, JOBS, NETWORK, MainWindow
 from heatshare.protocol.discovery import Paths
+from heatshare.protocol.heating import HeatingStatus, HeatingSummary, SetpointRequest
 from heatshare.protocol.local_api import AgentStatus, NetworkStatus, Settings
 
 if TYPE_CHECKING:
@@ -112,6 +115,8 @@ class HeatshareApp(QObject):
         self._wizard_wanted = False  # not enrolled and not dismissed: offer once it can show
         self._network_checked = False
         self._demo_pending = options.demo
+        self.safety_notices = SafetyNotices()
+        self._last_heating: HeatingSummary | None = None
         self.polls = PagePolls(self.window, self.bridge, self)
         self.tray = self._make_tray()
         self._quitting = False
@@ -142,6 +147,11 @@ class HeatshareApp(QObject):
         tray.resume_requested.connect(self.bridge.resume)
         tray.quit_requested.connect(self.quit)
         tray.quit_and_stop_requested.connect(self.quit_and_stop_agent)
+        tray.mode_requested.connect(self.bridge.set_mode)
+        tray.boost_requested.connect(self.bridge.boost)
+        tray.nudge_requested.connect(
+            lambda delta: self.bridge.setpoint(SetpointRequest(delta_c=delta))
+        )
         return tray
 
     def _wire(self) -> None:
@@ -172,6 +182,20 @@ class HeatshareApp(QObject):
         w.network_page.join_requested.connect(self.open_wizard)
         w.network_page.demo_requested.connect(self.start_demo)
         w.network_page.leave_requested.connect(self.leave_network)
+        hp = w.heating_page
+        hp.mode_requested.connect(b.set_mode)
+        hp.boost_requested.connect(b.boost)
+        hp.setpoint_requested.connect(b.setpoint)
+        hp.save_requested.connect(b.save_heating_settings)
+        hp.revert_requested.connect(b.load_heating_settings)
+        hp.probe_requested.connect(b.room_probe)
+        b.heating_received.connect(self._on_heating)
+        b.heating_failed.connect(self._on_heating_failed)
+        b.heating_action_failed.connect(self._on_heating_action_failed)
+        b.heating_settings_received.connect(hp.set_settings)
+        b.heating_settings_failed.connect(hp.set_settings_error)
+        b.room_probe_received.connect(hp.set_probe_result)
+        b.room_probe_failed.connect(hp.set_probe_error)
         # Light and dark follow the system (Qt 6.5+): the platform theme changes the app's
         # palette, and the window re-resolves its palette-relative style and chart colours.
         self.qapp.styleHints().colorSchemeChanged.connect(self._on_color_scheme)
@@ -220,6 +244,43 @@ class HeatshareApp(QObject):
             self.charts.append_status(status)
         if self.tray is not None:
             self.tray.update(status, True, fahrenheit=self._fahrenheit())
+        h = status.heating
+        if self.safety_notices.wants_details(h, self._last_heating):
+            self.bridge.load_heating()  # its events say which rule stopped it, and why
+        elif h is None or not h.safety_stop:
+            self.safety_notices.from_summary(h)  # the stop is over: the next one is news
+        self._last_heating = h
+
+    # -- heating -------------------------------------------------------------------------
+
+    def _on_heating(self, heating: HeatingStatus) -> None:
+        self.window.heating_page.set_heating(heating)
+        for notice in self.safety_notices.from_status(heating, datetime.now(UTC)):
+            self._notify(notice)
+
+    def _on_heating_failed(self, message: str) -> None:
+        self.window.heating_page.set_heating_error(message)
+        notice = self.safety_notices.from_summary(self._last_heating)
+        if notice is not None:
+            self._notify(notice)
+
+    def _on_heating_action_failed(self, message: str) -> None:
+        log.info("Heating change refused: %s", message)
+        self.window.heating_page.set_action_error(message)
+        if not self.window.shown and self.tray is not None:
+            self.tray.notify("Heatshare", message)  # asked from the tray: answered there
+
+    def _notify(self, notice: Notice) -> None:
+        log.info("%s: %s", notice.title, notice.message)
+        if self.tray is not None:
+            self.tray.notify(notice.title, notice.message)
+
+    def _update_heating_page(self) -> None:
+        page = self.window.heating_page
+        active = self.window.page_visible(HEATING)
+        page.set_active(active)
+        if active and page.needs_settings and self.bridge.reachable:
+            self.bridge.load_heating_settings()
 
     def _on_connection(self, state: ConnectionState, message: str) -> None:
         self.window.set_connection(state, message)
@@ -232,12 +293,14 @@ class HeatshareApp(QObject):
             self._network_checked = True
             self.bridge.load_network()
         self.polls.update()
+        self._update_heating_page()
 
     # -- the compute network -------------------------------------------------------------
 
     def _on_page(self, _name: str) -> None:
         self.polls.update()
         self.window.network_page.set_active(self.window.page_visible(NETWORK))
+        self._update_heating_page()
 
     def _on_network(self, network: NetworkStatus) -> None:
         self.window.network_page.set_network(network)
@@ -340,6 +403,7 @@ class HeatshareApp(QObject):
 
     def _on_settings(self, settings: Settings) -> None:
         self.window.dashboard.set_preferences(settings.temperature_unit, settings.tariff_per_kwh)
+        self.window.heating_page.set_temperature_unit(settings.temperature_unit)
         if self.charts is not None:
             self.charts.set_temperature_unit(settings.temperature_unit)
         # Settings also arrive on every (re)connection: only a save closes the dialog.
@@ -357,6 +421,7 @@ class HeatshareApp(QObject):
             self.charts.set_active(visible)
         self.polls.update()
         self.window.network_page.set_active(self.window.page_visible(NETWORK))
+        self._update_heating_page()
         if visible:
             self._offer_wizard()
         elif self.wizard is not None and not self.wizard.busy:
@@ -452,6 +517,7 @@ class HeatshareApp(QObject):
         if self.charts is not None:
             self.charts.stop()
         self.window.network_page.stop()
+        self.window.heating_page.stop()
         self._close_wizard()  # quitting is not "not now" either
         self.tasks.shutdown(wait=True)  # no worker thread outlives the objects it reports to
         if self.tray is not None:

@@ -25,6 +25,14 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from heatshare.gui.tasks import TaskRunner
 from heatshare.protocol.client import AgentClient, AgentError, AgentUnreachable
 from heatshare.protocol.discovery import Paths, read_runtime, read_token
+from heatshare.protocol.heating import (
+    HeatingSettings,
+    HeatingStatus,
+    HeatMode,
+    RoomProbeRequest,
+    RoomProbeResponse,
+    SetpointRequest,
+)
 from heatshare.protocol.local_api import (
     AgentStatus,
     EarningsResponse,
@@ -45,6 +53,9 @@ PAGES_POOL = "agent-pages"  # the Jobs and Network pages' polls
 FILES_POOL = "agent-files"  # a job's log and result files: big answers never delay a poll
 # Joining waits on the network (up to 30 s, the demo up to 60 s): never ahead of the rest.
 ENROL_POOL = "agent-enrol"
+HEATING_POOL = "agent-heating"  # the Heating page's polls, and mode/boost/setpoint changes
+# A room thermometer's test waits on Home Assistant or a broker (up to 10 s): a pool of its own.
+PROBE_POOL = "agent-probe"
 
 VISIBLE_POLL_S = 1.0
 HIDDEN_POLL_S = 5.0
@@ -211,6 +222,14 @@ class AgentBridge(QObject):
         job_log_received(int, str): attempt id and its log text.
         job_file_received(int, str, bytes): attempt id, file name and its bytes.
         job_detail_failed(int, str): attempt id and why its log or a file did not come.
+        heating_received(HeatingStatus): an answer to ``load_heating``, ``set_mode``,
+            ``boost`` or ``setpoint``.
+        heating_failed(str): ``load_heating`` failed; a sentence fit to show.
+        heating_action_failed(str): a mode, boost or setpoint change was refused.
+        heating_settings_received(HeatingSettings): after ``load_heating_settings`` or a save
+            (tokens and passwords come back as None).
+        heating_settings_failed(str): a load or save failed; the agent's sentence.
+        room_probe_received(RoomProbeResponse), room_probe_failed(str): to ``room_probe``.
     """
 
     status_received = Signal(AgentStatus)
@@ -230,6 +249,13 @@ class AgentBridge(QObject):
     job_log_received = Signal(int, str)
     job_file_received = Signal(int, str, bytes)
     job_detail_failed = Signal(int, str)
+    heating_received = Signal(HeatingStatus)
+    heating_failed = Signal(str)
+    heating_action_failed = Signal(str)
+    heating_settings_received = Signal(HeatingSettings)
+    heating_settings_failed = Signal(str)
+    room_probe_received = Signal(RoomProbeResponse)
+    room_probe_failed = Signal(str)
 
     def __init__(
         self,
@@ -529,4 +555,71 @@ class AgentBridge(QObject):
             lambda data: self.job_file_received.emit(attempt_id, name, data),
             lambda msg: self.job_detail_failed.emit(attempt_id, msg),
             FILES_POOL,
+        )
+
+    # -- heating -------------------------------------------------------------------------
+
+    def load_heating(self) -> None:
+        self._query(
+            lambda c: c.heating(),
+            self.heating_received.emit,
+            self.heating_failed.emit,
+            HEATING_POOL,
+        )
+
+    def set_mode(self, mode: HeatMode) -> None:
+        self._query(
+            lambda c: c.set_mode(mode),
+            self._after_heating_action,
+            self.heating_action_failed.emit,
+            HEATING_POOL,
+        )
+
+    def boost(self, minutes: int) -> None:
+        """Full heat for ``minutes`` (0 ends a boost)."""
+        self._query(
+            lambda c: c.boost(minutes),
+            self._after_heating_action,
+            self.heating_action_failed.emit,
+            HEATING_POOL,
+        )
+
+    def setpoint(self, request: SetpointRequest) -> None:
+        self._query(
+            lambda c: c.setpoint(request),
+            self._after_heating_action,
+            self.heating_action_failed.emit,
+            HEATING_POOL,
+        )
+
+    def _after_heating_action(self, status: HeatingStatus) -> None:
+        self.heating_received.emit(status)
+        # The tray and the dashboard read the heating line of the status: fetch it now
+        # rather than at the next poll, so a click shows its effect at once.
+        if not self._in_flight:
+            self._timer.stop()
+            self.poll_now()
+
+    def load_heating_settings(self) -> None:
+        self._query(
+            lambda c: c.heating_settings(),
+            self.heating_settings_received.emit,
+            self.heating_settings_failed.emit,
+            HEATING_POOL,
+        )
+
+    def save_heating_settings(self, settings: HeatingSettings) -> None:
+        self._query(
+            lambda c: c.put_heating_settings(settings),
+            self.heating_settings_received.emit,
+            self.heating_settings_failed.emit,
+            HEATING_POOL,
+        )
+
+    def room_probe(self, request: RoomProbeRequest) -> None:
+        self._query(
+            lambda c: c.room_probe(request),
+            self.room_probe_received.emit,
+            self.room_probe_failed.emit,
+            PROBE_POOL,
         )

@@ -63,6 +63,11 @@ _DARK = ("#FF8A4C", "#5AB4F0", "#3FD1A1", "#E49CCB", "#F5C04A", "#8FD3FF", "#C49
 
 HistoryRequester = Callable[[Sequence[str], float, float], int]
 
+# The heating's series (issue 4): the room's temperature and the thermostat's target, recorded
+# by the agent each second (None while unknown: left out, a gap).
+ROOM_TEMP = "room_c"
+SETPOINT = "setpoint_c"
+
 
 @dataclass(frozen=True, slots=True)
 class Line:
@@ -79,6 +84,7 @@ def lines_for(gpu_indices: Sequence[int]) -> list[Line]:
     lines += [Line(S.gpu_series(i, "power_w"), "power", f"GPU {i}") for i in gpu_indices]
     lines.append(Line(S.CPU_TEMP, "temp", "CPU"))
     lines += [Line(S.gpu_series(i, "temp_c"), "temp", f"GPU {i}") for i in gpu_indices]
+    lines += [Line(ROOM_TEMP, "temp", "Room"), Line(SETPOINT, "temp", "Target")]
     lines.append(Line(S.HEAT_ENERGY, "energy", "Heat delivered"))
     return lines
 
@@ -93,6 +99,9 @@ def status_values(status: AgentStatus) -> dict[str, float | None]:
     for gpu in status.gpus:
         values[S.gpu_series(gpu.index, "power_w")] = gpu.power_w
         values[S.gpu_series(gpu.index, "temp_c")] = gpu.temp_c
+    if status.heating is not None:
+        values[ROOM_TEMP] = status.heating.room_c
+        values[SETPOINT] = status.heating.setpoint_c
     return values
 
 
@@ -272,6 +281,16 @@ class ChartPanel(QWidget):
                 # One-pixel cosmetic pens: wide pens go through Qt's stroker and cost ten
                 # times as much to draw (measured by bench/chart_update.py).
                 curve.setPen(pg.mkPen(colours[i % len(colours)], width=1))
+        room = self.curves.get(ROOM_TEMP)
+        if room is not None:
+            # The room and its target in the text colour, the target dashed: they read as
+            # the thermostat's pair against the components' coloured curves.
+            room.setPen(pg.mkPen(fg, width=1))
+            room.setZValue(4)
+        target = self.curves.get(SETPOINT)
+        if target is not None:
+            target.setPen(pg.mkPen(fg, width=1, style=Qt.PenStyle.DashLine))
+            target.setZValue(3)
         if self._band is not None:
             band = QColor(colours[0])
             band.setAlphaF(0.18)
@@ -435,7 +454,7 @@ class ChartPanel(QWidget):
             buf = self.buffers.get(name)
             if buf is None or value is None or not math.isfinite(value):
                 continue
-            if name.endswith("temp_c") and not self._temp_shown:
+            if (name.endswith("temp_c") or name in (ROOM_TEMP, SETPOINT)) and not self._temp_shown:
                 self._show_temperatures(True)
             last = buf.last_t()
             if last is not None and t <= last:

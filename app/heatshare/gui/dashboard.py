@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from heatshare.gui.bridge import ConnectionState
 from heatshare.gui.formatting import NOT_AVAILABLE, STATE_WORDS, Figures, dashboard_figures
+from heatshare.gui.heating_text import summary_line
 from heatshare.protocol.local_api import AgentStatus
 
 BENCH_FIRST_PAINT_ENV = "HEATSHARE_BENCH_FIRST_PAINT"
@@ -118,6 +119,12 @@ class Dashboard(QWidget):
 
         self.unreachable_banner = Banner("error")
         self.warning_banner = Banner("warning")
+        self.safety_banner = Banner("error")  # a safety stop, and why
+        self.heating_line = QLabel("")
+        self.heating_line.setObjectName("heatingLine")
+        self.heating_line.setFont(_font(1))
+        self.heating_line.setWordWrap(True)
+        self.heating_line.hide()
 
         self.heat = FigureCard("Heat output now")
         self.today = FigureCard("Heat delivered today")
@@ -135,6 +142,8 @@ class Dashboard(QWidget):
         layout.setSpacing(12)
         layout.addWidget(self.unreachable_banner)
         layout.addWidget(self.warning_banner)
+        layout.addWidget(self.safety_banner)
+        layout.addWidget(self.heating_line)
         layout.addLayout(grid)
         self._show_waiting()
 
@@ -177,6 +186,18 @@ class Dashboard(QWidget):
             f.hottest, "no temperature sensor readable" if no_sensor else f.hottest_name
         )
         self.cost.set(f.cost_today, f.tariff)
+        h = self.status.heating
+        self.heating_line.setVisible(h is not None)
+        if h is None:
+            self.safety_banner.show_text("")
+            return
+        line = summary_line(h, self.temperature_unit)
+        self.heating_line.setText(
+            f"{line} — {h.reason}" if h.reason and not h.safety_stop else line
+        )
+        self.safety_banner.show_text(
+            f"<b>Computing stopped for safety.</b> {_escape(h.reason)}" if h.safety_stop else ""
+        )
 
     # -- start-up timing -----------------------------------------------------------------
 

@@ -1,8 +1,9 @@
-"""Polls for the Jobs and Network pages: only while their page is in front of a shown window.
+"""Polls for the Heating, Jobs and Network pages: only while their page is in front of a shown
+window.
 
-Jobs every 2 s, the network and its earnings every 10 s. The calls go through the bridge, so
-none runs on the UI thread, and a poll is not sent while the previous one is unanswered (a
-slow agent never gets a queue of them).
+Heating and jobs every 2 s, the network and its earnings every 10 s. The calls go through the
+bridge, so none runs on the UI thread, and a poll is not sent while the previous one is
+unanswered (a slow agent never gets a queue of them).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QTimer
 
 from heatshare.gui.bridge import AgentBridge
-from heatshare.gui.window import JOBS, NETWORK, MainWindow
+from heatshare.gui.window import HEATING, JOBS, NETWORK, MainWindow
 from heatshare.protocol.local_api import NetworkStatus
 
 JOBS_POLL_MS = 2000
+HEATING_POLL_MS = 2000
 NETWORK_POLL_MS = 10_000
 
 
@@ -33,6 +35,11 @@ class PagePolls(QObject):
         self.jobs_in_flight = False
         self.network_in_flight = False
         self.earnings_in_flight = False
+        self.heating_in_flight = False
+        self.heating_timer = QTimer(self)
+        self.heating_timer.setObjectName("heating-poll")
+        self.heating_timer.setInterval(HEATING_POLL_MS)
+        self.heating_timer.timeout.connect(self.poll_heating)
         self.jobs_timer = QTimer(self)
         self.jobs_timer.setObjectName("jobs-poll")
         self.jobs_timer.setInterval(JOBS_POLL_MS)
@@ -47,11 +54,18 @@ class PagePolls(QObject):
         bridge.network_failed.connect(self._network_failed)
         bridge.earnings_received.connect(self._earnings_done)
         bridge.earnings_failed.connect(self._earnings_done)
+        bridge.heating_received.connect(self._heating_done)
+        bridge.heating_failed.connect(self._heating_done)
 
     def update(self) -> None:
         """Match the timers to what shows now; a page just brought forward polls at once."""
         connected = self._bridge.reachable and not self._stopped
         self._set(self.jobs_timer, connected and self._window.page_visible(JOBS), self.poll_jobs)
+        self._set(
+            self.heating_timer,
+            connected and self._window.page_visible(HEATING),
+            self.poll_heating,
+        )
         self._set(
             self.network_timer,
             connected and self._window.page_visible(NETWORK),
@@ -75,6 +89,14 @@ class PagePolls(QObject):
         if not self.network_in_flight and not self._stopped:
             self.network_in_flight = True
             self._bridge.load_network()
+
+    def poll_heating(self) -> None:
+        if not self.heating_in_flight and not self._stopped:
+            self.heating_in_flight = True
+            self._bridge.load_heating()
+
+    def _heating_done(self, *_: object) -> None:
+        self.heating_in_flight = False
 
     def _jobs_done(self, *_: object) -> None:
         self.jobs_in_flight = False
@@ -101,3 +123,4 @@ class PagePolls(QObject):
         self._stopped = True
         self.jobs_timer.stop()
         self.network_timer.stop()
+        self.heating_timer.stop()

@@ -9,8 +9,12 @@ from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from heatshare.gui import tray_menu
+from heatshare.gui.heating_text import nudge_delta_c
 from heatshare.gui.icons import AppIcons
+from heatshare.protocol.heating import HeatMode
 from heatshare.protocol.local_api import AgentStatus
+
+NOTICE_MS = 15_000  # how long a safety notification stays up where the desktop lets us say
 
 # Qt platforms that never have a tray. Showing an icon there only earns a Qt warning
 # ("No such signal QPlatformNativeInterface::systemTrayWindowChanged").
@@ -29,9 +33,17 @@ class TrayController(QObject):
         resume_requested: "Resume".
         quit_requested: "Quit Heatshare": the app quits, the agent keeps heating.
         quit_and_stop_requested: "Quit and stop the agent".
+        mode_requested: A mode from the "Mode" submenu; carries its ``HeatMode``.
+        boost_requested: "Boost for 1 hour" (60) or "End boost" (0); carries the minutes.
+        nudge_requested: "Warmer" or "Cooler"; carries the change of target in °C.
+        notified: A notification was shown (title, message): tests and diagnostics.
         menu_shown: The menu was rebuilt and is about to show (tests and diagnostics).
     """
 
+    mode_requested = Signal(object)
+    boost_requested = Signal(int)
+    nudge_requested = Signal(float)
+    notified = Signal(str, str)
     open_requested = Signal()
     pause_requested = Signal(int)
     resume_requested = Signal()
@@ -48,6 +60,7 @@ class TrayController(QObject):
         self._fahrenheit = False
         self._state = tray_menu.tray_state(None, True)
         self._actions: dict[str, QAction] = {}
+        self._submenus: list[QMenu] = []
         self._closed = False
 
         self._tray = QSystemTrayIcon(icons.state(self._state), self)
@@ -107,6 +120,14 @@ class TrayController(QObject):
         if self._menu.isVisible():
             self._refresh_open_menu()
 
+    def notify(self, title: str, message: str) -> None:
+        """A desktop notification from the tray icon (a safety stop and its reason)."""
+        if self._closed:
+            return
+        if self._tray.isVisible() and QSystemTrayIcon.supportsMessages():
+            self._tray.showMessage(title, message, QSystemTrayIcon.MessageIcon.Warning, NOTICE_MS)
+        self.notified.emit(title, message)
+
     def close(self) -> None:
         """Remove the icon from the tray and release the menu. The controller is done.
 
@@ -141,31 +162,51 @@ class TrayController(QObject):
     # -- menu -----------------------------------------------------------------------------
 
     def _entries(self) -> list[tray_menu.MenuEntry]:
-        return tray_menu.tray_menu_entries(self._status, self._reachable)
+        return tray_menu.tray_menu_entries(
+            self._status, self._reachable, fahrenheit=self._fahrenheit
+        )
 
     def _rebuild_menu(self) -> None:
         self._menu.clear()  # deletes the actions the menu owns
+        for sub in self._submenus:  # a submenu is a child widget: not the menu's action
+            sub.deleteLater()
+        self._submenus = []
         self._actions = {}
         for entry in self._entries():
-            if entry.separator:
-                action = self._menu.addSeparator()
-            else:
-                action = self._menu.addAction(entry.text)
-                action.setEnabled(entry.enabled)
-            action.setData(entry.key)
-            self._actions[entry.key] = action
+            self._add(self._menu, entry)
+
+    def _add(self, menu: QMenu, entry: tray_menu.MenuEntry) -> None:
+        if entry.separator:
+            action = menu.addSeparator()
+        elif entry.children:
+            # Qt sends a submenu's clicks on to the top menu's triggered signal.
+            sub = QMenu(entry.text, menu)
+            self._submenus.append(sub)
+            for child in entry.children:
+                self._add(sub, child)
+            action = menu.addMenu(sub)
+        else:
+            action = menu.addAction(entry.text)
+            action.setEnabled(entry.enabled)
+            if entry.checked is not None:
+                action.setCheckable(True)
+                action.setChecked(entry.checked)
+        action.setData(entry.key)
+        self._actions[entry.key] = action
 
     def _refresh_open_menu(self) -> None:
         # Rebuilding an open menu would drop the user's keyboard selection; update the
         # texts in place when the entries are the same, and wait for the next open otherwise.
-        entries = self._entries()
-        if [e.key for e in entries] != list(self._actions):
+        flat = [c for e in self._entries() for c in (e, *e.children)]
+        if [e.key for e in flat] != list(self._actions):
             return
-        for entry in entries:
+        for entry in flat:
             action = self._actions[entry.key]
             if not entry.separator:
                 action.setText(entry.text)
                 action.setEnabled(entry.enabled)
+                if entry.checked is not None:
+                    action.setChecked(entry.checked)
 
     def _on_about_to_show(self) -> None:
         self._rebuild_menu()
@@ -173,7 +214,18 @@ class TrayController(QObject):
 
     def _on_triggered(self, action: QAction) -> None:
         key = action.data()
-        if key == tray_menu.OPEN:
+        if not isinstance(key, str):
+            return
+        if key.startswith(tray_menu.MODE_PREFIX):
+            self.mode_requested.emit(HeatMode(key.removeprefix(tray_menu.MODE_PREFIX)))
+        elif key == tray_menu.BOOST:
+            self.boost_requested.emit(tray_menu.BOOST_MINUTES)
+        elif key == tray_menu.END_BOOST:
+            self.boost_requested.emit(0)
+        elif key in (tray_menu.WARMER, tray_menu.COOLER):
+            step = nudge_delta_c("F" if self._fahrenheit else "C")
+            self.nudge_requested.emit(step if key == tray_menu.WARMER else -step)
+        elif key == tray_menu.OPEN:
             self.open_requested.emit()
         elif key == tray_menu.PAUSE:
             self.pause_requested.emit(tray_menu.PAUSE_SECONDS)

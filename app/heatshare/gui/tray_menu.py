@@ -6,11 +6,21 @@ so the menu is never stale (Vorta's ``tray_menu.py`` does the same).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from heatshare.domain.readings import Provenance
 from heatshare.domain.units import c_to_f
 from heatshare.gui.formatting import format_money_minor, format_progress, measured_share
+from heatshare.gui.heating_text import (
+    MODE_WORDS,
+    Unit,
+    format_room,
+    local_hhmm,
+    mode_line,
+    nudge_text,
+)
+from heatshare.protocol.heating import HeatingSummary, HeatMode
 from heatshare.protocol.local_api import AgentState, AgentStatus
 
 # Menu entry keys: the tray controller maps each to a signal.
@@ -22,6 +32,15 @@ PAUSE = "pause"
 RESUME = "resume"
 QUIT = "quit"
 QUIT_AND_STOP = "quit_and_stop"
+ROOM = "room"
+MODE = "mode"  # the submenu; its entries' keys are MODE_PREFIX + the mode's value
+MODE_PREFIX = "mode:"
+BOOST = "boost"
+END_BOOST = "end_boost"
+WARMER = "warmer"
+COOLER = "cooler"
+
+BOOST_MINUTES = 60  # "Boost for 1 hour"
 
 PAUSE_SECONDS = 3600  # "Pause for 1 hour"
 
@@ -52,12 +71,16 @@ class MenuEntry:
         text: The label shown; empty for a separator.
         enabled: False greys the entry out.
         separator: True for a separator line.
+        checked: True or False for a checkable entry (a mode); None for a plain one.
+        children: A submenu's entries (the mode switch); empty for a plain entry.
     """
 
     key: str
     text: str
     enabled: bool = True
     separator: bool = False
+    checked: bool | None = None
+    children: tuple[MenuEntry, ...] = field(default=())
 
 
 def tray_state(status: AgentStatus | None, reachable: bool) -> str:
@@ -114,12 +137,51 @@ def _earned_line(status: AgentStatus) -> str | None:
     )
 
 
-def tray_menu_entries(status: AgentStatus | None, reachable: bool) -> list[MenuEntry]:
+def _room_line(h: HeatingSummary, fahrenheit: bool) -> str:
+    """``"Room 20.4 °C → 21.0 °C"``; ``"Stopped for safety: …"`` while a safety stop holds."""
+    unit: Unit = "F" if fahrenheit else "C"
+    if h.safety_stop:
+        return _shorten(f"Stopped for safety: {h.reason}", 70)
+    room = format_room(h.room_c, unit) if h.room_c is not None else "no reading"
+    target = f" → {format_room(h.setpoint_c, unit)}" if h.setpoint_c is not None else ""
+    return f"Room {room}{target}"
+
+
+def heating_entries(
+    h: HeatingSummary, can_command: bool, *, fahrenheit: bool = False, now: datetime | None = None
+) -> list[MenuEntry]:
+    """The mode switch, Boost for 1 hour (or End boost) and the target's ±0.5 °C."""
+    now = now or datetime.now(UTC)
+    unit: Unit = "F" if fahrenheit else "C"
+    modes = tuple(
+        MenuEntry(MODE_PREFIX + m.value, MODE_WORDS[m], enabled=can_command, checked=m is h.mode)
+        for m in HeatMode
+    )
+    boosting = h.boost_until is not None and h.boost_until > now
+    boost = (
+        MenuEntry(END_BOOST, f"End boost (until {local_hhmm(h.boost_until)})", enabled=can_command)
+        if boosting and h.boost_until is not None
+        else MenuEntry(BOOST, "Boost for 1 hour", enabled=can_command)
+    )
+    nudge = can_command and h.setpoint_c is not None
+    return [
+        MenuEntry(MODE, f"Mode: {mode_line(h.mode, h.boost_until, now)}", children=modes),
+        boost,
+        MenuEntry(WARMER, f"Warmer ({nudge_text(unit, 1)})", enabled=nudge),
+        MenuEntry(COOLER, f"Cooler ({nudge_text(unit, -1)})", enabled=nudge),
+    ]
+
+
+def tray_menu_entries(
+    status: AgentStatus | None, reachable: bool, *, fahrenheit: bool = False
+) -> list[MenuEntry]:
     """The tray menu for this state, top to bottom.
 
-    A disabled info line first (``"Heating · 182 W"``), the running job and today's earnings
-    where the machine works for a network, then Open, Pause for 1 hour or Resume, and the two
-    ways to quit. What needs the agent is disabled while it does not answer.
+    A disabled info line first (``"Heating · 182 W"``), the room and its target, the running
+    job and today's earnings where the machine works for a network, then Open, Pause for 1
+    hour or Resume; where the agent runs the thermostat, the mode switch, Boost and the
+    target's ±0.5 °C; and the two ways to quit. What needs the agent is disabled while it
+    does not answer.
     """
     can_command = reachable and status is not None
     if status is not None and status.state is AgentState.PAUSED:
@@ -127,7 +189,15 @@ def tray_menu_entries(status: AgentStatus | None, reachable: bool) -> list[MenuE
     else:
         toggle = MenuEntry(PAUSE, "Pause for 1 hour", enabled=can_command)
     info = [MenuEntry(INFO, _info_line(status, reachable), enabled=False)]
+    heating: list[MenuEntry] = []
+    if status is not None and status.heating is not None:
+        heating = [
+            MenuEntry("separator-heating", "", separator=True),
+            *heating_entries(status.heating, can_command, fahrenheit=fahrenheit),
+        ]
     if reachable and status is not None:
+        if status.heating is not None:
+            info.append(MenuEntry(ROOM, _room_line(status.heating, fahrenheit), enabled=False))
         job, earned = _job_line(status), _earned_line(status)
         if job is not None:
             info.append(MenuEntry(JOB, job, enabled=False))
@@ -138,6 +208,7 @@ def tray_menu_entries(status: AgentStatus | None, reachable: bool) -> list[MenuE
         MenuEntry("separator-1", "", separator=True),
         MenuEntry(OPEN, "Open Heatshare"),
         toggle,
+        *heating,
         MenuEntry("separator-2", "", separator=True),
         MenuEntry(QUIT, "Quit Heatshare"),
         MenuEntry(QUIT_AND_STOP, "Quit and stop the agent", enabled=reachable),
@@ -173,6 +244,10 @@ def tray_tooltip(status: AgentStatus | None, reachable: bool, *, fahrenheit: boo
     text = f"Heatshare · {_STATE_LABEL[status.state]}\nHeat: {heat}\nHottest: {hottest}"
     earned = _earned_line(status)
     tail = f"\n{earned}" if earned is not None else ""
+    if status.heating is not None:
+        # Before the job's line: the room is what a thermostat's tooltip is for.
+        room = max(24, TOOLTIP_MAX - len(text) - len(tail) - 1)
+        text += f"\n{_shorten(_room_line(status.heating, fahrenheit), room)}"
     if status.job_label:
         # The job's label gives way first: the other lines are the heater's own.
         room = TOOLTIP_MAX - len(text) - len(tail) - len("\nJob:  · 100 %")

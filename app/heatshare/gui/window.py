@@ -1,7 +1,9 @@
-"""The main window: a header with the status line over three pages: Dashboard, Jobs, Network.
+"""The main window: a header with the status line over four pages: Dashboard, Heating, Jobs,
+Network.
 
-The Dashboard page holds the big figures with the charts below them; the Jobs and Network
-pages show the machine's work for its compute network.
+The Dashboard page holds the big figures with the charts below them; the Heating page the
+thermostat and its settings; the Jobs and Network pages the machine's work for its compute
+network.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
 from heatshare.__about__ import __app_name__
 from heatshare.gui.bridge import ConnectionState
 from heatshare.gui.dashboard import Dashboard, status_line
+from heatshare.gui.heating_page import HeatingPage
 from heatshare.gui.jobs_page import JobsPage
 from heatshare.gui.network_page import NetworkPage
 from heatshare.protocol.local_api import AgentState, AgentStatus
@@ -56,6 +59,17 @@ QToolButton#rangeButton {
     border-radius: 0px;
     margin-left: -1px;
 }
+QToolButton#modeButton {
+    padding: 6px 14px;
+    border: 1px solid palette(mid);
+    margin-left: -1px;
+}
+QToolButton#modeButton:checked {
+    background: palette(highlight);
+    color: palette(highlighted-text);
+    border-color: palette(highlight);
+}
+QLabel#heatingReason[stopped="true"] { color: #c62828; font-weight: 600; }
 QToolButton#rangeButton:checked {
     background: palette(highlight);
     color: palette(highlighted-text);
@@ -65,6 +79,7 @@ QToolButton#rangeButton:checked {
 
 
 DASHBOARD = "Dashboard"
+HEATING = "Heating"
 JOBS = "Jobs"
 NETWORK = "Network"
 
@@ -87,7 +102,8 @@ class MainWindow(QMainWindow):
         settings_requested(): the Settings button.
         pause_requested(int): pause for this many seconds.
         resume_requested(): resume heating.
-        page_changed(str): the page shown now (``DASHBOARD``, ``JOBS`` or ``NETWORK``).
+        page_changed(str): the page shown now (``DASHBOARD``, ``HEATING``, ``JOBS`` or
+            ``NETWORK``).
     """
 
     visibility_changed = Signal(bool)
@@ -153,6 +169,7 @@ class MainWindow(QMainWindow):
         dash_layout.setSpacing(20)
         dash_layout.addWidget(self.dashboard)
         dash_layout.addWidget(self.charts_host, 1)
+        self.heating_page = HeatingPage()
         self.jobs_page = JobsPage()
         self.network_page = NetworkPage()
         self.pages = QTabWidget()
@@ -161,6 +178,7 @@ class MainWindow(QMainWindow):
         self._page_names: list[str] = []
         for name, widget in (
             (DASHBOARD, dashboard_page),
+            (HEATING, _padded(self.heating_page)),
             (JOBS, _padded(self.jobs_page)),
             (NETWORK, _padded(self.network_page)),
         ):
