@@ -220,7 +220,7 @@ class PiGains:
     """PI gains: ``kp`` demand per °C of error, ``ti_s`` the integral time in seconds."""
 
     kp: float = 0.6
-    ti_s: float = 2400.0
+    ti_s: float = 1800.0
 
 
 @dataclass(slots=True)
