@@ -243,7 +243,19 @@ class HomeAssistantApi:
 
     def _get(self, path: str, entity_id: str | None) -> Any:
         try:
-            resp = self._session.get(self.url + path, timeout=self.timeout_s, allow_redirects=False)
+            try:
+                resp = self._session.get(
+                    self.url + path, timeout=self.timeout_s, allow_redirects=False
+                )
+            except requests.exceptions.ConnectionError as exc:
+                if isinstance(exc, requests.exceptions.SSLError | requests.exceptions.Timeout):
+                    raise
+                # Once more on a new connection: a kept-alive one dies when Home Assistant
+                # restarts, and that alone is no reason for an error.
+                self._session.close()
+                resp = self._session.get(
+                    self.url + path, timeout=self.timeout_s, allow_redirects=False
+                )
         except requests.exceptions.SSLError as exc:
             raise ReadingError(
                 f"The TLS certificate of {self.url} was not accepted "
