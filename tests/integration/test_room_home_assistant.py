@@ -33,7 +33,7 @@ from heatshare.protocol.heating import (
 from heatshare.sensors.room import HomeAssistantRoom, RoomSample, open_room_source, probe
 from mosquitto_broker import free_port, wait_until
 
-TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.heatshare-test.token"  # noqa: S105 (a test token)
+TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.heatshare-test.token"
 STATES = json.loads(
     (Path(__file__).parent.parent / "data" / "home_assistant" / "states.json").read_text()
 )
@@ -86,7 +86,7 @@ class FakeHomeAssistant:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib's name)
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
