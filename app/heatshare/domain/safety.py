@@ -470,7 +470,7 @@ class SafetyPolicy:
         looks["exclusive"] = _Look(
             trigger=bool(inputs.exclusive),
             clear=not inputs.exclusive,
-            pending=f"{names} is running: computing pauses {grace} to leave it the machine.",
+            pending=f"Computing pauses {grace} to leave the machine to {names}.",
             stopped=(
                 f"Computing is paused while {names} is running; it resumes {dwell} after it closes."
             ),
@@ -624,8 +624,11 @@ def _room_hot(room_c: float | None, max_c: float, *, grace: str, dwell: str) -> 
 
 
 def _duration(seconds: float) -> str:
-    """``"10 seconds"``, ``"2 minutes"``, ``"1 hour 30 minutes"``; a grace of 0 reads "now"."""
-    s = round(seconds)
+    """``"10 seconds"``, ``"2 minutes"``, ``"2 hours 30 minutes"``.
+
+    Seconds round up: a countdown shows "1 second" to its last moment, never "0 seconds".
+    """
+    s = math.ceil(seconds - 1e-6)
     if s < 120:
         return f"{s} second{'s' if s != 1 else ''}"
     m = round(s / 60)
@@ -637,6 +640,7 @@ def _duration(seconds: float) -> str:
 
 def _sentence(text: str) -> str:
     text = text.strip()
+    text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
