@@ -186,6 +186,10 @@ class FakePynvml:
         """GPU ``index`` answers ``key`` with ``value`` (or raises ``error``) from now on."""
         self._overrides[(index, key)] = {"error": error} if error else {"value": value}
 
+    def clear_override(self, index: int, key: str) -> None:
+        """GPU ``index`` answers ``key`` from the recording again."""
+        self._overrides.pop((index, key), None)
+
     def nvmlDeviceGetGraphicsRunningProcesses(self, handle: _Handle) -> list[SimpleNamespace]:
         """As pynvml: ``[]`` when none runs (a headless card), else one object per process
         with ``pid``, ``usedGpuMemory`` (bytes; None where the driver does not say, as under

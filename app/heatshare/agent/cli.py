@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         JobsResponse,
         NetworkStatus,
     )
+    from heatshare.sensors import SensorSuite
 
 log = logging.getLogger("heatshare.agent")
 T = TypeVar("T")
@@ -290,8 +291,11 @@ def setup_logging(log_dir: os.PathLike[str] | str, level: str) -> None:
     threading.excepthook = thread_excepthook
 
 
-def run_agent(args: argparse.Namespace) -> int:
-    """``heatshare-agent run``: the composition root of the agent program."""
+def run_agent(args: argparse.Namespace, *, sensors: SensorSuite | None = None) -> int:
+    """``heatshare-agent run``: the composition root of the agent program.
+
+    ``sensors``: this machine's own by default; the fault-injection tests pass theirs.
+    """
     from heatshare.agent.lock import ProfileLock
     from heatshare.protocol.discovery import Paths
 
@@ -308,12 +312,12 @@ def run_agent(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     try:
         setup_logging(paths.log_dir, args.log_level)
-        return _serve(paths, args.listen)
+        return _serve(paths, args.listen, sensors)
     finally:
         lock.release()
 
 
-def _serve(paths: Paths, listen: tuple[str, int] | None) -> int:
+def _serve(paths: Paths, listen: tuple[str, int] | None, sensors: SensorSuite | None = None) -> int:
     from heatshare.agent.api import ApiServer
     from heatshare.agent.service import AgentService
     from heatshare.protocol.discovery import ensure_token
@@ -336,7 +340,7 @@ def _serve(paths: Paths, listen: tuple[str, int] | None) -> int:
         "heatshare-agent %s starting (pid %d, data in %s)", __version__, os.getpid(), paths.data_dir
     )
     try:
-        service = AgentService.open(paths.db_file, paths=paths)
+        service = AgentService.open(paths.db_file, paths=paths, sensors=sensors)
     except StoreError as exc:
         log.error("%s", exc)  # the environment's fault: its message says what to do
         return EXIT_ERROR
