@@ -270,8 +270,9 @@ class DutyLimits:
     """A duty cycle's constraints: minimum on and off times and the modulator's band (seconds).
 
     ``band_s`` is the hysteresis: the on-time owed (positive) or owed back (negative) that must
-    build up before the machine switches. At a demand of 50 % a cycle lasts ``8 * band_s``
-    (longer at any other demand), and never less than ``min_on_s + min_off_s``.
+    build up before the machine switches. At a steady demand a cycle lasts at least
+    ``8 * band_s`` (at 50 %; longer at any other demand); whatever the demand does, never less
+    than ``min_on_s + min_off_s``.
     """
 
     min_on_s: float = 300.0
@@ -284,8 +285,8 @@ class DutyLimits:
 
     @property
     def max_starts_per_hour(self) -> float:
-        cycle = max(self.min_on_s + self.min_off_s, 8 * self.band_s)
-        return 3600.0 / cycle
+        """The most starts an hour can ever see: one per minimum on plus minimum off time."""
+        return 3600.0 / max(self.min_on_s + self.min_off_s, 1.0)
 
 
 @dataclass(slots=True)
