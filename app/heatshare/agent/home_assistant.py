@@ -254,6 +254,7 @@ class HaBridge:
             return
         # A fixed client id: a connection left behind by a killed agent is taken over at once
         # (its last will fires now, before our "online"), not left to fire later over it.
+        self._stopping = False
         client = mqtt_broker.new_client(self._cfg, f"heatshare-{self.node_key}")
         client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
         client.on_connect = self._on_connect

@@ -555,6 +555,7 @@ class MqttRoom:
             f"Connecting to the MQTT broker at {mqtt_broker.where(self._cfg)}…",
             bool(self._cfg.outdoor_topic),
         )
+        self._stopping = False
         client = mqtt_broker.new_client(self._cfg, self._client_id)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
