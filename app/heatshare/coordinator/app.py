@@ -8,20 +8,27 @@ a request that does not validate, one line per problem.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -103,6 +110,142 @@ _requester_bearer = HTTPBearer(
 _Credentials = HTTPAuthorizationCredentials | None
 
 
+_T = TypeVar("_T")
+# A batch's transaction takes at most this many requests (the rest wait for the next one).
+_MAX_BATCH = 64
+
+
+@dataclass(slots=True)
+class _Work:
+    do: Callable[[Connection], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    leases: bool  # leasing: expired leases are settled first
+
+
+class WriteBatcher:
+    """One thread that runs the writes of many requests together, one transaction a batch.
+
+    Leases, results, failures and progress reports are queued here by the event loop; the
+    thread takes whatever is queued (at most ``_MAX_BATCH``) and runs it in one transaction,
+    one item after another, then answers them all. A busy server thus commits once for many
+    requests: SQLite has one writer anyway, and PostgreSQL pays for every commit; and no
+    request waits for a thread of the pool or a turn at the lock.
+
+    Each item sees the ones before it (a node's limit and a job's attempts hold across a
+    batch). An item refused with :class:`RefusedError` has written nothing (the service's
+    functions check before they write), so the others are committed; any other error rolls
+    the batch back and every item is run again alone, so only the one at fault fails.
+    """
+
+    def __init__(self, coordinator: Coordinator) -> None:
+        self._c = coordinator
+        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    async def run(self, do: Callable[[Connection], _T], *, leases: bool = False) -> _T:
+        """``do(connection)`` in the next batch's transaction, once it is committed."""
+        if self._thread is None:
+            self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._queue.put(_Work(do, loop, future, leases))
+        return await future
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="coordinator-writes", daemon=True
+                )
+                self._thread.start()
+
+    def stop(self) -> None:
+        """Finish what is queued, then end the thread."""
+        with self._start_lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            try:
+                self._run(batch)
+            except BaseException as exc:  # never leave a request waiting
+                log.exception("A batch of writes failed")
+                self._answer([(work, exc, False) for work in batch])
+
+    def _run(self, batch: list[_Work]) -> None:
+        if any(work.leases for work in batch):
+            try:
+                self._c.sweep_if_due()
+            except Exception:
+                log.exception("Sweeping expired leases and deadlines failed")
+        outcomes: list[tuple[_Work, Any, bool]] = []
+        try:
+            with self._c.connection() as conn:
+                for work in batch:
+                    try:
+                        outcomes.append((work, work.do(conn), True))
+                    except RefusedError as exc:
+                        outcomes.append((work, exc, False))
+        except Exception as exc:
+            if len(batch) == 1:
+                outcomes = [(batch[0], exc, False)]
+            else:
+                # Rolled back: each alone, so one bad item (or a deadlock) fails only itself.
+                outcomes = [self._run_alone(work) for work in batch]
+        self._answer(outcomes)
+
+    def _run_alone(self, work: _Work) -> tuple[_Work, Any, bool]:
+        try:
+            with self._c.connection() as conn:
+                return work, work.do(conn), True
+        except Exception as exc:
+            return work, exc, False
+
+    @staticmethod
+    def _answer(outcomes: list[tuple[_Work, Any, bool]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Work, Any, bool]]] = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome[0].loop, []).append(outcome)
+        for loop, answers in by_loop.items():
+            # One wake-up of the event loop for the whole batch.
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+                loop.call_soon_threadsafe(_set_outcomes, answers)
+
+
+def _set_outcomes(answers: list[tuple[_Work, Any, bool]]) -> None:
+    for work, value, ok in answers:
+        if work.future.done():  # the request was cancelled (its client went away)
+            continue
+        if ok:
+            work.future.set_result(value)
+        else:
+            work.future.set_exception(value)
+
+
+def _json(model: BaseModel, status: int = 200) -> Response:
+    """A model as a JSON answer, serialised once (not validated again on the way out)."""
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json")
+
+
 class Coordinator:
     """What one app server holds: settings, the database engine and the blob store."""
 
@@ -131,6 +274,9 @@ class Coordinator:
         self._node_ids: dict[str, tuple[int, float]] = {}  # token digest → (node id, until)
         self._beats: dict[int, service.Beat] = {}  # node id → heartbeat not yet written
         self._beats_lock = threading.Lock()
+        self.writes = WriteBatcher(self)
+        # Uploads' fsyncs (the event loop must not wait for the disk).
+        self.disk = ThreadPoolExecutor(max_workers=16, thread_name_prefix="coordinator-disk")
 
     def now(self) -> datetime:
         return self.settings.clock()
@@ -143,6 +289,12 @@ class Coordinator:
         file still meet the busy timeout.)"""
         with self._write_turn, db.transaction(self.sessions) as s:
             yield s
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A transaction that may write, on a plain connection (no ORM session)."""
+        with self._write_turn, self.engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
@@ -260,6 +412,8 @@ class Coordinator:
                 log.exception("Sweeping expired leases and deadlines failed")
 
     def close(self) -> None:
+        self.writes.stop()
+        self.disk.shutdown(wait=True)
         self._stop.set()
         for thread in (self._sweeper, self._flusher):
             if thread is not None:
@@ -485,14 +639,16 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
         )
 
     @app.post("/v1/leases", response_model=LeaseResponse, responses=_errors(403), tags=["node"])
-    def lease(body: LeaseRequest, auth: NodeAuth) -> LeaseResponse:
-        # Expired leases and passed deadlines are settled first, in their own transaction
-        # (which keeps the lock order of service.py), so a job whose lease ran out is
-        # leasable again at once.
-        node_id = c.node_id(_token(auth))
-        c.sweep_if_due()
-        with c.transaction() as s:
-            return service.lease(s, node_id, body.max_jobs, c.now(), c.settings)
+    async def lease(body: LeaseRequest, auth: NodeAuth) -> Response:
+        # In a batch of writes; expired leases and passed deadlines are settled before it, in
+        # their own transaction (which keeps the lock order of service.py), so a job whose
+        # lease ran out is leasable again at once.
+        node_id = await c.node_id_async(_token(auth))
+        leased = await c.writes.run(
+            lambda conn: service.lease(conn, node_id, body.max_jobs, c.now(), c.settings),
+            leases=True,
+        )
+        return _json(leased)
 
     @app.get(
         "/v1/bundles/{sha256}",
@@ -523,10 +679,14 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
         responses=_errors(404),
         tags=["node"],
     )
-    def progress(attempt_id: _Id, body: Progress, auth: NodeAuth) -> ProgressResponse:
-        node_id = c.node_id(_token(auth))
-        with c.transaction() as s:
-            return service.progress(s, node_id, attempt_id, body, now=c.now(), settings=c.settings)
+    async def progress(attempt_id: _Id, body: Progress, auth: NodeAuth) -> Response:
+        node_id = await c.node_id_async(_token(auth))
+        answer = await c.writes.run(
+            lambda conn: service.progress(
+                conn, node_id, attempt_id, body, now=c.now(), settings=c.settings
+            )
+        )
+        return _json(answer)
 
     @app.put(
         "/v1/attempts/{attempt_id}/result",
@@ -537,23 +697,28 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
     )
     async def result(
         attempt_id: _Id, request: Request, sha256: _ShaHeader, auth: NodeAuth
-    ) -> ResultAccepted:
+    ) -> Response:
         node_id = await c.node_id_async(_token(auth))
+        if _declared_length(request) > _CHECK_BEFORE_BYTES:
+            # A large body is read only for the node the attempt is leased to; a small one
+            # is checked with the record, in the batch, before its bytes are kept.
 
-        def check() -> None:
-            with c.read_engine.connect() as connection:
-                service.own_attempt(connection, node_id, attempt_id)
+            def check() -> None:
+                with c.read_engine.connect() as connection:
+                    service.own_attempt(connection, node_id, attempt_id)
 
-        await run_in_threadpool(check)
-        size = await _receive(
-            request, c.blobs.writer(), sha256, c.settings.max_result_bytes, "result"
-        )
+            await run_in_threadpool(check)
+        with c.blobs.writer() as blob:
+            size = await _receive(
+                request, blob, c.disk, sha256, limit=c.settings.max_result_bytes, what="result"
+            )
 
-        def record() -> ResultAccepted:
-            with c.transaction() as s:
-                return service.record_result(s, node_id, attempt_id, sha256, size=size, now=c.now())
+            def record(conn: Connection) -> ResultAccepted:
+                return service.record_result(
+                    conn, node_id, attempt_id, sha256, size=size, now=c.now(), keep=blob.adopt
+                )
 
-        return await run_in_threadpool(record)
+            return _json(await c.writes.run(record))
 
     @app.post(
         "/v1/attempts/{attempt_id}/failure",
@@ -561,10 +726,12 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
         responses=_errors(404, 409),
         tags=["node"],
     )
-    def failure(attempt_id: _Id, body: Failure, auth: NodeAuth) -> NodeAttempt:
-        node_id = c.node_id(_token(auth))
-        with c.transaction() as s:
-            return service.record_failure(s, node_id, attempt_id, body, c.now())
+    async def failure(attempt_id: _Id, body: Failure, auth: NodeAuth) -> Response:
+        node_id = await c.node_id_async(_token(auth))
+        answer = await c.writes.run(
+            lambda conn: service.record_failure(conn, node_id, attempt_id, body, c.now())
+        )
+        return _json(answer)
 
     @app.get(
         "/v1/nodes/me/attempts", response_model=NodeAttempts, responses=_errors(), tags=["node"]
@@ -581,34 +748,49 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
             return service.earnings(s, _require_node(s, auth))
 
 
-async def _receive(request: Request, writer: BlobWriter, sha256: str, limit: int, what: str) -> int:
-    """Stream a raw body into the blob store, refusing it early when too big or wrong."""
-    with writer:
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            try:
-                length = int(declared)
-            except ValueError:
-                raise RefusedError(400, "The Content-Length header is not a number.") from None
-            if length > limit:
-                raise RefusedError(
-                    413,
-                    f"The {what} is {length} bytes; the most this network takes is {limit} bytes.",
-                )
-        async for chunk in request.stream():
-            writer.write(chunk)
-            if writer.size > limit:
-                raise RefusedError(
-                    413, f"The {what} is larger than the {limit} bytes this network takes."
-                )
-        if writer.sha256 != sha256:
+# A result up to this size is taken without asking the database first (see the route).
+_CHECK_BEFORE_BYTES = 1024 * 1024
+
+
+def _declared_length(request: Request) -> int:
+    """The body's Content-Length; none (streamed) counts as large, a bad one is refused."""
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return 2**63
+    try:
+        return int(declared)
+    except ValueError:
+        raise RefusedError(400, "The Content-Length header is not a number.") from None
+
+
+async def _receive(
+    request: Request, writer: BlobWriter, disk: Executor, sha256: str, *, limit: int, what: str
+) -> int:
+    """Stream a raw body to a durable temporary file, refusing it early when too big or wrong.
+
+    The caller adopts it into the blob store (``writer.adopt()``) or, leaving the writer's
+    block without, discards it.
+    """
+    length = _declared_length(request)
+    if request.headers.get("content-length") is not None and length > limit:
+        raise RefusedError(
+            413, f"The {what} is {length} bytes; the most this network takes is {limit} bytes."
+        )
+    async for chunk in request.stream():
+        writer.write(chunk)
+        if writer.size > limit:
             raise RefusedError(
-                400,
-                f"The {what}'s sha256 is {writer.sha256}, not {sha256} as the {SHA256_HEADER} "
-                "header says; it was damaged on the way or the header is wrong.",
+                413, f"The {what} is larger than the {limit} bytes this network takes."
             )
-        await run_in_threadpool(writer.commit)
-        return writer.size
+    if writer.sha256 != sha256:
+        raise RefusedError(
+            400,
+            f"The {what}'s sha256 is {writer.sha256}, not {sha256} as the {SHA256_HEADER} "
+            "header says; it was damaged on the way or the header is wrong.",
+        )
+    # fsync: on a plain executor, cheaper than the thread pool's capacity-limited hand-off.
+    await asyncio.get_running_loop().run_in_executor(disk, writer.finish)
+    return writer.size
 
 
 # --- requester -----------------------------------------------------------------------------
@@ -629,9 +811,11 @@ def _requester_routes(app: FastAPI, c: Coordinator) -> None:
                 _require_requester(s, auth)
 
         await run_in_threadpool(check)
-        size = await _receive(
-            request, c.blobs.writer(), sha256, c.settings.max_bundle_bytes, "bundle"
-        )
+        with c.blobs.writer() as blob:
+            size = await _receive(
+                request, blob, c.disk, sha256, limit=c.settings.max_bundle_bytes, what="bundle"
+            )
+            await run_in_threadpool(blob.adopt)
 
         def record() -> BundleOut:
             with c.transaction() as s:

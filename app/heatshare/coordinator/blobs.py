@@ -70,6 +70,7 @@ class BlobWriter:
         self._file = os.fdopen(fd, "wb")
         self._path = Path(name)
         self._hash = hashlib.sha256()
+        self._adopted = False
         self.size = 0
 
     def write(self, chunk: bytes) -> None:
@@ -83,11 +84,21 @@ class BlobWriter:
 
     def commit(self) -> str:
         """Move the bytes under their digest; returns it."""
+        self.finish()
+        return self.adopt()
+
+    def finish(self) -> None:
+        """Make the bytes durable under the temporary name (blocks on the disk: a thread's job)."""
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+
+    def adopt(self) -> str:
+        """After :meth:`finish`: move the bytes under their digest (a rename); returns it."""
         sha = self.sha256
-        self._store._adopt(self._path, sha)
+        if not self._adopted:  # a batch run again after a rollback adopts again
+            self._store._adopt(self._path, sha)
+            self._adopted = True
         return sha
 
     def discard(self) -> None:
@@ -103,5 +114,5 @@ class BlobWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._file.closed:
+        if not self._adopted:
             self.discard()

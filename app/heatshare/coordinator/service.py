@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import cast
@@ -471,10 +472,6 @@ class _Attempt:
 
 _ATTEMPT_COLUMNS = [_ATTEMPTS.c[f] for f in _Attempt.__dataclass_fields__ if f != "dirty"]
 
-_LOCK_JOB = select(*_JOB_COLUMNS).where(_JOBS.c.id == bindparam("job_id")).with_for_update()
-_LOCK_ATTEMPT = (
-    select(*_ATTEMPT_COLUMNS).where(_ATTEMPTS.c.id == bindparam("attempt_id")).with_for_update()
-)
 _JOB_ATTEMPTS = (
     select(*_ATTEMPT_COLUMNS)
     .where(_ATTEMPTS.c.job_id == bindparam("job_id"))
@@ -675,8 +672,12 @@ def sweep_due(s: Session | Connection, now: datetime) -> bool:
     return conn.scalar(_OVERDUE_JOB, {"now": now}) is not None
 
 
+_IN_PROGRESS = select(func.count(_ATTEMPTS.c.id)).where(
+    _ATTEMPTS.c.node_id == bindparam("node_id"), _ATTEMPTS.c.state == AttemptState.LEASED.value
+)
 _NODE_FOR_LEASE = (
     select(
+        _IN_PROGRESS.scalar_subquery(),
         _NODES.c.sandbox,
         _NODES.c.cpu_cores,
         _NODES.c.memory_bytes,
@@ -687,10 +688,7 @@ _NODE_FOR_LEASE = (
     )
     .where(_NODES.c.id == bindparam("node_id"))
     # FOR NO KEY UPDATE: a credit's foreign key to the node need not wait for it.
-    .with_for_update(key_share=True)
-)
-_IN_PROGRESS = select(func.count(_ATTEMPTS.c.id)).where(
-    _ATTEMPTS.c.node_id == bindparam("node_id"), _ATTEMPTS.c.state == AttemptState.LEASED.value
+    .with_for_update(key_share=True, of=_NODES)
 )
 # Built once (building it on each lease was a visible part of a lease's CPU time).
 _LEASABLE = (
@@ -712,7 +710,8 @@ _LEASABLE = (
             select(_ATTEMPTS.c.id).where(
                 _ATTEMPTS.c.job_id == _JOBS.c.id,
                 _ATTEMPTS.c.node_id == bindparam("node_id"),
-                _ATTEMPTS.c.state.in_(_HOLDS_OR_ANSWERED),
+                # Equalities, not IN: an IN list is expanded anew on every execution.
+                or_(*(_ATTEMPTS.c.state == state for state in _HOLDS_OR_ANSWERED)),
             )
         ),
     )
@@ -748,8 +747,7 @@ def lease(
             "This machine has no job sandbox, so the network gives it no work. "
             "Install bubblewrap and enrol again.",
         )
-    in_progress = conn.scalar(_IN_PROGRESS, {"node_id": node_id}) or 0
-    room = min(max_jobs, settings.max_in_progress_per_node - in_progress)
+    room = min(max_jobs, settings.max_in_progress_per_node - (node[0] or 0))
     if room <= 0:
         return LeaseResponse(retry_after_s=settings.retry_after_s)
     rows = conn.execute(
@@ -822,12 +820,24 @@ def own_attempt(s: Session | Connection, node_id: int, attempt_id: int) -> int:
     return job_id
 
 
+# One statement for the job and the attempt; PostgreSQL locks a join's rows in the order of
+# its FROM list, so job before attempt, the lock order.
+_LOCK_JOB_AND_ATTEMPT = (
+    select(*_JOB_COLUMNS, *_ATTEMPT_COLUMNS)
+    .select_from(_JOBS.join(_ATTEMPTS, _ATTEMPTS.c.job_id == _JOBS.c.id))
+    .where(_ATTEMPTS.c.id == bindparam("attempt_id"), _ATTEMPTS.c.node_id == bindparam("node_id"))
+    .with_for_update()
+)
+
+
 def _lock_attempt_and_job(conn: Connection, node_id: int, attempt_id: int) -> tuple[_Attempt, _Job]:
-    """One of this node's attempts and its job, locked job first (the lock order)."""
-    job_id = own_attempt(conn, node_id, attempt_id)
-    job = _Job(*conn.execute(_LOCK_JOB, {"job_id": job_id}).one())
-    attempt = _Attempt(*conn.execute(_LOCK_ATTEMPT, {"attempt_id": attempt_id}).one())
-    return attempt, job
+    """One of this node's attempts and its job, locked (404 for any other attempt)."""
+    row = conn.execute(
+        _LOCK_JOB_AND_ATTEMPT, {"attempt_id": attempt_id, "node_id": node_id}
+    ).one_or_none()
+    if row is None:
+        raise _not_found("attempt")
+    return _Attempt(*row[_N_JOB:]), _Job(*row[:_N_JOB])
 
 
 def _with_attempts(conn: Connection, job: _Job, attempt: _Attempt) -> list[_Attempt]:
@@ -895,8 +905,10 @@ def record_result(
     *,
     size: int,
     now: datetime,
+    keep: Callable[[], object] | None = None,
 ) -> ResultAccepted:
-    """Take a result whose bytes are already in the blob store under ``sha256``.
+    """Take a result whose bytes are in the blob store under ``sha256``, or will be once
+    ``keep()`` returns: it is called after the checks, before the database names the bytes.
 
     Refuses (raises) before writing anything.
     """
@@ -912,6 +924,8 @@ def record_result(
         return _result_answer(attempt, job)
     if attempt.state == AttemptState.FAILED.value:
         raise RefusedError(409, "This attempt was reported as failed; it cannot have a result now.")
+    if keep is not None:
+        keep()
     attempt.set(result_sha256=sha256, result_size=size, finished_at=now)
     if job.state in _TERMINAL:
         attempt.set(
