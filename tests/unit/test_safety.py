@@ -513,6 +513,25 @@ def test_an_open_window_pauses_heating_for_the_set_time() -> None:
     assert [e.rule for e in ended(rig)] == [Rule.OPEN_WINDOW]
 
 
+def test_an_open_window_seen_by_a_thermometer_that_reports_only_changes() -> None:
+    # Zigbee thermometers and Home Assistant report a value when it changes: 21.0 °C an hour
+    # ago and nothing since, then 20.4 and 19.9 °C within four minutes.
+    rig = Rig(room_c=21.0, room_wall=WALL0)
+    rig.run(3600)
+    rig.set(room_c=20.4, room_wall=rig.wall)
+    rig.run(120)
+    rig.set(room_c=19.9, room_wall=rig.wall)
+    e = only(rig.step(), Rule.OPEN_WINDOW)
+    assert e.message.startswith("The room cooled by 1.1 °C within five minutes")
+    # The same fall spread over more than five minutes is not a window.
+    rig = Rig(room_c=21.0, room_wall=WALL0)
+    rig.run(3600)
+    rig.set(room_c=20.4, room_wall=rig.wall)
+    rig.run(301)
+    rig.set(room_c=19.9, room_wall=rig.wall)
+    assert not any(v.events for v in rig.run(60))
+
+
 def test_a_room_cooling_slowly_is_not_an_open_window() -> None:
     rig = Rig()
     room = Room(rig, 21.0)

@@ -408,7 +408,10 @@ class SafetyPolicy:
             return
         if not self._room or inputs.room_wall > self._room[-1][0]:
             self._room.append((inputs.room_wall, inputs.room_c))
-        while self._room and self._room[0][0] < inputs.room_wall - OPEN_WINDOW_WINDOW_S:
+        # Keep the reading in force at the window's start: a thermometer that reports only
+        # changes may have said 21 °C an hour ago and nothing since, until it says 19.9 °C.
+        cutoff = inputs.room_wall - OPEN_WINDOW_WINDOW_S
+        while len(self._room) > 1 and self._room[1][0] <= cutoff:
             self._room.popleft()
 
     def _room_fresh(self, inputs: SafetyInputs) -> float | None:
