@@ -457,7 +457,9 @@ class HomeAssistantRoom:
     def stop(self) -> None:
         self._stopped.set()
         if self._thread is not None:
-            self._thread.join(self._timeout_s + 2.0)
+            # A request in flight ends within its timeout; the settings change that stops this
+            # source need not wait for it (the thread is a daemon and reads nothing after).
+            self._thread.join(1.0)
             self._thread = None
 
     def _run(self) -> None:
