@@ -199,6 +199,17 @@ def test_the_agents_own_jobs_and_the_desktop_are_not_games(spawn: Spawn) -> None
     assert running_games(nvml) == ("hslistedjob",)
 
 
+@pytest.mark.parametrize("name", ["SearchHost.exe", "steamwebhelper", "gnome-shell", "Code"])
+def test_the_windows_shell_and_everyday_programs_are_not_games_even_where_memory_is_unknown(
+    spawn: Spawn, name: str
+) -> None:
+    # Under Windows (WDDM) NVML lists the shell's helpers as graphics processes, memory unknown.
+    pid = spawn(name, detached=True)
+    nvml = fake_nvml()
+    nvml.graphics_processes = {0: [{"pid": pid, "usedGpuMemory": None}]}
+    assert running_games(nvml) == ()
+
+
 def test_the_own_processes_are_this_one_and_its_children(spawn: Spawn) -> None:
     child = spawn("hschild")
     other = spawn("hsother", detached=True)

@@ -16,10 +16,13 @@ import psutil
 
 log = logging.getLogger(__name__)
 
-# Graphics processes that are the desktop itself, or a browser drawing web pages on the GPU,
-# not a game: a desktop session always has some of them on the card.
+# Graphics processes that are not games: the desktop itself, and programs that draw their
+# windows on the GPU (browsers, Electron apps, launchers, players). A desktop session always has
+# some of them on the card; on Windows, where NVML cannot say how much memory a process holds,
+# this list is all that tells them from a game. Compared by :func:`program_key`.
 DESKTOP_PROGRAMS = frozenset(
     {
+        # Linux: display servers, compositors, shells
         "xorg",
         "x",
         "xwayland",
@@ -35,23 +38,58 @@ DESKTOP_PROGRAMS = frozenset(
         "xfwm4",
         "compiz",
         "picom",
+        "budgie-wm",
+        "marco",
+        # Windows: the shell and its helpers, as nvidia-smi lists them under WDDM
         "dwm",
         "explorer",
-        "dwm.exe",
         "searchhost",
+        "searchapp",
         "startmenuexperiencehost",
         "shellexperiencehost",
         "textinputhost",
+        "applicationframehost",
+        "systemsettings",
+        "lockapp",
+        "widgets",
+        "widgetservice",
+        "phoneexperiencehost",
+        "crossdeviceresume",
+        "gamebar",
+        "nvidia overlay",
+        "nvidia share",
+        "nvidia app",
+        "onedrive",
+        "msedgewebview2",
+        # macOS
         "windowserver",
+        # browsers
         "firefox",
         "firefox-bin",
         "chrome",
         "chromium",
+        "chromium-browser",
         "msedge",
         "brave",
         "opera",
         "vivaldi",
         "safari",
+        # everyday programs drawing on the GPU, and game launchers (not games themselves)
+        "code",
+        "discord",
+        "slack",
+        "teams",
+        "ms-teams",
+        "spotify",
+        "telegram-desktop",
+        "thunderbird",
+        "steam",
+        "steamwebhelper",
+        "epicgameslauncher",
+        "battle.net",
+        "vlc",
+        "mpv",
+        # ourselves: the app's window
         "heatshare",
         "heatshare-app",
     }
