@@ -148,6 +148,11 @@ HA_REFUSED = (
     "Home Assistant at http://homeassistant.local:8123 refused the token (401 Unauthorized). "
     "Create a long-lived access token in your Home Assistant profile and paste it here."
 )
+# The agent's own sentence (agent/heating_control.py) for a source without a token.
+HA_NO_TOKEN = (
+    "The heating settings were not accepted: the Home Assistant room source "
+    "needs a long-lived access token."
+)
 HA_UNREACHABLE = (
     "Home Assistant at http://homeassistant.local:8123 did not answer within 8 s: "
     "connection refused. Check the address."
@@ -360,6 +365,7 @@ class FakeAgentClient(AgentClient):
             )
         )
         self.heating_error: BaseException | None = None  # set: GET /v1/heating fails so
+        self.settings_error: BaseException | None = None  # set: PUT …/settings fails so
         self.probe_outcome: BaseException | RoomProbeResponse | None = None  # None: as below
         self.probe_gate: threading.Event | None = None  # set: a probe waits for it (busy)
         self.history_model: HistoryResponse | None = None  # None: no history stored
@@ -461,17 +467,15 @@ class FakeAgentClient(AgentClient):
 
     def put_heating_settings(self, settings: HeatingSettings) -> HeatingSettings:
         self._record("put_heating_settings", settings)
+        if self.settings_error is not None:
+            raise self.settings_error
         stored = self.heating_settings_model
         update: dict[str, Any] = {}
         ha = settings.home_assistant
         if ha is not None and ha.token is None:
             kept = stored.home_assistant.token if stored.home_assistant is not None else None
             if kept is None and settings.room_source is RoomSourceKind.HOME_ASSISTANT:
-                raise AgentError(
-                    422,
-                    "Home Assistant needs a long-lived access token: create one in your "
-                    "Home Assistant profile and paste it here.",
-                )
+                raise AgentError(422, HA_NO_TOKEN)
             update["home_assistant"] = ha.model_copy(update={"token": kept})
         mq = settings.mqtt
         if mq is not None and mq.password is None and stored.mqtt is not None:

@@ -1050,6 +1050,8 @@ class HeatingPage(QWidget):
         # The stack as tall as the page it shows, so Test sits right under the form.
         for i in range(self.source_pages.count()):
             page = self.source_pages.widget(i)
+            if page is None:
+                continue
             ignored = QSizePolicy.Policy.Ignored
             page.setSizePolicy(
                 QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum if i == index else ignored

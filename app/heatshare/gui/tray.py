@@ -198,7 +198,7 @@ class TrayController(QObject):
         # Rebuilding an open menu would drop the user's keyboard selection; update the
         # texts in place when the entries are the same, and wait for the next open otherwise.
         flat = [c for e in self._entries() for c in (e, *e.children)]
-        if [e.key for e in flat] != list(self._actions):
+        if sorted(e.key for e in flat) != sorted(self._actions):
             return
         for entry in flat:
             action = self._actions[entry.key]

@@ -141,7 +141,8 @@ def _room_line(h: HeatingSummary, fahrenheit: bool) -> str:
     """``"Room 20.4 °C → 21.0 °C"``; ``"Stopped for safety: …"`` while a safety stop holds."""
     unit: Unit = "F" if fahrenheit else "C"
     if h.safety_stop:
-        return _shorten(f"Stopped for safety: {h.reason}", 70)
+        said = h.reason.lower().startswith("stopped")  # the agent's sentence may say it
+        return _shorten(h.reason if said else f"Stopped for safety: {h.reason}", 70)
     room = format_room(h.room_c, unit) if h.room_c is not None else "no reading"
     target = f" → {format_room(h.setpoint_c, unit)}" if h.setpoint_c is not None else ""
     return f"Room {room}{target}"
