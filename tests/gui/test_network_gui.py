@@ -29,7 +29,7 @@ from heatshare.gui.window import DASHBOARD, JOBS, NETWORK
 from heatshare.gui.wizard import code_problem, url_problem
 from heatshare.protocol.client import AgentError
 from heatshare.protocol.discovery import Paths
-from heatshare.protocol.local_api import JobPhase
+from heatshare.protocol.local_api import JobPhase, NetworkStatus
 
 AppFactory = Callable[..., HeatshareApp]
 
@@ -240,9 +240,13 @@ def test_pages_poll_only_while_they_show(
     app = make_app()
     assert app.window.page == DASHBOARD
     qtbot.waitUntil(lambda: bool(fake.called("network")), timeout=5000)  # once, at connect
+    # In a network, the dashboard's earnings chart (beside heat) asks every 30 s.
+    qtbot.waitUntil(lambda: len(fake.called("earnings")) == 1, timeout=2000)
+    assert app.polls.earnings_timer.isActive()
+    assert app.polls.earnings_timer.interval() == 30_000
     qtbot.wait(300)
     assert not fake.called("jobs")
-    assert not fake.called("earnings")
+    assert len(fake.called("earnings")) == 1
     assert not app.polls.jobs_timer.isActive()
 
     app.window.show_page(JOBS)
@@ -255,6 +259,8 @@ def test_pages_poll_only_while_they_show(
     assert not app.polls.jobs_timer.isActive()
     assert app.polls.network_timer.interval() == 10_000
     qtbot.waitUntil(lambda: len(fake.called("earnings")) == 1, timeout=2000)
+
+    assert not app.polls.earnings_timer.isActive()
 
     app.window.hide()  # closed to the tray: nothing polls for pages nobody sees
     assert not app.polls.network_timer.isActive()
@@ -486,3 +492,29 @@ def test_pictures_of_jobs_no_longer_listed_are_let_go(qtbot: QtBot) -> None:
     listed = {j.attempt_id for j in (*newer.current, *newer.history)}
     assert {a for a, _ in page._images} <= listed
     assert page.images.count() == len([j for j in newer.history if "tile.png" in j.files])
+
+
+def test_the_dashboard_shows_earnings_beside_heat_while_in_a_network(
+    qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
+) -> None:
+    fake.network_model = demo_network(fake.now)
+    app = make_app()
+    app.window.show()
+    qtbot.waitUntil(lambda: app.earnings_chart is not None, timeout=5000)
+    chart = app.earnings_chart
+    assert chart is not None
+    qtbot.waitUntil(lambda: chart.repaint_count >= 1, timeout=2000)
+    assert not app.window.earnings_host.isHidden()
+    assert int(chart.series.cumulative_minor[-1]) == 7 * 50 + 5 * 40  # payouts are not earnings
+    assert chart.total_plot.titleLabel.text == "Earned in all"
+    assert chart.hour_plot.titleLabel.text == "Earned per hour"
+
+    app.window.show_page(JOBS)  # the dashboard is not in view: its chart does not draw
+    assert not chart._active
+    app.window.show_page(DASHBOARD)
+    assert chart._active
+
+    fake.network_model = NetworkStatus(enrolled=False, sandbox="bubblewrap")
+    app.bridge.load_network()  # as after leaving the network
+    qtbot.waitUntil(app.window.earnings_host.isHidden, timeout=2000)
+    qtbot.waitUntil(lambda: not app.polls.earnings_timer.isActive(), timeout=2000)

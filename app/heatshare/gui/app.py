@@ -27,14 +27,15 @@ from heatshare.gui.bridge import (
 from heatshare.gui.notifications import Notice, SafetyNotices
 from heatshare.gui.page_polls import PagePolls
 from heatshare.gui.tasks import TaskRunner
-from heatshare.gui.window import HEATING, JOBS, NETWORK, MainWindow
+from heatshare.gui.window import DASHBOARD, HEATING, JOBS, NETWORK, MainWindow
 from heatshare.protocol.discovery import Paths
 from heatshare.protocol.heating import HeatingStatus, HeatingSummary, SetpointRequest
-from heatshare.protocol.local_api import AgentStatus, NetworkStatus, Settings
+from heatshare.protocol.local_api import AgentStatus, EarningsResponse, NetworkStatus, Settings
 
 if TYPE_CHECKING:
     from heatshare.gui.autostart import Autostart
     from heatshare.gui.charts import ChartPanel
+    from heatshare.gui.earnings_chart import EarningsChart
     from heatshare.gui.settings_dialog import SettingsDialog
     from heatshare.gui.wizard import JoinWizard
 
@@ -110,6 +111,7 @@ class HeatshareApp(QObject):
         self.icons = _load_icons()
         self.window = MainWindow(self.icons.app if self.icons is not None else None)
         self.charts: ChartPanel | None = None
+        self.earnings_chart: EarningsChart | None = None  # the dashboard's, beside heat
         self.settings_dialog: SettingsDialog | None = None
         self.wizard: JoinWizard | None = None
         self._wizard_wanted = False  # not enrolled and not dismissed: offer once it can show
@@ -173,6 +175,7 @@ class HeatshareApp(QObject):
         b.jobs_received.connect(w.jobs_page.set_jobs)
         b.jobs_failed.connect(w.jobs_page.set_error)
         b.earnings_received.connect(w.network_page.set_earnings)
+        b.earnings_received.connect(self._on_earnings)
         b.earnings_failed.connect(w.network_page.set_error)
         b.job_log_received.connect(w.jobs_page.set_log)
         b.job_file_received.connect(w.jobs_page.set_file)
@@ -299,11 +302,15 @@ class HeatshareApp(QObject):
 
     def _on_page(self, _name: str) -> None:
         self.polls.update()
+        self._update_earnings_chart()
         self.window.network_page.set_active(self.window.page_visible(NETWORK))
         self._update_heating_page()
 
     def _on_network(self, network: NetworkStatus) -> None:
         self.window.network_page.set_network(network)
+        if not network.enrolled:
+            self.window.earnings_host.hide()  # a network left: its earnings go with it
+            self._update_earnings_chart()
         if network.enrolled:
             self.window.jobs_page.set_notice("")
             self._wizard_wanted = False
@@ -324,6 +331,25 @@ class HeatshareApp(QObject):
         ):
             self._wizard_wanted = True
             self._offer_wizard()
+
+    def _on_earnings(self, earnings: EarningsResponse) -> None:
+        if self._quitting:
+            return
+        if self.earnings_chart is None:
+            from heatshare.gui.earnings_chart import EarningsChart  # pyqtgraph
+
+            self.earnings_chart = EarningsChart()
+            self.window.set_earnings_chart(self.earnings_chart)
+        self.window.earnings_host.show()
+        self.earnings_chart.set_earnings(earnings)
+        self._update_earnings_chart()
+
+    def _update_earnings_chart(self) -> None:
+        """The dashboard's earnings chart draws only while the dashboard is in view."""
+        if self.earnings_chart is not None:
+            self.earnings_chart.set_active(
+                self.window.page_visible(DASHBOARD) and not self.window.earnings_host.isHidden()
+            )
 
     def _on_network_failed(self, message: str) -> None:
         log.info("Network status not available: %s", message)
@@ -419,6 +445,7 @@ class HeatshareApp(QObject):
         self.bridge.set_visible(visible)
         if self.charts is not None:
             self.charts.set_active(visible)
+        self._update_earnings_chart()
         self.polls.update()
         self.window.network_page.set_active(self.window.page_visible(NETWORK))
         self._update_heating_page()
@@ -518,6 +545,8 @@ class HeatshareApp(QObject):
             self.charts.stop()
         self.window.network_page.stop()
         self.window.heating_page.stop()
+        if self.earnings_chart is not None:
+            self.earnings_chart.stop()
         self._close_wizard()  # quitting is not "not now" either
         self.tasks.shutdown(wait=True)  # no worker thread outlives the objects it reports to
         if self.tray is not None:

@@ -172,10 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 (the ordere
     if charts is not None:
         charts.setParent(None)
         _delete_plot_widget(charts)
-    earnings_chart = window.network_page.chart
-    if earnings_chart is not None:
-        earnings_chart.setParent(None)
-        _delete_plot_widget(earnings_chart)
+    for earnings_chart in (window.network_page.chart, root.earnings_chart):
+        if earnings_chart is not None:
+            earnings_chart.setParent(None)
+            _delete_plot_widget(earnings_chart)
+    earnings_chart = None
     window.deleteLater()
     root.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

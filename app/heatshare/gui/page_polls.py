@@ -1,7 +1,8 @@
 """Polls for the Heating, Jobs and Network pages: only while their page is in front of a shown
 window.
 
-Heating and jobs every 2 s, the network and its earnings every 10 s. The calls go through the
+Heating and jobs every 2 s, the network and its earnings every 10 s; the dashboard's earnings
+chart every 30 s, where this machine is in a network. The calls go through the
 bridge, so none runs on the UI thread, and a poll is not sent while the previous one is
 unanswered (a slow agent never gets a queue of them).
 """
@@ -13,12 +14,13 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QTimer
 
 from heatshare.gui.bridge import AgentBridge
-from heatshare.gui.window import HEATING, JOBS, NETWORK, MainWindow
+from heatshare.gui.window import DASHBOARD, HEATING, JOBS, NETWORK, MainWindow
 from heatshare.protocol.local_api import NetworkStatus
 
 JOBS_POLL_MS = 2000
 HEATING_POLL_MS = 2000
 NETWORK_POLL_MS = 10_000
+DASHBOARD_EARNINGS_POLL_MS = 30_000
 
 
 class PagePolls(QObject):
@@ -36,6 +38,11 @@ class PagePolls(QObject):
         self.network_in_flight = False
         self.earnings_in_flight = False
         self.heating_in_flight = False
+        self.enrolled = False  # as the last network status said
+        self.earnings_timer = QTimer(self)
+        self.earnings_timer.setObjectName("dashboard-earnings-poll")
+        self.earnings_timer.setInterval(DASHBOARD_EARNINGS_POLL_MS)
+        self.earnings_timer.timeout.connect(self.poll_earnings)
         self.heating_timer = QTimer(self)
         self.heating_timer.setObjectName("heating-poll")
         self.heating_timer.setInterval(HEATING_POLL_MS)
@@ -71,6 +78,11 @@ class PagePolls(QObject):
             connected and self._window.page_visible(NETWORK),
             self.poll_network,
         )
+        self._set(
+            self.earnings_timer,
+            connected and self.enrolled and self._window.page_visible(DASHBOARD),
+            self.poll_earnings,
+        )
 
     @staticmethod
     def _set(timer: QTimer, on: bool, poll: Callable[[], None]) -> None:
@@ -101,8 +113,16 @@ class PagePolls(QObject):
     def _jobs_done(self, *_: object) -> None:
         self.jobs_in_flight = False
 
+    def poll_earnings(self) -> None:
+        if not self.earnings_in_flight and not self._stopped:
+            self.earnings_in_flight = True
+            self._bridge.load_earnings()
+
     def _network_done(self, network: NetworkStatus) -> None:
         self.network_in_flight = False
+        if network.enrolled != self.enrolled:
+            self.enrolled = network.enrolled
+            self.update()
         # Earnings come from the network: asked for only where this machine is in one.
         if (
             network.enrolled
@@ -124,3 +144,4 @@ class PagePolls(QObject):
         self.jobs_timer.stop()
         self.network_timer.stop()
         self.heating_timer.stop()
+        self.earnings_timer.stop()

@@ -168,7 +168,25 @@ class MainWindow(QMainWindow):
         dash_layout.setContentsMargins(0, 16, 0, 0)
         dash_layout.setSpacing(20)
         dash_layout.addWidget(self.dashboard)
-        dash_layout.addWidget(self.charts_host, 1)
+        # Earnings beside heat: shown once this machine is in a network and has been credited.
+        self.earnings_host = QFrame()
+        self.earnings_host.setObjectName("earningsHost")
+        self.earnings_layout = QVBoxLayout(self.earnings_host)
+        self.earnings_layout.setContentsMargins(0, 8, 0, 0)
+        self.earnings_layout.setSpacing(8)
+        earnings_title = QLabel("Earnings")
+        earnings_title.setObjectName("sectionTitle")
+        section_font = earnings_title.font()
+        section_font.setPointSizeF(section_font.pointSizeF() + 3)
+        section_font.setWeight(QFont.Weight.DemiBold)
+        earnings_title.setFont(section_font)
+        self.earnings_layout.addWidget(earnings_title)
+        self.earnings_host.hide()
+        charts_row = QHBoxLayout()
+        charts_row.setSpacing(20)
+        charts_row.addWidget(self.charts_host, 3)
+        charts_row.addWidget(self.earnings_host, 1)
+        dash_layout.addLayout(charts_row, 1)
         self.heating_page = HeatingPage()
         self.jobs_page = JobsPage()
         self.network_page = NetworkPage()
@@ -193,6 +211,10 @@ class MainWindow(QMainWindow):
         layout.addLayout(header)
         layout.addWidget(self.pages, 1)
         self.setCentralWidget(central)
+
+    def set_earnings_chart(self, chart: QWidget) -> None:
+        """Put the dashboard's earnings chart in place (built when the first credits show)."""
+        self.earnings_layout.addWidget(chart, 1)
 
     def set_charts(self, charts: QWidget) -> None:
         """Put the chart panel in place (built after the first paint to start faster)."""
