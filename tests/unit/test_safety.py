@@ -301,6 +301,17 @@ def test_a_hot_cpu_stops_after_its_grace_and_resumes_after_its_dwell() -> None:
     assert rig.until(lambda v: not v.stop, DWELL + 1) == pytest.approx(DWELL)
 
 
+def test_a_cpu_stop_holds_while_its_temperature_cannot_be_read() -> None:
+    rig = Rig()
+    rig.set(cpu_temp_c=99.0)
+    rig.run(GRACE + 1)
+    rig.set(cpu_temp_c=None)
+    vs = rig.run(DWELL * 2)
+    assert all(stops(vs))
+    assert {e.rule for e in vs[-1].events} == {Rule.CPU_HOT, Rule.SENSOR_ERROR}
+    assert only(vs[-1], Rule.CPU_HOT).resumes_at_wall is None
+
+
 def test_a_cpu_whose_temperature_is_never_read_is_no_fault() -> None:
     # Virtual machines and many laptops offer no CPU temperature; the CPU throttles itself.
     rig = Rig(cpu_temp_c=None)
@@ -361,6 +372,12 @@ def test_a_gpu_temperature_that_cannot_be_read_stops_at_once() -> None:
     v = rig.step()
     assert v.stop
     assert only(v, Rule.SENSOR_ERROR).message.startswith("The temperature of GPU 0 cannot be read.")
+
+
+def test_two_gpus_that_cannot_be_read_are_both_named() -> None:
+    rig = Rig(gpus=(GpuFacts(index=0), GpuFacts(index=1)))
+    e = only(rig.step(), Rule.SENSOR_ERROR)
+    assert e.message.startswith("The temperature of GPUs 0, 1 cannot be read.")
 
 
 def test_a_gpu_that_was_never_read_is_a_sensor_error_from_the_start() -> None:
@@ -514,10 +531,10 @@ def test_an_open_window_pauses_heating_for_the_set_time() -> None:
 
 
 def test_an_open_window_seen_by_a_thermometer_that_reports_only_changes() -> None:
-    # Zigbee thermometers and Home Assistant report a value when it changes: 21.0 °C an hour
-    # ago and nothing since, then 20.4 and 19.9 °C within four minutes.
+    # Zigbee thermometers report a value when it changes: 21.0 °C eight minutes ago and
+    # nothing since, then 20.4 and 19.9 °C within four minutes.
     rig = Rig(room_c=21.0, room_wall=WALL0)
-    rig.run(3600)
+    rig.run(480)
     rig.set(room_c=20.4, room_wall=rig.wall)
     rig.run(120)
     rig.set(room_c=19.9, room_wall=rig.wall)
@@ -525,7 +542,7 @@ def test_an_open_window_seen_by_a_thermometer_that_reports_only_changes() -> Non
     assert e.message.startswith("The room cooled by 1.1 °C within five minutes")
     # The same fall spread over more than five minutes is not a window.
     rig = Rig(room_c=21.0, room_wall=WALL0)
-    rig.run(3600)
+    rig.run(480)
     rig.set(room_c=20.4, room_wall=rig.wall)
     rig.run(301)
     rig.set(room_c=19.9, room_wall=rig.wall)
@@ -581,6 +598,20 @@ def test_a_room_above_its_limit_stops_heating_until_it_cools_a_degree() -> None:
     vs = room.run(DWELL + 1)
     assert vs[-1].stop is False
     assert sum(stops(vs)) * TICK == pytest.approx(DWELL)
+
+
+def test_a_room_stop_holds_while_the_reading_is_stale() -> None:
+    rig = Rig(room_c=27.0, room_wall=WALL0)
+    rig.run(GRACE + 1)
+    assert rig.verdicts[-1].stop
+    # No reading for longer than stale_after_s: nothing shows the room has cooled.
+    vs = rig.run(1200)
+    assert all(stops(vs)) and only(vs[-1], Rule.ROOM_HOT).resumes_at_wall is None
+    # The reading comes back 3 °C lower: the room cooled at some time while unknown, which is
+    # no open window.
+    rig.set(room_c=24.0, room_wall=rig.wall)
+    assert rig.until(lambda v: not v.stop, DWELL + 1) == pytest.approx(DWELL)
+    assert {e.rule for e in started(rig)} == {Rule.ROOM_HOT}
 
 
 # -- fan failure -------------------------------------------------------------------------------

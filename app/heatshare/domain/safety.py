@@ -206,7 +206,6 @@ class _Track:
     since_wall: float
     since_mono: float
     phase: _Phase = _Phase.PENDING
-    stopped_mono: float | None = None
     clear_mono: float | None = None  # RESUMING: clear since then
     announced: bool = False  # reported in ``started`` at least once
     announced_stop: bool = False
@@ -220,7 +219,8 @@ class _Look:
 
     ``trigger``: the fault is present. ``clear``: the rule may clear (a temperature at or below
     its resume threshold). Both False where nothing is known: a stop then holds, and a pending
-    event runs out its grace. ``texts`` are the sentences for pending, stopped and resuming.
+    event runs out its grace. Then the sentences for each phase; ``LEFT`` in them stands for
+    the time left.
     """
 
     trigger: bool
@@ -332,7 +332,6 @@ class SafetyPolicy:
 
     def _stop(self, track: _Track, inputs: SafetyInputs) -> None:
         track.phase = _Phase.STOPPED
-        track.stopped_mono = inputs.mono
         if track.rule is Rule.OPEN_WINDOW:
             # The pause runs from the stop whatever the room does meanwhile.
             track.phase = _Phase.RESUMING
@@ -409,9 +408,13 @@ class SafetyPolicy:
         if not self._room or inputs.room_wall > self._room[-1][0]:
             self._room.append((inputs.room_wall, inputs.room_c))
         # Keep the reading in force at the window's start: a thermometer that reports only
-        # changes may have said 21 °C an hour ago and nothing since, until it says 19.9 °C.
+        # changes may have said 21 °C eight minutes ago and nothing since, until it says
+        # 19.9 °C. Not one that was stale by then: a room unknown for a while may have cooled
+        # at any time.
         cutoff = inputs.room_wall - OPEN_WINDOW_WINDOW_S
         while len(self._room) > 1 and self._room[1][0] <= cutoff:
+            self._room.popleft()
+        if self._room and self._room[0][0] < cutoff - self._limits.stale_after_s:
             self._room.popleft()
 
     def _room_fresh(self, inputs: SafetyInputs) -> float | None:
@@ -437,7 +440,10 @@ class SafetyPolicy:
             looks[f"fan:{g.index}"] = self._look_fan(g, hi, name, inputs.computing, grace)
         if inputs.cpu_temp_c is not None:
             self._cpu_seen = True
-        if inputs.cpu_temp_c is not None or "cpu" in self._tracks:
+        # A CPU temperature never read (virtual machines, many laptops) is no rule at all: the
+        # CPU throttles itself. One that vanishes is a sensor error, and its event, if any,
+        # holds (see _unseen).
+        if inputs.cpu_temp_c is not None:
             looks["cpu"] = _temperature(
                 inputs.cpu_temp_c,
                 lim.cpu_max_c,
@@ -447,7 +453,7 @@ class SafetyPolicy:
                 dwell=dwell,
             )
         room = self._room_fresh(inputs)
-        if room is not None or "room" in self._tracks:
+        if room is not None:
             looks["room"] = _room_hot(room, lim.room_max_c, grace=grace, dwell=dwell)
         if lim.open_window:
             looks["window"] = self._look_window(room, grace)
@@ -495,7 +501,8 @@ class SafetyPolicy:
             missing = sorted((self._gpus_seen | {g.index for g in inputs.gpus}) - now)
             if missing:
                 which = ", ".join(str(i) for i in missing)
-                problem = f"The temperature of GPU {which} cannot be read."
+                gpus = "GPUs" if len(missing) > 1 else "GPU"
+                problem = f"The temperature of {gpus} {which} cannot be read."
             elif self._cpu_seen and inputs.cpu_temp_c is None:
                 problem = "The processor's temperature cannot be read."
         stopped = (
