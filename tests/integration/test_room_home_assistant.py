@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -43,16 +46,18 @@ STUDY = "sensor.study_thermometer_temperature"
 class FakeHomeAssistant:
     """Home Assistant's ``/api/states`` routes on 127.0.0.1, from the recorded states."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, cert: tuple[Path, Path] | None = None) -> None:
         self.states: dict[str, dict[str, Any]] = {s["entity_id"]: copy.deepcopy(s) for s in STATES}
         self.requests: list[tuple[str, str | None]] = []
         self.port = port or free_port()
+        self.cert = cert  # (certificate, key): serve HTTPS
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.cert else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         ha = self
@@ -91,6 +96,10 @@ class FakeHomeAssistant:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
+        if self.cert is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.cert)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="fake-home-assistant", daemon=True
         )
@@ -152,7 +161,10 @@ def _settled(room: HomeAssistantRoom, check: Any, what: str) -> RoomSample:
         sample = room.latest()
         return sample if check(sample) else None
 
-    found: RoomSample = wait_until(ready, what=f"{what}; {room.latest()}")
+    try:
+        found: RoomSample = wait_until(ready, what=what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the last sample: {room.latest()}") from None
     return found
 
 
@@ -344,3 +356,48 @@ def test_probe_takes_the_stored_token_only_for_the_same_server(ha: FakeHomeAssis
         assert other.requests == []  # the stored token never went to the new address
     finally:
         other.stop()
+
+
+def test_a_self_signed_certificate(tmp_path: Path, rooms: list[HomeAssistantRoom]) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed: no certificate to serve")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=homeassistant.local",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = FakeHomeAssistant(cert=(cert, key))
+    server.start()
+    try:
+        checked = _room(rooms, _cfg(server))
+        error = _settled(checked, lambda s: s.error is not None, "the error").error
+        assert error is not None
+        assert error.startswith(f"The TLS certificate of {server.url} was not accepted (")
+        assert error.endswith(
+            "; for a self-signed certificate you trust, turn off the certificate check."
+        )
+        trusted = _room(rooms, _cfg(server, verify_tls=False))
+        # No warning on each poll either (warnings are errors here).
+        sample = _settled(trusted, lambda s: s.temp_c is not None, "a reading")
+        assert (sample.temp_c, sample.error) == (21.34, None)
+    finally:
+        server.stop()

@@ -17,12 +17,14 @@ import re
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 import requests
+import urllib3
 
 from heatshare.protocol.heating import (
     HeatingSettings,
@@ -222,7 +224,12 @@ class HomeAssistantApi:
         self._session = requests.Session()
         self._session.headers["Authorization"] = f"Bearer {token}"
         self._session.headers["Content-Type"] = "application/json"
-        self._session.verify = verify_tls
+        # Given with each request: a session's verify=False loses to REQUESTS_CA_BUNDLE.
+        self._verify = verify_tls
+        if not verify_tls:
+            # The householder turned the check off for a certificate they trust; urllib3 would
+            # warn on every poll.
+            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
 
     def close(self) -> None:
         self._session.close()
@@ -245,7 +252,10 @@ class HomeAssistantApi:
         try:
             try:
                 resp = self._session.get(
-                    self.url + path, timeout=self.timeout_s, allow_redirects=False
+                    self.url + path,
+                    timeout=self.timeout_s,
+                    allow_redirects=False,
+                    verify=self._verify,
                 )
             except requests.exceptions.ConnectionError as exc:
                 if isinstance(exc, requests.exceptions.SSLError | requests.exceptions.Timeout):
@@ -254,7 +264,10 @@ class HomeAssistantApi:
                 # restarts, and that alone is no reason for an error.
                 self._session.close()
                 resp = self._session.get(
-                    self.url + path, timeout=self.timeout_s, allow_redirects=False
+                    self.url + path,
+                    timeout=self.timeout_s,
+                    allow_redirects=False,
+                    verify=self._verify,
                 )
         except requests.exceptions.SSLError as exc:
             raise ReadingError(
