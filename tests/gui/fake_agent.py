@@ -153,9 +153,9 @@ HA_NO_TOKEN = (
     "The heating settings were not accepted: the Home Assistant room source "
     "needs a long-lived access token."
 )
-HA_UNREACHABLE = (
-    "Home Assistant at http://homeassistant.local:8123 did not answer within 8 s: "
-    "connection refused. Check the address."
+HA_UNREACHABLE = (  # as the agent says it (sensors/room.py)
+    "Home Assistant at http://homeassistant.local:8123 cannot be reached (connection "
+    "refused); check the address and that Home Assistant is running."
 )
 
 

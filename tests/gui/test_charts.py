@@ -12,14 +12,7 @@ from pytestqt.qtbot import QtBot
 
 from heatshare.domain import series as S  # noqa: N812 (reads like the constants it holds)
 from heatshare.gui.bridge import HistoryResult
-from heatshare.gui.charts import (
-    RANGES,
-    ROOM_TEMP,
-    SETPOINT,
-    ChartPanel,
-    break_gaps,
-    lines_for,
-)
+from heatshare.gui.charts import RANGES, ChartPanel, break_gaps, lines_for
 from heatshare.protocol.local_api import AgentStatus, HistoryResponse, SeriesData
 
 NOW = 1_767_614_400.0  # 2026-01-05 12:00 UTC
@@ -233,7 +226,6 @@ def test_a_machine_without_temperature_sensors_folds_the_plot(
     p, req = panel
     p.set_gpus([])
     names, _, _ = req.calls[-1]
-    names = [n for n in names if n not in (ROOM_TEMP, SETPOINT)]  # no thermostat either
     p.load_history(HistoryResult(len(req.calls), raw_history(names, 10, missing=S.CPU_TEMP)))
     assert not p._temp_shown
     assert "no sensor" in p.plots["temp"].titleLabel.text

@@ -381,6 +381,14 @@ def test_chart_draws_the_room_and_its_target_live_in_the_users_unit(qtbot: QtBot
         panel.set_temperature_unit("F")
         _, y = panel.curves[ROOM_TEMP].getData()
         assert y[-1] == pytest.approx(20.3 * 9 / 5 + 32)
-        assert panel.plots["temp"].titleLabel.text == "Temperatures"
+        assert panel.plots["room"].titleLabel.text == "Room and target"
+        assert "no sensor" in panel.plots["temp"].titleLabel.text  # no component reading
+        panel.set_range(3600)  # an agent without a thermostat: the room's plot folds away
+        panel.load_history(
+            HistoryResult(
+                len(asked), HistoryResponse(start=t0 - 3600, end=t0, resolution_s=1, series=[])
+            )
+        )
+        assert panel.plots["room"].titleLabel.text == "Room and target: no room thermometer"
     finally:
         panel.stop()

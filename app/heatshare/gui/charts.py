@@ -67,6 +67,7 @@ HistoryRequester = Callable[[Sequence[str], float, float], int]
 # by the agent each second (None while unknown: left out, a gap).
 ROOM_TEMP = "room_c"
 SETPOINT = "setpoint_c"
+ROOM_TITLE = "Room and target"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,7 @@ class Line:
     """One curve: which series, in which plot, under which name."""
 
     series: str
-    plot: Literal["power", "temp", "energy"]
+    plot: Literal["power", "temp", "room", "energy"]
     label: str
 
 
@@ -84,7 +85,7 @@ def lines_for(gpu_indices: Sequence[int]) -> list[Line]:
     lines += [Line(S.gpu_series(i, "power_w"), "power", f"GPU {i}") for i in gpu_indices]
     lines.append(Line(S.CPU_TEMP, "temp", "CPU"))
     lines += [Line(S.gpu_series(i, "temp_c"), "temp", f"GPU {i}") for i in gpu_indices]
-    lines += [Line(ROOM_TEMP, "temp", "Room"), Line(SETPOINT, "temp", "Target")]
+    lines += [Line(ROOM_TEMP, "room", "Room"), Line(SETPOINT, "room", "Target")]
     lines.append(Line(S.HEAT_ENERGY, "energy", "Heat delivered"))
     return lines
 
@@ -163,6 +164,7 @@ class ChartPanel(QWidget):
         self._follow = True  # the x range tracks "now" until the user pans or zooms
         self._refit_y: dict[str, bool] = {}  # plots whose y range is fitted afresh
         self._temp_shown = True
+        self._room_shown = True
         self.energy_unit = "kWh"
         self.repaint_count = 0
 
@@ -216,6 +218,8 @@ class ChartPanel(QWidget):
         specs = (
             ("power", "Power and heat", "W"),
             ("temp", "Temperatures", "°C"),
+            # Its own plot: a room's tenths of a degree are lost on an axis that holds a GPU.
+            ("room", ROOM_TITLE, "°C"),
             ("energy", "Heat delivered in this range", "Wh"),
         )
         for row, (key, label, unit) in enumerate(specs):
@@ -283,8 +287,7 @@ class ChartPanel(QWidget):
                 curve.setPen(pg.mkPen(colours[i % len(colours)], width=1))
         room = self.curves.get(ROOM_TEMP)
         if room is not None:
-            # The room and its target in the text colour, the target dashed: they read as
-            # the thermostat's pair against the components' coloured curves.
+            # The room in the text colour and its target dashed: a thermostat's pair.
             room.setPen(pg.mkPen(fg, width=1))
             room.setZValue(4)
         target = self.curves.get(SETPOINT)
@@ -398,6 +401,9 @@ class ChartPanel(QWidget):
         self._show_temperatures(
             any(len(self.buffers[ln.series]) for ln in self._lines if ln.plot == "temp")
         )
+        self._show_room(
+            any(len(self.buffers[ln.series]) for ln in self._lines if ln.plot == "room")
+        )
         self._update_band(resp)
         self._last_today_kwh = None
         if not self.live:
@@ -454,8 +460,10 @@ class ChartPanel(QWidget):
             buf = self.buffers.get(name)
             if buf is None or value is None or not math.isfinite(value):
                 continue
-            if (name.endswith("temp_c") or name in (ROOM_TEMP, SETPOINT)) and not self._temp_shown:
+            if name.endswith("temp_c") and not self._temp_shown:
                 self._show_temperatures(True)
+            if name in (ROOM_TEMP, SETPOINT) and not self._room_shown:
+                self._show_room(True)
             last = buf.last_t()
             if last is not None and t <= last:
                 continue  # the same sample again (the agent has not sampled since)
@@ -501,7 +509,8 @@ class ChartPanel(QWidget):
     def set_temperature_unit(self, unit: Literal["C", "F"]) -> None:
         if unit != self.temperature_unit:
             self.temperature_unit = unit
-            self.plots["temp"].setLabel("left", units="°F" if unit == "F" else "°C")
+            for key in ("temp", "room"):
+                self.plots[key].setLabel("left", units="°F" if unit == "F" else "°C")
             self._dirty = True
             self._repaint_if_dirty()
 
@@ -543,7 +552,7 @@ class ChartPanel(QWidget):
                 if dec is None or dec.bucket_s != bucket_s:
                     dec = self._decimators[line.series] = PeakDecimator(bucket_s)
                 x, y = dec.update(buf.t, buf.v)
-            if line.plot == "temp" and self.temperature_unit == "F" and len(y):
+            if line.plot in ("temp", "room") and self.temperature_unit == "F" and len(y):
                 y = y * 9.0 / 5.0 + 32.0  # as domain.units.c_to_f, elementwise
             elif line.plot == "energy":
                 # Heat delivered since the oldest point shown, so trimming keeps it right.
@@ -609,6 +618,22 @@ class ChartPanel(QWidget):
             plot.showAxis("left")
         else:
             plot.setTitle("Temperatures: no sensor readable on this machine", justify="left")
+            plot.setMaximumHeight(40)
+            plot.hideAxis("left")
+        self._apply_colours()
+
+    def _show_room(self, shown: bool) -> None:
+        """Fold the room's plot away where the agent has no room reading and no target."""
+        if shown == self._room_shown:
+            return
+        self._room_shown = shown
+        plot = self.plots["room"]
+        if shown:
+            plot.setTitle(ROOM_TITLE, justify="left")
+            plot.setMaximumHeight(16_777_215)
+            plot.showAxis("left")
+        else:
+            plot.setTitle(f"{ROOM_TITLE}: no room thermometer", justify="left")
             plot.setMaximumHeight(40)
             plot.hideAxis("left")
         self._apply_colours()
