@@ -274,3 +274,18 @@ def _closed_port() -> int:
     from mosquitto_broker import free_port
 
     return free_port()
+
+
+def test_zigbee2mqtt_says_the_thermometer_is_offline(
+    broker: Mosquitto, z2m: Watcher, sources: list[MqttRoom]
+) -> None:
+    z2m.publish(TOPIC, json.dumps(Z2M), retain=True)
+    source = _start(sources, _cfg(broker))
+    good = _reading(source, 21.3)
+    z2m.publish(f"{TOPIC}/availability", '{"state":"offline"}', retain=True)
+    off = wait_until(lambda: (s := source.latest()).error and s, what="the device offline")
+    assert off.error == (f"Zigbee2MQTT reports {TOPIC} offline: the thermometer is not reporting.")
+    assert (off.temp_c, off.wall) == (21.3, good.wall)
+    z2m.publish(f"{TOPIC}/availability", '{"state":"online"}', retain=True)
+    z2m.publish(TOPIC, json.dumps({**Z2M, "temperature": 21.5}), retain=True)
+    _reading(source, 21.5)

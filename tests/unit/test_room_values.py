@@ -11,6 +11,7 @@ from heatshare.sensors.room import (
     OUTDOOR_RANGE_C,
     ROOM_RANGE_C,
     ReadingError,
+    device_offline,
     ha_entities,
     ha_temperature,
     ha_time,
@@ -178,3 +179,11 @@ def test_ha_entities_are_thermometers_only() -> None:
     got = ha_entities([s for s in states if isinstance(s, dict)])
     assert [e.entity_id for e in got] == ["sensor.a", "sensor.b", "weather.home"]
     assert got[1].name == "bedroom"
+
+
+def test_device_offline() -> None:
+    assert device_offline(b'{"state":"offline"}')
+    assert device_offline(b"offline")
+    assert not device_offline(b'{"state":"online"}')
+    assert not device_offline(b"online")
+    assert not device_offline(b"[1]")

@@ -177,6 +177,16 @@ def payload_time(payload: bytes, received: float) -> float:
     return received if when is None else min(when, received)
 
 
+def device_offline(payload: bytes) -> bool:
+    """Whether a Zigbee2MQTT availability message says offline (``{"state": "offline"}``, or
+    plain ``offline`` before Zigbee2MQTT 1.22)."""
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        return payload.strip() == b"offline"
+    return isinstance(obj, dict) and obj.get("state") == "offline"
+
+
 def _json_value(text: str, what: str) -> Any:
     try:
         return json.loads(text)
@@ -598,7 +608,9 @@ class MqttRoom:
             )
             return
         log.info("MQTT thermometer: connected to %s", mqtt_broker.where(self._cfg))
-        topics = [(self._cfg.topic, 1)]
+        # Zigbee2MQTT says on <topic>/availability when a device drops off the network: the
+        # room then has trouble at once, not only once its last reading grows stale.
+        topics = [(self._cfg.topic, 1), (self._availability, 1)]
         if self._cfg.outdoor_topic:
             topics.append((self._cfg.outdoor_topic, 1))
         client.subscribe(topics)
@@ -629,8 +641,19 @@ class MqttRoom:
             bool(self._cfg.outdoor_topic),
         )
 
+    @property
+    def _availability(self) -> str:
+        return f"{self._cfg.topic}/availability"
+
     def _on_message(self, _client: Any, _ud: Any, msg: Any) -> None:
         received = self._wall()
+        if msg.topic == self._availability:
+            if device_offline(msg.payload):
+                self._report.room_error(
+                    f"Zigbee2MQTT reports {self._cfg.topic} offline: the thermometer is not "
+                    "reporting."
+                )
+            return
         outdoor = msg.topic == self._cfg.outdoor_topic and msg.topic != self._cfg.topic
         valid = OUTDOOR_RANGE_C if outdoor else ROOM_RANGE_C
         try:
