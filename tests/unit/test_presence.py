@@ -241,6 +241,7 @@ def test_a_card_that_will_not_say_is_skipped_and_the_others_still_count(spawn: S
     nvml.graphics_errors = {0: "NVMLError_NotSupported"}
     nvml.graphics_processes = {1: [{"pid": game, "usedGpuMemory": GIB}]}
     assert running_games(nvml) == ("hsshooter",)
+    assert nvml.calls["nvmlDeviceGetGraphicsRunningProcesses_v2"] == 0  # it would say the same
 
 
 def test_bindings_newer_than_the_driver_fall_back_to_v2(spawn: Spawn) -> None:

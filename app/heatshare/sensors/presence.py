@@ -148,8 +148,9 @@ def running_games(nvml: Any, *, ours: Collection[int] = ()) -> tuple[str, ...]:
     neither the agent nor one of its jobs (this process, its descendants, and ``ours``), nor the
     desktop or a browser (:data:`DESKTOP_PROGRAMS`), and holds at least
     :data:`GAME_MIN_MEMORY_BYTES` of the card's memory where NVML says how much. A process
-    whose name cannot be read (another user's, another PID namespace's) is still a game: it is
-    named by its number.
+    whose name may not be read (another user's) is still a game: it is named by its number.
+    One that cannot be found is not: it has ended, or it runs in another PID namespace (NVML
+    in a container reports the host's ids).
 
     Args:
         nvml: ``pynvml`` (initialised), or a module-like fake with the same functions.
@@ -199,6 +200,9 @@ def _graphics_processes(nvml: Any) -> list[Any]:
         ):
             try:
                 out.extend(getattr(nvml, fn)(handle))
+                break
+            except nvml.NVMLError as exc:  # NOT_SUPPORTED, GPU_IS_LOST ...: _v2 says the same
+                log.debug("graphics processes: GPU %d: %s -> %s", i, fn, type(exc).__name__)
                 break
             except errors as exc:
                 log.debug("graphics processes: GPU %d: %s -> %s", i, fn, type(exc).__name__)
