@@ -4,6 +4,8 @@ messages, bad payloads, a broker that goes away and comes back, and the set-up p
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -192,8 +194,11 @@ def test_survives_a_broker_restart(
 def test_broker_down_at_start_then_up(tmp_path: Path, sources: list[MqttRoom]) -> None:
     broker = Mosquitto(require_mosquitto(), tmp_path)  # not started yet
     source = _start(sources, _cfg(broker))
-    down = wait_until(lambda: "cannot be reached" in (source.latest().error or ""), what="error")
-    assert down
+    down = wait_until(lambda: "Retrying" in (e := source.latest().error or "") and e)
+    assert down == (
+        f"The MQTT broker at 127.0.0.1:{broker.port} cannot be reached (connection refused); "
+        "check the address and that the broker is running. Retrying."
+    )
     assert source.latest().temp_c is None
     broker.start()
     try:
@@ -203,6 +208,38 @@ def test_broker_down_at_start_then_up(tmp_path: Path, sources: list[MqttRoom]) -
         _reading(source, 21.3, timeout=40)
     finally:
         broker.stop()
+
+
+def test_a_port_that_does_not_speak_mqtt(sources: list[MqttRoom]) -> None:
+    with socket.socket() as other:  # accepts, and closes at once
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        other.settimeout(0.1)  # a close from another thread does not end a blocked accept
+        stop = threading.Event()
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = other.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                conn.close()
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        port = other.getsockname()[1]
+        source = _start(sources, MqttSource(host="127.0.0.1", port=port, topic=TOPIC))
+        error = wait_until(lambda: "accepts connections" in (source.latest().error or ""))
+        assert error
+        assert source.latest().error == (
+            f"The MQTT broker at 127.0.0.1:{port} accepts connections, but not MQTT without "
+            "TLS; check the port and the TLS setting. Retrying."
+        )
+        stop.set()
+        source.stop()
+        thread.join(5)
 
 
 def test_wildcard_topic_is_refused(broker: Mosquitto, sources: list[MqttRoom]) -> None:

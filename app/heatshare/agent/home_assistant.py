@@ -337,18 +337,16 @@ class HaBridge:
         self._announce(client)
 
     def _on_connect_fail(self, _client: Any, _ud: Any) -> None:
-        error = mqtt_broker.unreachable(self._cfg) + " Retrying."
+        error = mqtt_broker.connect_failed(self._cfg) + " Retrying."
         if error != self._error:
             log.info("Home Assistant bridge: %s", error)
         self._error = error
 
     def _on_disconnect(self, _client: Any, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        self._connected = False
+        was, self._connected = self._connected, False
         if self._stopping:
             return
-        self._error = (
-            f"Lost the MQTT broker at {mqtt_broker.where(self._cfg)} ({reason}); reconnecting."
-        )
+        self._error = mqtt_broker.lost(self._cfg, reason, was_connected=was)
         log.info("Home Assistant bridge: %s", self._error)
 
     def _on_message(self, client: Any, _ud: Any, msg: Any) -> None:

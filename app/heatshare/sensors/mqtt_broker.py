@@ -71,6 +71,30 @@ def unreachable(cfg: MqttSource, exc: BaseException | None = None) -> str:
     )
 
 
+def connect_failed(cfg: MqttSource) -> str:
+    """A sentence for a connection paho could not make (it does not say why): look once more
+    with a plain TCP connection, to tell a refused or unknown address from a broker that
+    answers but not in MQTT (or TLS) as set."""
+    try:
+        with socket.create_connection((cfg.host, cfg.port), timeout=2.0):
+            pass
+    except OSError as exc:
+        return unreachable(cfg, exc)
+    tls = "with" if cfg.tls else "without"
+    return (
+        f"The MQTT broker at {where(cfg)} accepts connections, but not MQTT {tls} TLS; check "
+        "the port and the TLS setting."
+    )
+
+
+def lost(cfg: MqttSource, reason: Any, *, was_connected: bool) -> str:
+    """A sentence for a connection that closed; one closed before the broker accepted it is a
+    port that speaks something else (or TLS where none was set)."""
+    if not was_connected:
+        return connect_failed(cfg) + " Retrying."
+    return f"Lost the MQTT broker at {where(cfg)} ({reason}); reconnecting."
+
+
 def socket_reason(exc: BaseException) -> str:
     """The root cause of a failed connection, in a few words ("connection refused")."""
     stack: list[BaseException] = [exc]

@@ -563,6 +563,7 @@ class MqttRoom:
         self._report = _Reporter("MQTT thermometer")
         self._client: Any = None
         self._stopping = False
+        self._connacked = False  # the broker accepted this connection (CONNACK)
 
     def latest(self) -> RoomSample:
         return self._report.latest()
@@ -581,6 +582,7 @@ class MqttRoom:
             bool(self._cfg.outdoor_topic),
         )
         self._stopping = False
+        self._connacked = False
         client = mqtt_broker.new_client(self._cfg, self._client_id)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -607,6 +609,7 @@ class MqttRoom:
                 mqtt_broker.refused(self._cfg, reason), bool(self._cfg.outdoor_topic)
             )
             return
+        self._connacked = True
         log.info("MQTT thermometer: connected to %s", mqtt_broker.where(self._cfg))
         # Zigbee2MQTT says on <topic>/availability when a device drops off the network: the
         # room then has trouble at once, not only once its last reading grows stale.
@@ -616,7 +619,7 @@ class MqttRoom:
         client.subscribe(topics)
 
     def _on_subscribe(self, _client: Any, _ud: Any, _mid: Any, reasons: Any, _props: Any) -> None:
-        if any(r.is_failure for r in reasons):
+        if reasons and reasons[0].is_failure:  # the thermometer's own topic
             self._report.both_errors(
                 f"The MQTT broker at {mqtt_broker.where(self._cfg)} does not let us read "
                 f"{self._cfg.topic}; check the user's rights on the broker.",
@@ -630,15 +633,15 @@ class MqttRoom:
 
     def _on_connect_fail(self, _client: Any, _ud: Any) -> None:
         self._report.both_errors(
-            mqtt_broker.unreachable(self._cfg) + " Retrying.", bool(self._cfg.outdoor_topic)
+            mqtt_broker.connect_failed(self._cfg) + " Retrying.", bool(self._cfg.outdoor_topic)
         )
 
     def _on_disconnect(self, _client: Any, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        was, self._connacked = self._connacked, False
         if self._stopping:
             return
         self._report.both_errors(
-            f"Lost the MQTT broker at {mqtt_broker.where(self._cfg)} ({reason}); reconnecting.",
-            bool(self._cfg.outdoor_topic),
+            mqtt_broker.lost(self._cfg, reason, was_connected=was), bool(self._cfg.outdoor_topic)
         )
 
     @property
