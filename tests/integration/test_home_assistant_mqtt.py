@@ -414,3 +414,14 @@ def test_node_key_must_fit_a_topic() -> None:
     cfg = MqttSource(host="127.0.0.1", topic="t")
     with pytest.raises(ValueError, match="letters, digits"):
         HaBridge(cfg, node_key="a/b", name="x", on_mode=print, on_setpoint=print)
+
+
+def test_stop_while_the_broker_is_gone(broker: Mosquitto, bridges: list[HaBridge]) -> None:
+    bridge = _bridge(broker, Heater(), bridges)
+    wait_until(lambda: bridge.connected, what="connected")
+    bridge.publish(STATE)
+    broker.stop()
+    started = time.monotonic()
+    bridge.stop()  # no broker to say goodbye to: no exception, no long wait
+    assert time.monotonic() - started < 3.0
+    assert not bridge.connected

@@ -279,7 +279,10 @@ class HaBridge:
                 infos += [client.publish(t, "", qos=1, retain=True) for t in self.discovery()]
             deadline = time.monotonic() + timeout_s
             for info in infos:
-                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+                try:
+                    info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+                except (RuntimeError, ValueError):  # the connection went meanwhile: the will
+                    break  # says offline all the same
         client.disconnect()
         client.loop_stop()
         self._connected = False
