@@ -12,6 +12,13 @@ the power of the parts we can see. Each part is measured the best way its hardwa
 * the CPU by its RAPL package counters, else by a utilisation model (labelled an estimate);
 * the rest of the system by a configured figure (also an estimate), only when it is above zero.
 
+A smart plug at the wall, where one is set up, measures all of that at once, the power supply's
+losses included, so while it answers its figure is the heat: power from its reading, energy from
+the deltas of its own energy counter. The parts are still accounted every tick (each keeps its
+baselines and is shown on its own), so when the plug goes away the heat falls back at once to
+them (energy counters, then the estimate), and to the plug again when it comes back. Each
+interval is booked by exactly one source, never by both.
+
 Pure: no I/O and no clock reads; every time comes in the snapshot.
 """
 
@@ -28,6 +35,12 @@ IMPLAUSIBLE_FACTOR = 1.5
 # The ceiling for a device whose power limit is unknown: above any single consumer GPU or CPU
 # package sold so far, and far below what a reset counter's jump implies.
 UNKNOWN_MAX_POWER_W = 1500.0
+# The most a plug can pass: a 16 A socket at 230 V. A counter delta beyond it is a reset.
+PLUG_MAX_POWER_W = 3680.0
+# A plug's energy counter moves in steps (Tasmota's total: 1 Wh at its default resolution), and
+# one step may fall in a short interval: it is allowed on top of the power ceiling.
+PLUG_COUNTER_STEP_J = 3600.0
+PLUG = "plug"  # the name of the plug's figure in a HeatTick
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +71,40 @@ class ComponentPower:
 
 
 @dataclass(frozen=True, slots=True)
+class PlugReading:
+    """What a smart plug at the wall said once; its error sentence where it said nothing usable.
+
+    ``energy_total_j`` is the plug's own cumulative counter (it may restart from zero when the
+    plug does); ``power_w`` the power it measured as it answered.
+    """
+
+    power_w: float | None = None
+    energy_total_j: float | None = None
+    error: str | None = None
+    voltage_v: float | None = None
+    current_a: float | None = None
+
+    @property
+    def usable(self) -> bool:
+        """No error, and at least one figure to account."""
+        return self.error is None and (self.power_w is not None or self.energy_total_j is not None)
+
+
+@dataclass(frozen=True, slots=True)
 class HeatTick:
     """The heat of one sampler tick.
 
     ``dt_s`` is the interval integrated (0 on the first tick and after a gap); ``energy_j`` the
-    heat delivered over it, the sum of the components' energies. ``heat_w`` is the sum of the
+    heat delivered over it; ``heat_w`` the power now and ``provenance`` where both come from.
+
+    While a plug measures (``plug`` is set), they are the plug's figures, with provenance PLUG.
+    Otherwise ``energy_j`` is the sum of the components' energies, ``heat_w`` the sum of the
     known components' power (None when none is known) and ``provenance`` the worst source among
     them: a total is only as good as its weakest part.
+
+    ``components`` are the parts as their own sensors saw them, in every tick (with a plug too:
+    the difference is what the sensors cannot see). ``plug_error`` says why a plug that was
+    given is not the source this tick.
     """
 
     dt_s: float
@@ -72,6 +112,8 @@ class HeatTick:
     provenance: Provenance | None
     energy_j: float
     components: tuple[ComponentPower, ...]
+    plug: ComponentPower | None = None
+    plug_error: str | None = None
 
     def component(self, name: str) -> ComponentPower | None:
         """The component called ``name``, or None."""
@@ -88,6 +130,12 @@ class _GpuState:
     span_s: float = 0.0  # seconds since that read
     span_power_j: float | None = 0.0  # the power readings' energy over the span (for a reset)
     last_counter_w: float | None = None  # the counter's mean power over the last span
+
+
+@dataclass(slots=True)
+class _PlugState:
+    power_w: float | None  # the previous tick's power reading
+    total_j: float | None  # the previous tick's counter: the baseline of the next delta
 
 
 class HeatAccountant:
@@ -112,14 +160,22 @@ class HeatAccountant:
         self._last_mono: float | None = None
         self._gpus: dict[str, _GpuState] = {}
         self._rapl: dict[str, RaplReading] = {}
+        self._plug: _PlugState | None = None  # None: the plug did not measure the last tick
 
     def configure(self, *, estimate: EstimateModel, rest_of_system_w: float) -> None:
         """Change the settings-driven figures; the counters' baselines are kept."""
         self._estimate = estimate
         self._rest_w = rest_of_system_w
 
-    def update(self, snap: Snapshot) -> HeatTick:
-        """Account one snapshot: power now, and the energy since the previous one."""
+    def forget_plug(self) -> None:
+        """Drop the plug's baseline (another plug was set up: its counter is not comparable)."""
+        self._plug = None
+
+    def update(self, snap: Snapshot, plug: PlugReading | None = None) -> HeatTick:
+        """Account one snapshot: power now, and the energy since the previous one.
+
+        ``plug`` is the wall plug's reading taken with this snapshot, where a plug is set up.
+        """
         dt = None if self._last_mono is None else snap.mono_s - self._last_mono
         # The first tick has no interval. After a gap (sleep and resume, a paused or stalled
         # sampler) nobody knows what the machine did meanwhile: it may have been asleep and cold,
@@ -138,6 +194,20 @@ class HeatAccountant:
             rest_j = self._rest_w * interval if interval is not None else 0.0
             components.append(ComponentPower("rest", self._rest_w, Provenance.ESTIMATE, rest_j))
 
+        wall = self._plug_figure(plug, interval)
+        plug_error = None
+        if plug is not None and not plug.usable:
+            plug_error = plug.error or "The plug gave neither a power nor an energy reading."
+        if wall is not None:
+            return HeatTick(
+                dt_s=interval if interval is not None else 0.0,
+                heat_w=wall.power_w,
+                provenance=Provenance.PLUG,
+                energy_j=wall.energy_j,
+                components=tuple(components),
+                plug=wall,
+            )
+
         known = [c for c in components if c.power_w is not None and c.provenance is not None]
         heat_w = sum(c.power_w for c in known if c.power_w is not None) if known else None
         provenance = (
@@ -151,7 +221,40 @@ class HeatAccountant:
             provenance=provenance,
             energy_j=sum(c.energy_j for c in components),
             components=tuple(components),
+            plug_error=plug_error,
         )
+
+    # -- the wall plug ------------------------------------------------------------------------
+
+    def _plug_figure(self, plug: PlugReading | None, dt: float | None) -> ComponentPower | None:
+        """The plug's power and energy this tick, or None where the parts must book it."""
+        prev = self._plug
+        if plug is None or not plug.usable:
+            # Gone (or never there): the parts book the ticks until it is back, and a baseline
+            # kept across that spell would book the spell a second time.
+            self._plug = None
+            return None
+        self._plug = _PlugState(plug.power_w, plug.energy_total_j)
+        if dt is None:
+            # No interval: the power now; the counter is the baseline of the next tick.
+            if plug.power_w is None:
+                return None
+            return ComponentPower(PLUG, plug.power_w, Provenance.PLUG)
+        if prev is not None and prev.total_j is not None and plug.energy_total_j is not None:
+            delta_j = plug.energy_total_j - prev.total_j
+            if 0.0 <= delta_j <= PLUG_MAX_POWER_W * dt * IMPLAUSIBLE_FACTOR + PLUG_COUNTER_STEP_J:
+                power_w = plug.power_w if plug.power_w is not None else delta_j / dt
+                return ComponentPower(PLUG, power_w, Provenance.PLUG, delta_j)
+            # Backwards (the plug restarted, or its counter was reset) or a leap: never negative
+            # or invented energy. This interval falls back to the plug's power readings; the new
+            # value (kept above) is the baseline of the next delta.
+        # The plug's first interval (back, or just set up: no baseline yet), a reset, or a plug
+        # without a counter: its power readings, as a GPU's without a counter.
+        readings_j = _trapezoid(prev.power_w if prev is not None else None, plug.power_w, dt)
+        if readings_j is None:
+            return None  # a counter alone and no baseline yet: the parts book this interval
+        power_w = plug.power_w if plug.power_w is not None else readings_j / dt
+        return ComponentPower(PLUG, power_w, Provenance.PLUG, readings_j)
 
     # -- GPUs ---------------------------------------------------------------------------------
 
