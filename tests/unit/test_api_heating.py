@@ -309,3 +309,29 @@ def test_the_status_summary_follows_the_mode(agent: Agent) -> None:
     assert status.heating is not None
     assert status.heating.mode is HeatMode.OFF
     assert not status.heating.computing
+
+
+def test_the_dust_reminder_reads_weeks_of_hourly_history(tmp_path: Path) -> None:
+    from test_api_support import FakeSensors
+
+    sensors = FakeSensors()
+    service = make_service(tmp_path / "history.sqlite3", sensors)
+    try:
+        assert service.dust_advice() == []  # no sample yet: no GPU to look at
+        # Three weeks of history as a running agent writes and rolls it up, the last week
+        # 8 °C warmer at the same power and room temperature.
+        start = sensors.wall - 21 * 86400.0
+        store = service._store
+        for k in range(21 * 24 * 6):  # every 10 minutes
+            t = start + k * 600.0
+            rise = 8.0 if t > start + 14 * 86400.0 else 0.0
+            store.write_samples(
+                t, {"gpu0.power_w": 300.0, "gpu0.temp_c": 60.0 + rise, "room_c": 20.0}
+            )
+            if k % 36 == 35:
+                store.rollup(t)
+        service.tick()
+        advice = service.dust_advice()
+        assert len(advice) == 1 and "GPU 0" in advice[0], advice
+    finally:
+        service.stop()

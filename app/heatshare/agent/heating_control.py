@@ -68,6 +68,7 @@ NODE_KEY_KEY = "agent.heating.node_key"
 STEP_PERIOD_S = 0.25  # 4 Hz: a stalled sampler (1.5 s) is seen and stopped within 2 s
 PRESENCE_PERIOD_S = 3.0
 PUBLISH_EVERY_S = 5.0  # the state to Home Assistant, and at once on a change
+DUST_EVERY_S = 3600.0  # the dust reminder looks at weeks of hourly history: once an hour
 ROOM_PROBE_TIMEOUT_S = 8.0
 
 
@@ -281,6 +282,7 @@ class HeatingControl:
         room_factory: opens the room source the settings name (None for none).
         bridge_factory: makes the Home Assistant bridge for a broker.
         probe: tries a room source.
+        advice: sentences of advice from the history (the dust reminder), asked hourly.
         real_sources: the real room sources, bridge and probe where none is given.
     """
 
@@ -302,6 +304,7 @@ class HeatingControl:
         real_sources: bool = True,
         period_s: float = STEP_PERIOD_S,
         presence_period_s: float = PRESENCE_PERIOD_S,
+        advice: Callable[[], list[str]] | None = None,
     ) -> None:
         self._store = store
         self._facts = facts
@@ -322,6 +325,9 @@ class HeatingControl:
         self._probe = probe
         self._period_s = period_s
         self._presence_period_s = presence_period_s
+        self._advice = advice
+        self._alerts: list[str] = []
+        self._advised_at = float("-inf")
         self._lock = threading.RLock()  # the loop is not thread-safe: every call under it
         self._write = threading.Lock()  # one settings writer at a time
         self.load_warnings: list[str] = []
@@ -486,6 +492,13 @@ class HeatingControl:
         reader = self._presence_reader
         if reader is not None:
             self._presence = reader(self.settings_stored())
+        now = self._mono()
+        if self._advice is not None and now - self._advised_at >= DUST_EVERY_S:
+            self._advised_at = now
+            try:
+                self._alerts = self._advice()
+            except Exception:
+                log.exception("The dust reminder could not look at the history")
 
     # -- what the API reads -------------------------------------------------------------------
 
@@ -493,6 +506,8 @@ class HeatingControl:
         with self._lock:
             status = self._loop.status()
             bridge = self._bridge
+        if self._alerts:
+            status = status.model_copy(update={"alerts": [*status.alerts, *self._alerts]})
         if bridge is not None:
             status = status.model_copy(
                 update={

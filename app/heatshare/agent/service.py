@@ -383,6 +383,7 @@ class AgentService:
             hostname=self._hostname,
             wall=self._wall,
             mono=self._mono,
+            advice=self.dust_advice,
         )
         self._load_warnings.extend(control.load_warnings)
         return control
@@ -858,6 +859,37 @@ class AgentService:
                 sample_error=self._sample_error,
                 heat_today_kwh=self._day_heat_j / J_PER_KWH if heat is not None else None,
             )
+
+    def dust_advice(self, weeks: int = 8) -> list[str]:
+        """A reminder per GPU that runs warmer at the same power than weeks ago (dust)."""
+        from heatshare.domain.safety import dust_trend
+
+        with self._lock:
+            snap = self._last_snap
+        if snap is None:
+            return []
+        now = self._wall()
+        stored = set(self._store.series_names())
+        out: list[str] = []
+        for gpu in snap.gpus:
+            wanted = [
+                names.gpu_series(gpu.index, "power_w"),
+                names.gpu_series(gpu.index, "temp_c"),
+                names.ROOM_TEMP,
+            ]
+            if not set(wanted) <= stored:
+                continue
+            span = weeks * 7 * 86400.0
+            result = self._store.query(wanted, now - span, now, max_points=weeks * 7 * 24 + 2)
+            by_hour: dict[float, list[float | None]] = {}
+            for i, series in enumerate(result.series):
+                for t, mean in zip(series.t, series.mean, strict=True):
+                    by_hour.setdefault(t, [None, None, None])[i] = mean
+            rows = [(t, *values) for t, values in sorted(by_hour.items())]
+            message = dust_trend(rows, component=f"GPU {gpu.index}")  # type: ignore[arg-type]
+            if message is not None:
+                out.append(message)
+        return out
 
     @property
     def heating(self) -> HeatingControl:
