@@ -105,8 +105,9 @@ def test_page_shows_room_target_demand_mode_and_why(
     assert not fake.called("heating_settings")
     page = open_heating(qtbot, app)
     assert page.room_card.value.text() == "20.4 °C"
-    assert page.room_card.detail.text().startswith("Home Assistant · measured ")
-    assert page.room_card.detail.text().endswith(" ago · outside 6.1 °C")
+    detail = page.room_card.detail.text().replace("\u00a0", " ")  # no break inside a part
+    assert detail.startswith("Home Assistant · measured ")
+    assert detail.endswith(" ago · outside 6.1 °C")
     assert page.target_card.value.text() == "21.0 °C"
     assert page.target_card.detail.text() == "comfort until 22:30"
     assert page.heat_card.value.text() == "64 %"

@@ -16,9 +16,10 @@ from typing import Literal
 
 from pydantic import ValidationError
 from PySide6.QtCore import QDate, Qt, QTimer, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
+    QBoxLayout,
     QButtonGroup,
     QCheckBox,
     QComboBox,
@@ -76,6 +77,7 @@ from heatshare.protocol.heating import (
 
 TICK_MS = 1000  # the grace countdowns and "measured … ago" move on each second
 BOOST_MINUTES = 60
+NARROW_W = 1040  # below this the safety limits' two columns stack
 TAB_SCHEDULE, TAB_ROOM, TAB_LIMITS, TAB_SUMMER = range(4)
 _ENTITY_RE = re.compile(r"^sensor\.[a-z0-9_]+$")
 _OUTDOOR_RE = re.compile(r"^(sensor|weather)\.[a-z0-9_]+$")
@@ -209,7 +211,7 @@ def _section(text: str) -> QLabel:
     return label
 
 
-LABEL_W = 150  # one label column for the forms of a tab, so their fields line up
+LABEL_W = 140  # one label column for the forms of a tab, so their fields line up
 
 
 def _form() -> QFormLayout:
@@ -333,6 +335,7 @@ class HeatingPage(QWidget):
         self.heat_card = FigureCard("Heat demand")
         for card in (self.room_card, self.target_card, self.heat_card):
             card.value.setFont(_font(18))
+            card.detail.setWordWrap(True)  # a long source or target line wraps, not widens
         self.cooler_button = QPushButton(nudge_text("C", -1))
         self.cooler_button.setObjectName("cooler")
         self.cooler_button.setToolTip("Cooler, until the schedule's next change")
@@ -479,18 +482,21 @@ class HeatingPage(QWidget):
         temps.addSpacing(16)
         temps.addWidget(QLabel("Eco"))
         temps.addWidget(self.eco_c)
-        temps.addSpacing(32)
-        self.power_label = QLabel("Without a thermometer, run at")
-        temps.addWidget(self.power_label)
-        temps.addWidget(self.comfort_power)
-        self.power_between = QLabel("in comfort periods and")
-        temps.addWidget(self.power_between)
-        temps.addWidget(self.eco_power)
-        self.power_after = QLabel("in eco.")
-        temps.addWidget(self.power_after)
         temps.addStretch(1)
+        power = QHBoxLayout()
+        power.setSpacing(8)
+        self.power_label = QLabel("Without a thermometer, run at")
+        power.addWidget(self.power_label)
+        power.addWidget(self.comfort_power)
+        self.power_between = QLabel("in comfort periods and")
+        power.addWidget(self.power_between)
+        power.addWidget(self.eco_power)
+        self.power_after = QLabel("in eco.")
+        power.addWidget(self.power_after)
+        power.addStretch(1)
         self.schedule = ScheduleEditor(now=lambda: self._now().astimezone())
         layout.addLayout(temps)
+        layout.addLayout(power)
         layout.addWidget(self.schedule)
         layout.addStretch(1)
         for spin in (self.comfort_c, self.eco_c, self.comfort_power, self.eco_power):
@@ -538,12 +544,13 @@ class HeatingPage(QWidget):
         token_row.addWidget(self.ha_token, 1)
         token_row.addWidget(self.find_button)
         self.ha_entity = QComboBox()
-        self.ha_entity.setMinimumContentsLength(36)
         self.ha_outdoor = QComboBox()
-        self.ha_outdoor.setMinimumContentsLength(36)
+        for combo in (self.ha_entity, self.ha_outdoor):
+            combo.setMinimumContentsLength(36)
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.ha_tls = QCheckBox("Check the server's certificate (https)")
-        _wide(self.ha_url, 520)
-        _wide(self.ha_token, 400)
+        _wide(self.ha_url, 420)
+        _wide(self.ha_token, 300)
         ha.addRow(_label("Address"), self.ha_url)
         ha.addRow(_label("Access token"), token_row)
         ha.addRow(_label("Room sensor"), self.ha_entity)
@@ -561,6 +568,7 @@ class HeatingPage(QWidget):
         self.mqtt_port.setGroupSeparatorShown(False)
         self.mqtt_tls = QCheckBox("TLS")
         broker_row = QHBoxLayout()
+        broker_row.setSpacing(8)
         broker_row.addWidget(self.mqtt_host, 1)
         broker_row.addWidget(QLabel("Port"))
         broker_row.addWidget(self.mqtt_port)
@@ -570,6 +578,7 @@ class HeatingPage(QWidget):
         self.mqtt_password = QLineEdit()
         self.mqtt_password.setEchoMode(QLineEdit.EchoMode.Password)
         login_row = QHBoxLayout()
+        login_row.setSpacing(8)
         login_row.addWidget(self.mqtt_user, 1)
         login_row.addWidget(QLabel("Password"))
         login_row.addWidget(self.mqtt_password, 1)
@@ -581,12 +590,12 @@ class HeatingPage(QWidget):
         self.mqtt_outdoor.setPlaceholderText("optional")
         self.mqtt_discovery = QCheckBox("Show this heater in Home Assistant (MQTT discovery)")
         self.mqtt_prefix = QLineEdit()
-        _wide(self.mqtt_host, 300)
-        _wide(self.mqtt_user, 180)
-        _wide(self.mqtt_password, 180)
-        _wide(self.mqtt_topic)
-        _wide(self.mqtt_field)
-        _wide(self.mqtt_outdoor)
+        _wide(self.mqtt_host, 220)
+        _wide(self.mqtt_user, 160)
+        _wide(self.mqtt_password, 160)
+        _wide(self.mqtt_topic, 420)
+        _wide(self.mqtt_field, 420)
+        _wide(self.mqtt_outdoor, 420)
         _wide(self.mqtt_prefix, 200)
         mq.addRow(_label("Broker"), broker_row)
         mq.addRow(_label("User name"), login_row)
@@ -680,7 +689,9 @@ class HeatingPage(QWidget):
             "When the room falls",
             self._pair(self.window_drop, "in 5 min, pause for", self.window_pause),
         )
-        columns = QHBoxLayout()
+        # Side by side in a wide window, one under the other in a narrow one (resizeEvent).
+        columns = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        self.limit_columns = columns
         columns.setSpacing(48)
         columns.addLayout(hot)
         columns.addLayout(other)
@@ -767,6 +778,13 @@ class HeatingPage(QWidget):
         row.addStretch(1)
         return host
 
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        narrow = event.size().width() < NARROW_W
+        self.limit_columns.setDirection(
+            QBoxLayout.Direction.TopToBottom if narrow else QBoxLayout.Direction.LeftToRight
+        )
+
     # -- inputs: state -------------------------------------------------------------------
 
     def set_temperature_unit(self, unit: Unit) -> None:
@@ -797,6 +815,7 @@ class HeatingPage(QWidget):
     def _show_waiting(self) -> None:
         for card in (self.room_card, self.target_card, self.heat_card):
             card.set(NOT_AVAILABLE, "waiting for the agent")
+            card.value.setFont(_font(6))
         self.reason.setText("Waiting for the agent…")
 
     def _show_status(self) -> None:
@@ -814,11 +833,11 @@ class HeatingPage(QWidget):
             target_detail(s),
             "Summer: no heat is wanted now." if s.summer else "",
         )
-        self.heat_card.set(
-            f"{s.demand_pct:.0f} %",
-            heat_detail(s),
-            "computing now" if s.computing else "not computing now",
-        )
+        self.heat_card.set(f"{s.demand_pct:.0f} %", heat_detail(s))
+        for card in (self.room_card, self.target_card, self.heat_card):
+            # "not available" in the figures' size would push the cards off a small window.
+            missing = card.value.text() == NOT_AVAILABLE
+            card.value.setFont(_font(6 if missing else 18))
         boosting = s.boost_until is not None and s.boost_until > now
         for mode, button in self.mode_buttons.items():
             button.setChecked(mode is s.mode)
@@ -835,6 +854,7 @@ class HeatingPage(QWidget):
         self.schedule_button.setVisible(s.setpoint_source == "override")
         self.reason.setText(s.reason or "The agent gave no reason.")
         self.reason.setProperty("stopped", s.safety_stop)
+        self.reason.style().polish(self.reason)  # the style sheet reads the property
         self.alerts.setText("\n".join(f"Advice: {a}" for a in s.alerts))
         self.alerts.setVisible(bool(s.alerts))
         self.header_note.setText(

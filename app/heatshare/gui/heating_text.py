@@ -21,6 +21,7 @@ from heatshare.protocol.heating import (
 )
 
 NOT_AVAILABLE = "not available"
+NBSP = "\u00a0"
 Unit = Literal["C", "F"]
 
 MODE_WORDS = {
@@ -138,7 +139,8 @@ def room_detail(status: HeatingStatus, now: datetime, unit: Unit = "C") -> str:
         parts.append(f"measured {countdown((now - status.room_at).total_seconds())} ago")
     if status.outdoor_c is not None:
         parts.append(f"outside {format_room(status.outdoor_c, unit)}")
-    return " · ".join(parts)
+    # Lines break between the parts, never inside one ("6.1 / °C").
+    return " · ".join(p.replace(" ", NBSP) for p in parts)
 
 
 def heat_detail(status: HeatingStatus) -> str:
