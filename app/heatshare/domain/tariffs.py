@@ -709,3 +709,20 @@ def _first_change(lo: datetime, hi: datetime, tz: tzinfo, before: timedelta) -> 
     if whole > lo and _offset(whole, tz) != before:
         return whole
     return hi
+
+
+def local_to_utc(wall: datetime, tz: tzinfo) -> datetime:
+    """The first instant (UTC) at which the wall clock of ``tz`` shows ``wall`` (naive) or later.
+
+    A wall time the clocks repeat gives its first instant; one they skip gives the instant of the
+    jump (a day whose midnight is skipped begins when the clocks jump past it).
+    """
+    if wall.tzinfo is not None:
+        raise ValueError("a wall-clock time is naive (without a zone)")
+    instants = sorted({wall.replace(tzinfo=tz, fold=f).astimezone(UTC) for f in (0, 1)})
+    for instant in instants:
+        if instant.astimezone(tz).replace(tzinfo=None) == wall:
+            return instant
+    # Skipped: the jump lies between the two readings of the wall time.
+    lo, hi = instants[0], instants[-1]
+    return _first_change(lo, hi, tz, _offset(lo, tz))
