@@ -53,6 +53,7 @@ from heatshare.protocol.heating import (
     ModeRequest,
     RoomProbeRequest,
     RoomProbeResponse,
+    RoomSourceKind,
     SetpointRequest,
 )
 
@@ -550,7 +551,8 @@ class HeatingControl:
             old = self.settings_stored()
             merged = with_stored_secrets(new, old)
             ha = merged.home_assistant
-            if merged.room_source.value == "home_assistant" and ha is not None and not ha.token:
+            uses_ha = merged.room_source is RoomSourceKind.HOME_ASSISTANT
+            if uses_ha and ha is not None and not ha.token:
                 raise HeatingRequestError(
                     "The heating settings were not accepted: the Home Assistant room source "
                     "needs a long-lived access token."
@@ -617,8 +619,9 @@ class HeatingControl:
                 try:
                     self._loop.setpoint(req, self._wall())
                 except ValueError as exc:
+                    why = str(exc).rstrip(".")
                     raise HeatingRequestError(
-                        f"The setpoint was not accepted: {str(exc).rstrip('.')}."
+                        f"The setpoint was not accepted: {why[:1].lower()}{why[1:]}."
                     ) from exc
             self._save_runtime()
         self._maybe_publish(changed=True)
