@@ -1,0 +1,614 @@
+"""Smart plugs against a local HTTP server that answers as the devices do.
+
+The answers under tests/data/plugs/ are modelled on the devices' documented answers: a Shelly
+Plus Plug S, a Shelly Pro 1PM (password-protected: HTTP digest authentication, SHA-256, user
+admin; ``Shelly.GetDeviceInfo`` stays open) and a Shelly Plus PM Mini (``PM1``, no relay), each
+from its local RPC; a Tasmota plug with an energy monitor (``Status 0`` and ``Status 8``); and their
+error answers: Shelly's ``{"code": -105, ...}`` for an instance that does not exist and
+``{"code": 404, "message": "No handler for ..."}`` for a component the device lacks, Tasmota's
+``{"Command": "Unknown"}`` and ``{"WARNING": "Need user=<username>&password=<password>"}`` (401;
+200 before version 12), a first-generation Shelly's ``/shelly``. The server fills in the live
+figures (power, the energy counter, the relay), and can go away (every connection closed, the
+port refusing) and come back on the same port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from heatshare.domain.heat import EstimateModel, HeatAccountant, PlugReading
+from heatshare.domain.readings import HostReading, Provenance, Snapshot
+from heatshare.sensors.plugs import PlugKind, PlugReader, probe
+from mosquitto_broker import free_port
+
+DATA = Path(__file__).parent.parent / "data" / "plugs"
+SHELLY_ERRORS = json.loads((DATA / "shelly_errors.json").read_text())
+TASMOTA_ERRORS = json.loads((DATA / "tasmota_errors.json").read_text())
+PASSWORD = "correct horse"
+MODEL = EstimateModel(cpu_idle_w=10.0, cpu_max_w=65.0)
+WH = 3600.0
+
+
+class FakePlug:
+    """One plug on 127.0.0.1 from a recording: ``shelly_*``, ``tasmota_*``, ``gen1`` (a
+    first-generation Shelly) or ``none`` (a web server that is no plug).
+
+    ``power_w`` and ``total`` (the counter: Wh for a Shelly, kWh for Tasmota) and ``output``
+    (the relay) are what it says now; ``password`` protects it; ``hang`` holds every answer.
+    """
+
+    def __init__(self, recording: str, *, password: str | None = None) -> None:
+        self.recording = recording
+        self.answers: dict[str, Any] = (
+            json.loads((DATA / f"{recording}.json").read_text())
+            if recording.startswith(("shelly_", "tasmota_"))
+            else {}
+        )
+        self.password = password
+        self.port = free_port()
+        self.power_w: float | None = None
+        self.total: float | None = None
+        self.output = True
+        self.status8: dict[str, Any] | None = None  # a replacement Status 8 answer
+        self.switch_ids = {"0"}  # the Shelly's component instances
+        self.password_answer = "need_password"  # Tasmota's answer to a missing password
+        self.hang = threading.Event()
+        self.released = threading.Event()
+        self.requests: list[tuple[str, str | None]] = []
+        self.nonces: set[str] = set()
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        if recording == "shelly_pro_1pm" and password is None:
+            self.answers["Shelly.GetDeviceInfo"]["auth_en"] = False
+            self.answers["Shelly.GetDeviceInfo"]["auth_domain"] = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    # -- what the device answers -----------------------------------------------------------
+
+    def answer(self, method: str, path: str, auth: str | None) -> tuple[int, Any, dict[str, str]]:
+        url = urlsplit(path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if self.recording == "gen1":
+            if url.path == "/shelly":
+                return 200, SHELLY_ERRORS["gen1_shelly"], {}
+            return 404, b"Not Found", {}
+        if self.recording.startswith("shelly_") and url.path.startswith("/rpc/"):
+            return self._shelly(method, url.path.removeprefix("/rpc/"), query, path, auth)
+        if self.recording.startswith("tasmota_") and url.path == "/cm":
+            return self._tasmota(query)
+        return 404, b"Not Found", {}
+
+    def _shelly(
+        self, http_method: str, method: str, query: dict[str, str], uri: str, auth: str | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        if method == "Shelly.GetDeviceInfo":
+            return 200, self.answers[method], {}
+        if self.password is not None and not self._digest_ok(http_method, uri, auth):
+            nonce = secrets.token_hex(8)
+            self.nonces.add(nonce)
+            challenge = SHELLY_ERRORS["unauthorized"]
+            header = challenge["www_authenticate"].replace("{nonce}", nonce)
+            return challenge["status"], challenge["body"], {"WWW-Authenticate": header}
+        if method not in self.answers:
+            error = copy.deepcopy(SHELLY_ERRORS["no_handler"])
+            error["body"]["message"] = f"No handler for {method}"
+            return error["status"], error["body"], {}
+        if query.get("id") not in self.switch_ids:
+            error = copy.deepcopy(SHELLY_ERRORS["no_instance"])
+            error["body"]["message"] = f"Argument 'id', value {query.get('id')} not found!"
+            return error["status"], error["body"], {}
+        status = copy.deepcopy(self.answers[method])
+        if "output" in status:
+            status["output"] = self.output
+            if not self.output:
+                status["apower"] = 0.0
+                status["current"] = 0.0
+        if self.power_w is not None and self.output:
+            status["apower"] = self.power_w
+        if self.total is not None:
+            status["aenergy"]["total"] = self.total
+        return 200, status, {}
+
+    def _digest_ok(self, method: str, uri: str, auth: str | None) -> bool:
+        """RFC 7616 digest with SHA-256, user admin, as a Shelly checks it."""
+        if auth is None or not auth.startswith("Digest "):
+            return False
+        fields = {k: a or b for k, a, b in re.findall(r'(\w+)=(?:"([^"]*)"|([^\s,]+))', auth)}
+
+        def h(text: str) -> str:
+            return hashlib.sha256(text.encode()).hexdigest()
+
+        realm = self.answers["Shelly.GetDeviceInfo"]["id"]
+        ha1 = h(f"admin:{realm}:{self.password}")
+        ha2 = h(f"{method}:{fields.get('uri')}")
+        expected = h(
+            f"{ha1}:{fields.get('nonce')}:{fields.get('nc')}:{fields.get('cnonce')}:"
+            f"{fields.get('qop')}:{ha2}"
+        )
+        return (
+            fields.get("username") == "admin"
+            and fields.get("realm") == realm
+            and fields.get("algorithm") == "SHA-256"
+            and fields.get("uri") == uri
+            and fields.get("nonce") in self.nonces
+            and hmac.compare_digest(expected, fields.get("response", ""))
+        )
+
+    def _tasmota(self, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        if self.password is not None and (
+            query.get("user") != "admin" or query.get("password") != self.password
+        ):
+            need = TASMOTA_ERRORS[self.password_answer]
+            return need["status"], need["body"], {}
+        command = query.get("cmnd", "")
+        if command not in ("Status 0", "Status 8"):
+            unknown = TASMOTA_ERRORS["unknown_command"]
+            return unknown["status"], unknown["body"], {}
+        if command == "Status 8" and self.status8 is not None:
+            return 200, self.status8, {}
+        status = copy.deepcopy(self.answers[command])
+        energy = status["StatusSNS"].get("ENERGY")
+        if energy is not None:
+            if not self.output:
+                energy["Power"] = 0
+                energy["Current"] = 0.0
+            elif self.power_w is not None:
+                energy["Power"] = self.power_w
+            if self.total is not None:
+                energy["Total"] = self.total
+        if "StatusSTS" in status:
+            status["StatusSTS"]["POWER"] = "ON" if self.output else "OFF"
+        return 200, status, {}
+
+    # -- the server ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        plug = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # kept-alive connections, as the devices keep them
+            server_version: ClassVar[str] = "plug"
+
+            def setup(self) -> None:
+                super().setup()
+                with plug._lock:
+                    plug._conns.add(self.connection)
+
+            def finish(self) -> None:
+                with plug._lock:
+                    plug._conns.discard(self.connection)
+                super().finish()
+
+            def do_GET(self) -> None:
+                auth = self.headers.get("Authorization")
+                plug.requests.append((self.path, auth))
+                if plug.hang.is_set():
+                    plug.released.wait(10)
+                status, body, headers = plug.answer("GET", self.path, auth)
+                if isinstance(body, bytes):
+                    data, ctype = body, "text/plain"
+                else:
+                    data = b"" if body is None else json.dumps(body).encode()
+                    ctype = "application/json"
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that hung up while a held answer waited: nothing to report
+
+        self._server = Server(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-plug-{self.recording}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Gone: the port refuses, and every open connection is closed."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        with self._lock:
+            for conn in self._conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            self._conns.clear()
+
+
+@pytest.fixture
+def plugs() -> Iterator[list[FakePlug]]:
+    started: list[FakePlug] = []
+    yield started
+    for plug in started:
+        plug.released.set()
+        plug.stop()
+
+
+@pytest.fixture
+def make_plug(plugs: list[FakePlug]) -> Any:
+    def make(recording: str, *, password: str | None = None) -> FakePlug:
+        plug = FakePlug(recording, password=password)
+        plug.start()
+        plugs.append(plug)
+        return plug
+
+    return make
+
+
+def snap(t: float) -> Snapshot:
+    """A CPU-only machine at 50 %: 37.5 W from the utilisation model."""
+    return Snapshot(mono_s=t, wall_ts=1_800_000_000.0 + t, host=HostReading(cpu_pct=50.0))
+
+
+# --- probe: which plug, and a first reading ---------------------------------------------------
+
+
+def test_probe_finds_a_shelly_plus_plug_s(make_plug: Any) -> None:
+    plug = make_plug("shelly_plus_plug_s")
+    found = probe(plug.address, 2.0)
+    assert found.ok, found.error
+    assert found.kind is PlugKind.SHELLY
+    assert found.model == "Shelly PlugS (SNPL-00112EU)"
+    assert found.name is None
+    assert found.reading == PlugReading(
+        power_w=87.4, energy_total_j=15203.473 * WH, voltage_v=231.6, current_a=0.412
+    )
+    assert found.address == f"http://{plug.address}"
+    assert [p for p, _ in plug.requests] == [
+        "/rpc/Shelly.GetDeviceInfo",
+        "/rpc/Switch.GetStatus?id=0",
+    ]
+
+
+def test_probe_finds_a_pm_mini_by_its_power_meter(make_plug: Any) -> None:
+    plug = make_plug("shelly_plus_pm_mini")
+    found = probe(f"http://{plug.address}/", 2.0)
+    assert found.ok, found.error
+    assert found.model == "Shelly PlusPMMini (SNPM-001PCEU16)"
+    assert found.reading is not None
+    assert found.reading.power_w == 62.8
+    assert found.reading.energy_total_j == pytest.approx(3120.447 * WH)
+    # No switch on this device: Shelly says so with a 404, and the power meter is read instead.
+    assert [p for p, _ in plug.requests][1:] == [
+        "/rpc/Switch.GetStatus?id=0",
+        "/rpc/PM1.GetStatus?id=0",
+    ]
+
+
+def test_probe_finds_a_tasmota_plug(make_plug: Any) -> None:
+    plug = make_plug("tasmota_energy_plug")
+    found = probe(plug.address, 2.0)
+    assert found.ok, found.error
+    assert found.kind is PlugKind.TASMOTA
+    assert found.model == "Tasmota 14.3.0(release-tasmota)"
+    assert found.name == "Study PC plug"
+    assert found.reading == PlugReading(
+        power_w=143.0, energy_total_j=412.337 * 3_600_000.0, voltage_v=234.0, current_a=0.675
+    )
+    assert plug.requests[-1][0] == "/cm?cmnd=Status%200"
+
+
+def test_a_protected_shelly_needs_its_password_sent_by_digest(make_plug: Any) -> None:
+    plug = make_plug("shelly_pro_1pm", password=PASSWORD)
+    found = probe(plug.address, 2.0)
+    assert not found.ok
+    assert found.kind is PlugKind.SHELLY
+    assert found.name == "Study heater"
+    assert found.error == (
+        f"The Shelly at http://{plug.address} is protected by a password; give the password "
+        "set in the Shelly app or its web page."
+    )
+
+    wrong = probe(plug.address, 2.0, password="wrong")
+    assert wrong.error == f"The Shelly at http://{plug.address} refused the password."
+
+    plug.requests.clear()
+    right = probe(plug.address, 2.0, password=PASSWORD)
+    assert right.ok, right.error
+    assert right.reading is not None
+    assert right.reading.power_w == 152.3
+    assert right.reading.energy_total_j == pytest.approx(48211.903 * WH)
+    # Challenged once, then answered with SHA-256 digest credentials; never the password itself.
+    auths = [a for p, a in plug.requests if p.startswith("/rpc/Switch")]
+    assert auths[0] is None
+    assert auths[-1] is not None
+    assert auths[-1].startswith("Digest ")
+    assert 'algorithm="SHA-256"' in auths[-1]
+    assert all(PASSWORD not in (a or "") for a in auths)
+
+
+def test_a_protected_shelly_reader_keeps_reading(make_plug: Any) -> None:
+    plug = make_plug("shelly_pro_1pm", password=PASSWORD)
+    reader = PlugReader(PlugKind.SHELLY, plug.address, password=PASSWORD, timeout_s=1.0)
+    try:
+        for total in (48211.903, 48211.945, 48211.987):
+            plug.total = total
+            reading = reader.read()
+            assert reading.error is None
+            assert reading.energy_total_j == pytest.approx(total * WH)
+    finally:
+        reader.close()
+    assert PlugReader(PlugKind.SHELLY, plug.address).read().error == (
+        f"The Shelly at http://{plug.address} is protected by a password; give the password "
+        "set in the Shelly app or its web page."
+    )
+
+
+@pytest.mark.parametrize("status", ["need_password", "need_password_before_12"])
+def test_a_tasmota_web_password(make_plug: Any, status: str) -> None:
+    plug = make_plug("tasmota_energy_plug", password=PASSWORD)
+    plug.password_answer = status
+    found = probe(plug.address, 2.0)
+    assert found.kind is PlugKind.TASMOTA
+    assert found.error == (
+        f"The Tasmota device at http://{plug.address} is protected by a web password; give "
+        "that password."
+    )
+    wrong = probe(plug.address, 2.0, password="wrong")
+    assert wrong.error == f"The Tasmota device at http://{plug.address} refused the password."
+    right = probe(plug.address, 2.0, password=PASSWORD)
+    assert right.ok, right.error
+    reader = PlugReader(PlugKind.TASMOTA, plug.address, password=PASSWORD)
+    try:
+        assert reader.read().power_w == 143.0
+    finally:
+        reader.close()
+    no_password = PlugReader(PlugKind.TASMOTA, plug.address)
+    try:
+        assert no_password.read().error == found.error
+    finally:
+        no_password.close()
+
+
+@pytest.mark.parametrize("recording", ["shelly_plus_plug_s", "tasmota_energy_plug"])
+def test_a_plug_switched_off_is_not_this_computers(make_plug: Any, recording: str) -> None:
+    plug = make_plug(recording)
+    plug.output = False
+    found = probe(plug.address, 2.0)
+    assert not found.ok
+    assert found.error is not None
+    assert "is switched off, so this computer cannot be plugged into it" in found.error
+
+
+def test_a_first_generation_shelly_is_named_and_refused(make_plug: Any) -> None:
+    plug = make_plug("gen1")
+    found = probe(plug.address, 2.0)
+    assert found.error == (
+        f"The device at http://{plug.address} is a first-generation Shelly (SHPLG-S); Heatshare "
+        "reads Shelly plugs of the second generation and later (Plus, Pro, Gen3, Gen4) and "
+        "Tasmota plugs."
+    )
+
+
+def test_a_web_server_that_is_no_plug(make_plug: Any) -> None:
+    plug = make_plug("none")
+    found = probe(plug.address, 2.0)
+    assert found.kind is None
+    assert found.error == (
+        f"The device at http://{plug.address} answers, but not as a Shelly (Plus, Pro, Gen3, "
+        "Gen4) or Tasmota plug does."
+    )
+
+
+def test_nothing_listening_is_not_reachable() -> None:
+    port = free_port()
+    found = probe(f"127.0.0.1:{port}", 2.0)
+    assert found.error == (
+        f"The plug at http://127.0.0.1:{port} cannot be reached (connection refused); check the "
+        "address and that the plug is on."
+    )
+
+
+@pytest.mark.parametrize(
+    ("address", "error"),
+    [
+        ("", "Give the plug's address, such as 192.168.1.50."),
+        ("https://192.168.1.50", "Plugs answer on their home network over plain http"),
+        ("192.168.1.50/rpc", "Give the plug's address alone (such as 192.168.1.50)"),
+        ("192.168.1.50:99999", "'192.168.1.50:99999' is not an address."),
+        ("admin:pw@192.168.1.50", "'admin:pw@192.168.1.50' is not an address."),
+    ],
+)
+def test_an_address_that_is_no_address(address: str, error: str) -> None:
+    found = probe(address, 0.5)
+    assert found.error is not None
+    assert found.error.startswith(error)
+
+
+def test_tasmota_without_an_energy_monitor(make_plug: Any) -> None:
+    plug = make_plug("tasmota_energy_plug")
+    plug.status8 = TASMOTA_ERRORS["no_energy_monitor_status_8"]
+    reader = PlugReader(PlugKind.TASMOTA, plug.address)
+    try:
+        reading = reader.read()
+    finally:
+        reader.close()
+    assert reading == PlugReading(
+        error=f"The Tasmota device at http://{plug.address} has no energy monitor, so it cannot "
+        "measure the computer's power."
+    )
+
+
+def test_tasmota_with_two_metered_channels(make_plug: Any) -> None:
+    plug = make_plug("tasmota_energy_plug")
+    plug.status8 = TASMOTA_ERRORS["two_channels_status_8"]
+    reader = PlugReader(PlugKind.TASMOTA, plug.address)
+    try:
+        reading = reader.read()
+    finally:
+        reader.close()
+    assert reading.power_w is None
+    assert reading.error is not None
+    assert "meters several channels" in reading.error
+
+
+def test_tasmota_unknown_command(make_plug: Any) -> None:
+    plug = make_plug("tasmota_energy_plug")
+    plug.status8 = TASMOTA_ERRORS["unknown_command"]["body"]
+    reader = PlugReader(PlugKind.TASMOTA, plug.address)
+    try:
+        reading = reader.read()
+    finally:
+        reader.close()
+    assert reading.error == (
+        f"The device at http://{plug.address} does not know Tasmota's Status command: it is not "
+        "Tasmota, or a build without it."
+    )
+
+
+def test_a_shelly_without_a_metered_switch(make_plug: Any) -> None:
+    """A device with the Switch handler but no switch 0 (-105), and no power meter (404)."""
+    plug = make_plug("shelly_plus_plug_s")
+    plug.switch_ids = set()
+    reader = PlugReader(PlugKind.SHELLY, plug.address)
+    try:
+        reading = reader.read()
+    finally:
+        reader.close()
+    assert reading.error == (
+        f"The Shelly at http://{plug.address} has no metered switch or power meter to read."
+    )
+
+
+# --- reading over time: a plug that goes away, a counter reset ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("recording", "kind", "unit_j"),
+    [
+        ("shelly_plus_plug_s", PlugKind.SHELLY, WH),
+        ("tasmota_energy_plug", PlugKind.TASMOTA, 1000 * WH),
+    ],
+)
+def test_a_plug_that_goes_away_and_comes_back(
+    make_plug: Any, recording: str, kind: PlugKind, unit_j: float
+) -> None:
+    """The heat follows the plug, the parts while it is gone, the plug again when it is back;
+    the spell it was gone is booked once (by the parts), and the reader picks up again on its
+    own, over a new connection (the kept-alive one died with the plug)."""
+    plug = make_plug(recording)
+    step = 0.1 * WH / unit_j  # 0.1 Wh a second: 360 W
+    plug.power_w, plug.total = 360.0, 1000.0
+    reader = PlugReader(kind, plug.address, timeout_s=1.0)
+    acc = HeatAccountant(estimate=MODEL)
+    ticks = []
+    try:
+        for i in range(9):
+            if i == 3:
+                plug.stop()
+            if i == 5:
+                plug.start()  # on the same port
+            if i >= 5 or i < 3:
+                plug.total += step
+            reading = reader.read()
+            ticks.append((reading, acc.update(snap(float(i)), reading)))
+    finally:
+        reader.close()
+
+    for i in (0, 1, 2, 5, 6, 7, 8):
+        reading, tick = ticks[i]
+        assert reading.error is None, (i, reading.error)
+        assert tick.provenance is Provenance.PLUG
+        assert tick.heat_w == 360.0
+    for i in (3, 4):
+        reading, tick = ticks[i]
+        assert reading.power_w is None
+        assert reading.energy_total_j is None
+        assert reading.error == (
+            f"The plug at http://{plug.address} cannot be reached (connection refused); check "
+            "the address and that the plug is on."
+        )
+        assert tick.plug_error == reading.error
+        assert tick.provenance is Provenance.ESTIMATE
+        assert tick.energy_j == pytest.approx(37.5)
+    booked = [t.energy_j for _, t in ticks]
+    # 0: first reading; 1, 2: deltas; 3, 4: the parts; 5: back, its reading over the second;
+    # 6, 7, 8: deltas again.
+    assert booked == pytest.approx([0.0, 360.0, 360.0, 37.5, 37.5, 360.0, 360.0, 360.0, 360.0])
+
+
+def test_a_plug_that_hangs_times_out_and_comes_back(make_plug: Any) -> None:
+    plug = make_plug("shelly_plus_plug_s")
+    reader = PlugReader(PlugKind.SHELLY, plug.address, timeout_s=0.3)
+    try:
+        assert reader.read().error is None
+        plug.hang.set()
+        reading = reader.read()
+        assert reading == PlugReading(
+            error=f"The plug at http://{plug.address} did not answer within 0.3 s."
+        )
+        plug.hang.clear()
+        plug.released.set()
+        assert reader.read().power_w == 87.4
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize(
+    ("recording", "kind", "before", "after", "unit_j"),
+    [
+        # A Shelly counts from zero again after a restart (a firmware update, a power cut).
+        ("shelly_plus_plug_s", PlugKind.SHELLY, 15203.473, 0.004, WH),
+        # Tasmota keeps its total across restarts; EnergyTotal 0 resets it.
+        ("tasmota_energy_plug", PlugKind.TASMOTA, 412.337, 0.0, 1000 * WH),
+    ],
+)
+def test_a_counter_reset_is_never_negative_energy(
+    make_plug: Any, recording: str, kind: PlugKind, before: float, after: float, unit_j: float
+) -> None:
+    plug = make_plug(recording)
+    plug.power_w = 200.0
+    reader = PlugReader(kind, plug.address)
+    acc = HeatAccountant(estimate=MODEL)
+    booked = []
+    try:
+        for i, total in enumerate(
+            [before, before + 0.1 * WH / unit_j, after, after + 0.1 * WH / unit_j]
+        ):
+            plug.total = total
+            reading = reader.read()
+            assert reading.energy_total_j == pytest.approx(total * unit_j)  # the plug's own figure
+            tick = acc.update(snap(float(i)), reading)
+            assert tick.provenance is Provenance.PLUG
+            booked.append(tick.energy_j)
+    finally:
+        reader.close()
+    # The reset's second is the power readings' (200 W); then deltas from the new baseline.
+    assert booked == pytest.approx([0.0, 360.0, 200.0, 360.0])
