@@ -283,6 +283,13 @@ class CpuMeter:
                 total += t.user + t.system
         return total
 
+    def _server_sys_s(self) -> float:
+        total = 0.0
+        for p in self.servers:
+            with contextlib.suppress(psutil.Error):
+                total += p.cpu_times().system
+        return total
+
     def _pg_s(self) -> float:
         total = 0.0
         for p in self.pg.processes() if self.pg else []:
@@ -295,7 +302,9 @@ class CpuMeter:
     def measure(self) -> Iterator[dict[str, float]]:
         out: dict[str, float] = {}
         t0, g0, s0, p0 = time.perf_counter(), time.process_time(), self._server_s(), self._pg_s()
+        k0 = self._server_sys_s()
         yield out
+        out["server_sys_s"] = self._server_sys_s() - k0
         wall = time.perf_counter() - t0
         out["generator_pct"] = 100 * (time.process_time() - g0) / wall
         out["server_pct"] = 100 * (self._server_s() - s0) / wall
@@ -339,7 +348,10 @@ def cpu_line(cpu: dict[str, float], answered: int, what: str = "an answer") -> s
     line = "CPU (% of one core; 2 cores = 200 %): " + ", ".join(parts)
     if answered:
         # Less disturbed by other work on the machine than a rate: what one answer cost.
-        line += f"; coordinator CPU {1000 * cpu['server_cpu_s'] / answered:.2f} ms {what}"
+        line += (
+            f"; coordinator CPU {1000 * cpu['server_cpu_s'] / answered:.2f} ms {what} "
+            f"({100 * cpu['server_sys_s'] / max(cpu['server_cpu_s'], 1e-9):.0f} % in the kernel)"
+        )
     return line
 
 

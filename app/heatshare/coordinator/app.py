@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -124,13 +125,19 @@ class _Work:
 
 
 class WriteBatcher:
-    """One thread that runs the writes of many requests together, one transaction a batch.
+    """Runs the writes of many requests together, one transaction a batch.
 
-    Leases, results, failures and progress reports are queued here by the event loop; the
-    thread takes whatever is queued (at most ``_MAX_BATCH``) and runs it in one transaction,
-    one item after another, then answers them all. A busy server thus commits once for many
-    requests: SQLite has one writer anyway, and PostgreSQL pays for every commit; and no
-    request waits for a thread of the pool or a turn at the lock.
+    Leases, results, failures and progress reports are queued here by the event loop and
+    run in one transaction, one item after another, at most ``_MAX_BATCH`` at a time; then
+    all are answered. A busy server thus commits once for many requests: SQLite has one
+    writer anyway, and PostgreSQL pays for every commit.
+
+    On SQLite the batch runs on the event loop itself, once the loop has read every request
+    that arrived together: its statements take microseconds and wait for no network, and
+    handing work to another thread cost more than the work (each SQLite call lets go of the
+    GIL, and two busy threads then pass it back and forth through the kernel). On PostgreSQL
+    every statement waits for a round trip, so the batch runs on a thread of its own while
+    the loop goes on serving.
 
     Each item sees the ones before it (a node's limit and a job's attempts hold across a
     batch). An item refused with :class:`RefusedError` has written nothing (the service's
@@ -138,20 +145,34 @@ class WriteBatcher:
     the batch back and every item is run again alone, so only the one at fault fails.
     """
 
-    def __init__(self, coordinator: Coordinator) -> None:
+    def __init__(self, coordinator: Coordinator, *, inline: bool) -> None:
         self._c = coordinator
+        self._inline = inline
+        self._pending: list[_Work] = []  # inline: queued in this turn of the loop
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
     async def run(self, do: Callable[[Connection], _T], *, leases: bool = False) -> _T:
         """``do(connection)`` in the next batch's transaction, once it is committed."""
-        if self._thread is None:
-            self._start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
-        self._queue.put(_Work(do, loop, future, leases))
+        work = _Work(do, loop, future, leases)
+        if self._inline:
+            self._pending.append(work)
+            if len(self._pending) == 1:
+                loop.call_soon(self._run_pending, loop)
+        else:
+            if self._thread is None:
+                self._start()
+            self._queue.put(work)
         return await future
+
+    def _run_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+        if self._pending:
+            loop.call_soon(self._run_pending, loop)
+        _set_outcomes(self._run(batch))
 
     def _start(self) -> None:
         with self._start_lock:
@@ -186,12 +207,13 @@ class WriteBatcher:
                     break
                 batch.append(item)
             try:
-                self._run(batch)
+                outcomes = self._run(batch)
             except BaseException as exc:  # never leave a request waiting
                 log.exception("A batch of writes failed")
-                self._answer([(work, exc, False) for work in batch])
+                outcomes = [(work, exc, False) for work in batch]
+            self._answer(outcomes)
 
-    def _run(self, batch: list[_Work]) -> None:
+    def _run(self, batch: list[_Work]) -> list[tuple[_Work, Any, bool]]:
         if any(work.leases for work in batch):
             try:
                 self._c.sweep_if_due()
@@ -207,11 +229,10 @@ class WriteBatcher:
                         outcomes.append((work, exc, False))
         except Exception as exc:
             if len(batch) == 1:
-                outcomes = [(batch[0], exc, False)]
-            else:
-                # Rolled back: each alone, so one bad item (or a deadlock) fails only itself.
-                outcomes = [self._run_alone(work) for work in batch]
-        self._answer(outcomes)
+                return [(batch[0], exc, False)]
+            # Rolled back: each alone, so one bad item (or a deadlock) fails only itself.
+            return [self._run_alone(work) for work in batch]
+        return outcomes
 
     def _run_alone(self, work: _Work) -> tuple[_Work, Any, bool]:
         try:
@@ -231,14 +252,57 @@ class WriteBatcher:
                 loop.call_soon_threadsafe(_set_outcomes, answers)
 
 
-def _set_outcomes(answers: list[tuple[_Work, Any, bool]]) -> None:
+class DiskBatcher:
+    """Makes uploads durable (fsync) off the event loop, all that came together in one go.
+
+    One hand-off to a thread per turn of the loop, not one per upload: each hand-off and
+    each answer is a trip of the GIL between threads, which cost more CPU than the fsync.
+    A few threads, so batches overlap while the disk is slow.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="coordinator-disk")
+        self._pending: list[tuple[BlobWriter, asyncio.Future[None]]] = []
+
+    async def finish(self, writer: BlobWriter) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((writer, future))
+        if len(self._pending) == 1:
+            loop.call_soon(self._hand_off, loop)
+        await future
+
+    def _hand_off(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._pending = self._pending, []
+        self._pool.submit(self._finish_all, loop, batch)
+
+    @staticmethod
+    def _finish_all(
+        loop: asyncio.AbstractEventLoop, batch: list[tuple[BlobWriter, asyncio.Future[None]]]
+    ) -> None:
+        answers: list[tuple[_Work | asyncio.Future[None], Any, bool]] = []
+        for writer, future in batch:
+            try:
+                writer.finish()
+                answers.append((future, None, True))
+            except BaseException as exc:
+                answers.append((future, exc, False))
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(_set_outcomes, answers)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _set_outcomes(answers: Sequence[tuple[_Work | asyncio.Future[Any], Any, bool]]) -> None:
     for work, value, ok in answers:
-        if work.future.done():  # the request was cancelled (its client went away)
+        future = work.future if isinstance(work, _Work) else work
+        if future.done():  # the request was cancelled (its client went away)
             continue
         if ok:
-            work.future.set_result(value)
+            future.set_result(value)
         else:
-            work.future.set_exception(value)
+            future.set_exception(value)
 
 
 def _json(model: BaseModel, status: int = 200) -> Response:
@@ -274,9 +338,8 @@ class Coordinator:
         self._node_ids: dict[str, tuple[int, float]] = {}  # token digest → (node id, until)
         self._beats: dict[int, service.Beat] = {}  # node id → heartbeat not yet written
         self._beats_lock = threading.Lock()
-        self.writes = WriteBatcher(self)
-        # Uploads' fsyncs (the event loop must not wait for the disk).
-        self.disk = ThreadPoolExecutor(max_workers=16, thread_name_prefix="coordinator-disk")
+        self.writes = WriteBatcher(self, inline=db.is_sqlite(self.engine))
+        self.disk = DiskBatcher()
 
     def now(self) -> datetime:
         return self.settings.clock()
@@ -413,7 +476,7 @@ class Coordinator:
 
     def close(self) -> None:
         self.writes.stop()
-        self.disk.shutdown(wait=True)
+        self.disk.close()
         self._stop.set()
         for thread in (self._sweeper, self._flusher):
             if thread is not None:
@@ -699,26 +762,7 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
         attempt_id: _Id, request: Request, sha256: _ShaHeader, auth: NodeAuth
     ) -> Response:
         node_id = await c.node_id_async(_token(auth))
-        if _declared_length(request) > _CHECK_BEFORE_BYTES:
-            # A large body is read only for the node the attempt is leased to; a small one
-            # is checked with the record, in the batch, before its bytes are kept.
-
-            def check() -> None:
-                with c.read_engine.connect() as connection:
-                    service.own_attempt(connection, node_id, attempt_id)
-
-            await run_in_threadpool(check)
-        with c.blobs.writer() as blob:
-            size = await _receive(
-                request, blob, c.disk, sha256, limit=c.settings.max_result_bytes, what="result"
-            )
-
-            def record(conn: Connection) -> ResultAccepted:
-                return service.record_result(
-                    conn, node_id, attempt_id, sha256, size=size, now=c.now(), keep=blob.adopt
-                )
-
-            return _json(await c.writes.run(record))
+        return _json(await _take_result(c, request, node_id, attempt_id, sha256))
 
     @app.post(
         "/v1/attempts/{attempt_id}/failure",
@@ -748,7 +792,9 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
             return service.earnings(s, _require_node(s, auth))
 
 
-# A result up to this size is taken without asking the database first (see the route).
+# A result up to this size is kept in the database rather than as a file (SmallBlobRow).
+SMALL_BLOB_BYTES = 64 * 1024
+# A larger result up to this size is taken without asking the database first (see the route).
 _CHECK_BEFORE_BYTES = 1024 * 1024
 
 
@@ -763,8 +809,62 @@ def _declared_length(request: Request) -> int:
         raise RefusedError(400, "The Content-Length header is not a number.") from None
 
 
+async def _take_result(
+    c: Coordinator, request: Request, node_id: int, attempt_id: int, sha256: str
+) -> ResultAccepted:
+    """Receive a result's bytes and record it (in a batch of writes)."""
+    length = _declared_length(request)
+    if length <= min(SMALL_BLOB_BYTES, c.settings.max_result_bytes):
+        # Most results: kept in the database, committed with their record.
+        data = await request.body()
+        _check_sha256(hashlib.sha256(data).hexdigest(), sha256, "result")
+
+        def record_small(conn: Connection) -> ResultAccepted:
+            now = c.now()
+            return service.record_result(
+                conn,
+                node_id,
+                attempt_id,
+                sha256,
+                size=len(data),
+                now=now,
+                keep=lambda: service.keep_small_blob(conn, sha256, data, now),
+            )
+
+        return await c.writes.run(record_small)
+    if length > _CHECK_BEFORE_BYTES:
+        # A large body is read only for the node the attempt is leased to; a small one
+        # is checked with the record, in the batch, before its bytes are kept.
+
+        def check() -> None:
+            with c.read_engine.connect() as connection:
+                service.own_attempt(connection, node_id, attempt_id)
+
+        await run_in_threadpool(check)
+    with c.blobs.writer() as blob:
+        size = await _receive(
+            request, blob, c.disk, sha256, limit=c.settings.max_result_bytes, what="result"
+        )
+
+        def record(conn: Connection) -> ResultAccepted:
+            return service.record_result(
+                conn, node_id, attempt_id, sha256, size=size, now=c.now(), keep=blob.adopt
+            )
+
+        return await c.writes.run(record)
+
+
+def _check_sha256(actual: str, declared: str, what: str) -> None:
+    if actual != declared:
+        raise RefusedError(
+            400,
+            f"The {what}'s sha256 is {actual}, not {declared} as the {SHA256_HEADER} "
+            "header says; it was damaged on the way or the header is wrong.",
+        )
+
+
 async def _receive(
-    request: Request, writer: BlobWriter, disk: Executor, sha256: str, *, limit: int, what: str
+    request: Request, writer: BlobWriter, disk: DiskBatcher, sha256: str, *, limit: int, what: str
 ) -> int:
     """Stream a raw body to a durable temporary file, refusing it early when too big or wrong.
 
@@ -782,14 +882,8 @@ async def _receive(
             raise RefusedError(
                 413, f"The {what} is larger than the {limit} bytes this network takes."
             )
-    if writer.sha256 != sha256:
-        raise RefusedError(
-            400,
-            f"The {what}'s sha256 is {writer.sha256}, not {sha256} as the {SHA256_HEADER} "
-            "header says; it was damaged on the way or the header is wrong.",
-        )
-    # fsync: on a plain executor, cheaper than the thread pool's capacity-limited hand-off.
-    await asyncio.get_running_loop().run_in_executor(disk, writer.finish)
+    _check_sha256(writer.sha256, sha256, what)
+    await disk.finish(writer)
     return writer.size
 
 
@@ -851,10 +945,15 @@ def _requester_routes(app: FastAPI, c: Coordinator) -> None:
         responses={200: {"content": _BINARY}, **_errors(404)},
         tags=["requester"],
     )
-    def job_result(job_id: _Id, auth: RequesterAuth) -> FileResponse:
+    def job_result(job_id: _Id, auth: RequesterAuth) -> Response:
         with c.reading() as s:
             found = service.own_job(s, _require_requester(s, auth), job_id)
             sha = found.result_sha256 if found.state == "done" else None
+            data = None if sha is None else service.small_blob(s, sha)
+        if sha is not None and data is not None:
+            return Response(
+                data, media_type="application/octet-stream", headers={SHA256_HEADER: sha}
+            )
         if sha is None or not c.blobs.has(sha):
             raise RefusedError(404, "This job has no result yet.")
         return FileResponse(

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -204,3 +205,18 @@ class LedgerRow(Base):
     amount_minor: Mapped[int]
     currency: Mapped[str] = mapped_column(String(8))
     memo: Mapped[str] = mapped_column(String(500), default="")
+
+
+class SmallBlobRow(Base):
+    """Bytes small enough to keep in the database (most results), named by their sha256.
+
+    A file per result cost more than the rest of taking it: a new inode, an fsync, a
+    rename. Kept here, a result's bytes are committed with its record, in one transaction.
+    Larger ones stay files in the blob folder (see blobs.py).
+    """
+
+    __tablename__ = "small_blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]

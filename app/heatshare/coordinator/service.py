@@ -32,6 +32,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -48,6 +50,7 @@ from heatshare.coordinator.models import (
     NodeRow,
     PairingCodeRow,
     RequesterRow,
+    SmallBlobRow,
 )
 from heatshare.coordinator.settings import Settings
 from heatshare.protocol.coordinator_api import (
@@ -977,6 +980,28 @@ def record_failure(
     elif attempt.state in (AttemptState.UPLOADED.value, AttemptState.ACCEPTED.value):
         raise RefusedError(409, "This attempt has a result already; it cannot fail now.")
     return _attempt_out(attempt, job.price_minor)
+
+
+_SMALL_BLOBS = cast(Table, SmallBlobRow.__table__)
+_SMALL_BLOB = select(_SMALL_BLOBS.c.data).where(_SMALL_BLOBS.c.sha256 == bindparam("sha256"))
+_KEEP_SMALL_BLOB = {
+    "sqlite": sqlite_insert(_SMALL_BLOBS).on_conflict_do_nothing(),
+    "postgresql": postgresql_insert(_SMALL_BLOBS).on_conflict_do_nothing(),
+}
+
+
+def keep_small_blob(s: Session | Connection, sha256: str, data: bytes, now: datetime) -> None:
+    """Keep bytes in the database under their sha256 (already there: nothing to do)."""
+    conn = _conn(s)
+    conn.execute(
+        _KEEP_SMALL_BLOB[conn.dialect.name],
+        {"sha256": sha256, "size": len(data), "data": data, "created_at": now},
+    )
+
+
+def small_blob(s: Session | Connection, sha256: str) -> bytes | None:
+    found: bytes | None = _conn(s).scalar(_SMALL_BLOB, {"sha256": sha256})
+    return found
 
 
 # --- settling a job: the one place that decides its state -------------------------------
