@@ -185,6 +185,8 @@ def simulate(
     seed: int,
     gains: PiGains | None = None,
     duty: DutyLimits | None = None,
+    c_air: float = Room.c_air,
+    outdoor_mean_c: float = 5.0,
 ) -> Result:
     rng = random.Random(seed)
     total_s = days * 86400.0
@@ -192,8 +194,8 @@ def simulate(
     step_at = max(warmup_s, 0.4 * total_s)
     wall0 = START.timestamp()
     loop = HeatingLoop(settings(), tz=TZ, capability=machine.capability, gains=gains, duty=duty)
-    room = Room()
-    room.settle(SETPOINT_C, outside_c(0.0))
+    room = Room(c_air=c_air)
+    room.settle(SETPOINT_C, outside_c(0.0, mean=outdoor_mean_c))
     thermo = Thermometer(rng)
     # The controller starts from nothing (integral 0): the warm-up, excluded from the figures,
     # is its time to learn the heat the room needs.
@@ -217,7 +219,7 @@ def simulate(
         if not stepped and t >= step_at:
             loop.setpoint(SetpointRequest(setpoint_c=SETPOINT_C + STEP_C), wall0 + t)
             stepped = True
-        out_c = outside_c(t)
+        out_c = outside_c(t, mean=outdoor_mean_c)
         thermo.sample(t, room.t_air)
         reading = None
         if thermo.reading is not None:
@@ -300,14 +302,23 @@ def main() -> None:
     parser.add_argument("--step-s", type=float, default=5.0, help="loop period, simulated s")
     parser.add_argument("--quick", action="store_true", help="a coarser step (10 s), for tests")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--c-air", type=float, default=Room.c_air, help="the air node's capacity, J/K"
+    )
+    parser.add_argument(
+        "--outdoor-mean", type=float, default=5.0, help="mean outside temperature, °C (±4)"
+    )
     parser.add_argument("--kp", type=float, default=None, help="PI gain, demand per °C")
     parser.add_argument("--ti-s", type=float, default=None, help="PI integral time, s")
     parser.add_argument("--band-s", type=float, default=None, help="duty-cycle band, s")
     parser.add_argument("--min-on-s", type=float, default=None, help="duty-cycle minimum on, s")
     parser.add_argument("--min-off-s", type=float, default=None, help="minimum off, s")
+    parser.add_argument("--min-cycle-s", type=float, default=None, help="start to start, s")
     args = parser.parse_args()
     if args.days <= 0 or args.step_s <= 0:
         parser.error("--days and --step-s must be positive")
+    if args.c_air <= 0:
+        parser.error("--c-air must be positive")
     step_s = 10.0 if args.quick else args.step_s
     base = PiGains()
     gains = PiGains(
@@ -319,18 +330,21 @@ def main() -> None:
         min_on_s=dbase.min_on_s if args.min_on_s is None else args.min_on_s,
         min_off_s=dbase.min_off_s if args.min_off_s is None else args.min_off_s,
         band_s=dbase.band_s if args.band_s is None else args.band_s,
+        min_cycle_s=dbase.min_cycle_s if args.min_cycle_s is None else args.min_cycle_s,
     )
     names = ["duty", "cap"] if args.machine == "both" else [args.machine]
-    room = Room()
+    room = Room(c_air=args.c_air)
+    lo, hi = args.outdoor_mean - 4.0, args.outdoor_mean + 4.0
     print(
-        f"room: C air {room.c_air / 1e6:.1f} MJ/K, C mass {room.c_mass / 1e6:.1f} MJ/K, "
-        f"loss at the setpoint {room.loss_w(SETPOINT_C, 9.0):.0f}–"
-        f"{room.loss_w(SETPOINT_C + STEP_C, 1.0):.0f} W (outside 1–9 °C); "
+        f"room: C air {room.c_air / 1e6:.2f} MJ/K, C mass {room.c_mass / 1e6:.1f} MJ/K, "
+        f"loss at the setpoint {room.loss_w(SETPOINT_C, hi):.0f}–"
+        f"{room.loss_w(SETPOINT_C + STEP_C, lo):.0f} W (outside {lo:g}–{hi:g} °C); "
         f"thermometer every 30 s, 30 s late, σ 0.05 °C, 0.1 °C steps"
     )
     print(
         f"controller: kp {gains.kp} /°C, Ti {gains.ti_s:.0f} s; duty cycle: on ≥ "
-        f"{duty.min_on_s:.0f} s, off ≥ {duty.min_off_s:.0f} s, band {duty.band_s:.0f} s; "
+        f"{duty.min_on_s:.0f} s, off ≥ {duty.min_off_s:.0f} s, start to start ≥ "
+        f"{duty.min_cycle_s:.0f} s, band {duty.band_s:.0f} s; "
         f"loop every {step_s:g} s "
         f"(simulated); {args.days:g} days from {START:%Y-%m-%d}; setpoint {SETPOINT_C} °C, "
         f"+{STEP_C} °C at 40 % of the run"
@@ -338,7 +352,14 @@ def main() -> None:
     results = []
     for name in names:
         r = simulate(
-            MACHINES[name], days=args.days, step_s=step_s, seed=args.seed, gains=gains, duty=duty
+            MACHINES[name],
+            days=args.days,
+            step_s=step_s,
+            seed=args.seed,
+            gains=gains,
+            duty=duty,
+            c_air=args.c_air,
+            outdoor_mean_c=args.outdoor_mean,
         )
         results.append(r)
         f = r.figures()

@@ -347,7 +347,7 @@ def test_duty_cycle_full_and_zero_demand_switch_after_the_minimum_time() -> None
 
 
 def test_duty_cycle_forced_off_starts_its_minimum_off_time() -> None:
-    duty = DutyCycle(DutyLimits(min_on_s=0, min_off_s=300, band_s=10))
+    duty = DutyCycle(DutyLimits(min_on_s=0, min_off_s=300, min_cycle_s=0, band_s=10))
     duty.update(1.0, 0.0)
     duty.update(1.0, 300.0)
     assert duty.on
@@ -357,10 +357,38 @@ def test_duty_cycle_forced_off_starts_its_minimum_off_time() -> None:
     assert duty.update(1.0, 700.0) is True
 
 
+def test_duty_cycle_starts_at_most_once_per_minimum_cycle() -> None:
+    limits = DutyLimits(min_on_s=60, min_off_s=60, min_cycle_s=600, band_s=10)
+    duty = DutyCycle(limits)
+    duty.update(0.0, 0.0)
+    # A demand that flips between full and nothing every 90 s.
+    demands = [1.0] * 90 + [0.0] * 90
+    edges = run_duty(duty, demands, 3 * 3600.0)
+    starts = [t for t, on in edges if on]
+    assert len(starts) == 18  # 3 hours at 6 an hour
+    assert all(b - a >= 600 for a, b in itertools.pairwise(starts))
+    for (t1, on1), (t2, _) in itertools.pairwise(edges):
+        assert t2 - t1 >= (limits.min_on_s if on1 else limits.min_off_s)
+
+
+def test_duty_cycle_high_demand_pauses_briefly() -> None:
+    # At 95 % the pauses are short (the room barely cools) and the runs long.
+    limits = DutyLimits()
+    duty = DutyCycle(limits)
+    duty.update(0.95, 0.0)
+    edges = run_duty(duty, 0.95, 6 * 3600.0)
+    offs = [t2 - t1 for (t1, on1), (t2, _) in itertools.pairwise(edges) if not on1]
+    assert offs and max(offs) <= 200
+    assert on_fraction(edges, 0.0, 6 * 3600.0, False) == pytest.approx(0.95, abs=0.02)
+
+
 def test_duty_limits_are_checked() -> None:
     with pytest.raises(ValueError, match="band"):
         DutyLimits(band_s=0)
-    assert DutyLimits(min_on_s=300, min_off_s=300, band_s=150).max_starts_per_hour == 6.0
+    with pytest.raises(ValueError, match="negative"):
+        DutyLimits(min_cycle_s=-1)
+    assert DutyLimits().max_starts_per_hour == 6.0
+    assert DutyLimits(min_on_s=600, min_off_s=600).max_starts_per_hour == 3.0
 
 
 # -- season and summer --------------------------------------------------------------------------

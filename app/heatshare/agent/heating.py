@@ -70,6 +70,9 @@ CHECKPOINT_GRACE_S = 120.0
 # Below this much demand for this long, running jobs are stopped at a checkpoint rather than
 # frozen: a frozen job holds its lease, its memory and its GPU.
 LONG_IDLE_S = 1800.0
+# With a power cap, a demand down to this share of the card's minimum still runs continuously
+# at the minimum; below it the minimum is duty-cycled.
+CAP_CONTINUOUS = 0.85
 # Setpoints a room can be asked for (the protocol's RoomC range).
 MIN_SETPOINT_C = 5.0
 MAX_SETPOINT_C = 30.0
@@ -524,6 +527,10 @@ class HeatingLoop:
                 want = plan.demand * max_w
                 caps[index] = round(min(max(want, min_w), max_w), 1)
                 fraction = min(fraction, want / min_w if min_w > 0 else 1.0)
+            if fraction >= CAP_CONTINUOUS:
+                # A little above the demand at the card's minimum: the PI takes the excess
+                # back within minutes, where a pause would drop the room at once.
+                fraction = 1.0
         run = self._duty.update(fraction, mono) if plan.hold != "stop" else False
         if plan.hold == "stop":
             self._duty.force_off(mono)

@@ -8,9 +8,9 @@
 * :class:`PiController` turns the room's distance from the setpoint into a heat demand 0..1, with
   anti-windup (the integral stops growing while the output is saturated or no heat can flow).
 * :class:`DutyCycle` turns a demand into on/off periods for a machine that cannot lower its power:
-  a sigma-delta modulator (the time-average of "on" follows the demand) with a hysteresis band
-  and minimum on and off times, so it never starts more than ``3600 / (min_on + min_off)`` times
-  an hour.
+  a sigma-delta modulator (the time-average of "on" follows the demand) with a hysteresis band,
+  minimum on and off times and a minimum time from one start to the next, so it never starts
+  more than ``3600 / min_cycle_s`` times an hour (6 by default).
 * :func:`is_summer` says when no heat is wanted at all.
 
 Pure: no I/O, no clock reads; every instant is passed in (wall time as aware datetimes or UTC
@@ -267,38 +267,43 @@ class PiController:
 
 @dataclass(frozen=True, slots=True)
 class DutyLimits:
-    """A duty cycle's constraints: minimum on and off times and the modulator's band (seconds).
+    """A duty cycle's constraints (seconds).
 
-    ``band_s`` is the hysteresis: the on-time owed (positive) or owed back (negative) that must
-    build up before the machine switches. At a steady demand a cycle lasts at least
-    ``8 * band_s`` (at 50 %; longer at any other demand); whatever the demand does, never less
-    than ``min_on_s + min_off_s``.
+    ``min_on_s`` and ``min_off_s``: the shortest run and the shortest pause. ``min_cycle_s``:
+    the shortest time from one start to the next, which caps the starts an hour
+    (``3600 / min_cycle_s``) without making every pause long: a long pause is what lets the room
+    cool, so at a high demand the pauses stay short and the runs long. ``band_s`` is the
+    hysteresis: the on-time owed (positive) or owed back (negative) that must build up before
+    the machine switches; at a steady demand a cycle lasts ``2 * band_s / (d * (1 - d))``, at
+    least ``8 * band_s`` (at d = 50 %).
     """
 
-    min_on_s: float = 300.0
-    min_off_s: float = 300.0
-    band_s: float = 150.0
+    min_on_s: float = 120.0
+    min_off_s: float = 120.0
+    min_cycle_s: float = 600.0
+    band_s: float = 75.0
 
     def __post_init__(self) -> None:
-        if self.min_on_s < 0 or self.min_off_s < 0 or self.band_s <= 0:
+        if min(self.min_on_s, self.min_off_s, self.min_cycle_s) < 0 or self.band_s <= 0:
             raise ValueError("duty-cycle times must not be negative and the band must be positive")
 
     @property
     def max_starts_per_hour(self) -> float:
-        """The most starts an hour can ever see: one per minimum on plus minimum off time."""
-        return 3600.0 / max(self.min_on_s + self.min_off_s, 1.0)
+        """The most starts an hour can ever see."""
+        return 3600.0 / max(self.min_on_s + self.min_off_s, self.min_cycle_s, 1.0)
 
 
 @dataclass(slots=True)
 class DutyCycle:
-    """Sigma-delta on/off modulation with hysteresis and minimum on/off times.
+    """Sigma-delta on/off modulation with hysteresis, minimum times and a start-rate cap.
 
     ``owed`` integrates (demand − on) over time: positive when the machine has run less than the
-    demand asked. It switches on once ``owed`` reaches ``+band_s`` and the minimum off time has
-    passed, and off once it reaches ``−band_s`` and the minimum on time has passed. The minimum
-    times make a short on or off period longer, and ``owed`` carries what that cost into the next
-    period, so the average still follows the demand. Demands of 0 and 1 switch at once (after the
-    minimum time): nothing to average.
+    demand asked. It switches on once ``owed`` reaches ``+band_s`` (and the minimum off time and
+    the minimum cycle since the last start have passed), and off once it reaches ``−band_s``
+    (and the minimum on time has passed). A minimum time that makes a period longer leaves
+    ``owed`` beyond the band, and the next period pays it back, so the average still follows
+    the demand. Demands of 0 and 1 switch at once (within the minimum times): nothing to
+    average.
     """
 
     limits: DutyLimits = field(default_factory=DutyLimits)
@@ -306,30 +311,35 @@ class DutyCycle:
     owed_s: float = 0.0
     since_mono: float | None = None  # when the current on or off state began
     last_mono: float | None = None
+    last_start_mono: float | None = None
     starts: int = 0
 
     def update(self, demand: float, mono: float) -> bool:
         """Advance to ``mono`` with ``demand`` (0..1) and return whether to run."""
         demand = min(max(demand, 0.0), 1.0)
+        lim = self.limits
         if self.since_mono is None:
             self.since_mono = mono
         if self.last_mono is not None:
             dt = min(max(mono - self.last_mono, 0.0), 60.0)
             self.owed_s += (demand - (1.0 if self.on else 0.0)) * dt
         self.last_mono = mono
-        band = self.limits.band_s
+        band = lim.band_s
         # Bounded so a long saturation (a minimum time, a demand of 0 or 1) is not paid back
-        # for an hour afterwards; the bound is a full cycle's worth.
-        bound = 2 * band + max(self.limits.min_on_s, self.limits.min_off_s)
+        # for an hour afterwards; the bound is about a cycle's worth.
+        bound = 2 * band + max(lim.min_on_s, lim.min_off_s, lim.min_cycle_s)
         self.owed_s = min(max(self.owed_s, -bound), bound)
         held = mono - self.since_mono
         if self.on:
             want_off = demand <= 0.0 or (demand < 1.0 and self.owed_s <= -band)
-            if want_off and held >= self.limits.min_on_s:
+            if want_off and held >= lim.min_on_s:
                 self._switch(False, mono)
         else:
             want_on = demand >= 1.0 or (demand > 0.0 and self.owed_s >= band)
-            if want_on and held >= self.limits.min_off_s:
+            cycle_ok = (
+                self.last_start_mono is None or mono - self.last_start_mono >= lim.min_cycle_s
+            )
+            if want_on and held >= lim.min_off_s and cycle_ok:
                 self._switch(True, mono)
         return self.on
 
@@ -345,9 +355,7 @@ class DutyCycle:
         self.since_mono = mono
         if on:
             self.starts += 1
-        # A fresh period starts from the edge of the band, not beyond it.
-        band = self.limits.band_s
-        self.owed_s = min(max(self.owed_s, -band), band)
+            self.last_start_mono = mono
 
 
 @dataclass(frozen=True, slots=True)
