@@ -229,3 +229,13 @@ def test_totals_count_records_by_start_and_source() -> None:
     assert (t.cost_micro_minor, t.earnings_micro_minor) == (190, 45)
     with pytest.raises(ValueError, match="energy_j must be a finite number"):
         EnergyRecord(utc(2026, 1, 1), utc(2026, 1, 1, 1), Provenance.PLUG, float("nan"), 0)
+
+
+def test_a_record_must_not_end_before_it_starts() -> None:
+    # 01:45 BST (00:45 UTC) to 01:15 GMT (01:15 UTC) on 25 October: the wall clock goes back,
+    # the record is half an hour long and is accepted.
+    start = datetime(2026, 10, 25, 1, 45, tzinfo=LONDON)
+    end = datetime(2026, 10, 25, 1, 15, tzinfo=LONDON, fold=1)
+    EnergyRecord(start, end, Provenance.PLUG, KWH, 0)
+    with pytest.raises(ValueError, match="must not end before it starts"):
+        EnergyRecord(end, start, Provenance.PLUG, KWH, 0)

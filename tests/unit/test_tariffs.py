@@ -472,3 +472,25 @@ def test_rank_time_of_use_hours_across_midnight() -> None:
         (22, Decimal("0.30")),
         (23, Decimal("0.30")),
     ]
+
+
+def test_semicolon_csv_and_decimal_commas() -> None:
+    # A spreadsheet in a decimal-comma language: semicolons between columns.
+    text = "start;price\n2026-01-01T00:00Z;0.25\n2026-01-01T00:30Z;0.5\n"
+    assert parse_price_csv(text, unit=PriceUnit.MAJOR)[1].per_kwh == Decimal("0.5")
+    with pytest.raises(PriceListError, match=r"line 2: price '0,25' is not a number \(use a point"):
+        parse_price_csv("start;price\n2026-01-01T00:00Z;0,25\n", unit=PriceUnit.MAJOR)
+
+
+def test_intervals_in_local_time_are_kept_as_instants() -> None:
+    # 01:30 BST and 01:30 GMT on 25 October have the same wall time and are an hour apart:
+    # Python compares two datetimes of one zone by wall time, the tariff by instant.
+    first = london(2026, 10, 25, 1, 30)
+    second = london(2026, 10, 25, 1, 30, fold=1)
+    row = PriceInterval(first, second, Decimal("0.3"))
+    assert (row.start, row.end) == (utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 30))
+    t = DynamicTariff((row,), Decimal("0.1"))
+    # 1 kWh over that hour at £0.30 = 30 p.
+    assert t.cost_micro_minor(KWH, first, second) == 30_000_000
+    with pytest.raises(ValueError, match="before it starts"):
+        PriceInterval(second, first, Decimal("0.3"))

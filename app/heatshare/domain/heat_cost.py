@@ -166,6 +166,9 @@ class EnergyRecord:
     def __post_init__(self) -> None:
         if self.start.utcoffset() is None or self.end.utcoffset() is None:
             raise ValueError("a record's start and end need their time zone")
+        # In UTC: two datetimes of one zone compare by their wall clocks (fold ignored).
+        if self.end.astimezone(UTC) < self.start.astimezone(UTC):
+            raise ValueError("a record must not end before it starts")
         for name in ("energy_j", "heat_j"):
             value = getattr(self, name)
             if value is not None and (not math.isfinite(value) or value < 0):

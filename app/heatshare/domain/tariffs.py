@@ -341,11 +341,19 @@ class TimeOfUseTariff(_Costs):
 
 @dataclass(frozen=True, slots=True)
 class PriceInterval:
-    """A published price over ``[start, end)`` (aware, UTC), major units per kWh."""
+    """A published price over ``[start, end)``, major units per kWh; instants kept in UTC."""
 
     start: datetime
     end: datetime
     per_kwh: Decimal
+
+    def __post_init__(self) -> None:
+        _check_interval(self.start, self.end)
+        object.__setattr__(self, "start", _utc(self.start))
+        object.__setattr__(self, "end", _utc(self.end))
+        _check_price(self.per_kwh, f"the price from {_iso(self.start)}")
+        if self.end == self.start:
+            raise PriceListError(f"the price from {_iso(self.start)} ends when it starts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,13 +372,7 @@ class DynamicTariff(_Costs):
     def __post_init__(self) -> None:
         _check_price(self.fallback_per_kwh, "the fallback price")
         _check_price(self.standing_charge_per_day, "the standing charge")
-        for i in self.intervals:
-            _check_interval(i.start, i.end)
-            _check_price(i.per_kwh, f"the price from {_iso(i.start)}")
-            if i.end <= i.start:
-                raise PriceListError(f"the price from {_iso(i.start)} ends when it starts")
-        unique = {PriceInterval(_utc(i.start), _utc(i.end), i.per_kwh) for i in self.intervals}
-        rows = sorted(unique, key=lambda i: (i.start, i.end))
+        rows = sorted(set(self.intervals), key=lambda i: (i.start, i.end))
         for a, b in itertools.pairwise(rows):
             if b.start < a.end:
                 raise PriceListError(
@@ -469,13 +471,19 @@ def parse_price_csv(
     * ``start,price``: each price runs until the next row's start; the last one lasts ``slot``, or
       when ``slot`` is None, the most common step between starts.
 
+    Columns are separated by commas, or by semicolons where the header has no comma.
+
     Times are ISO 8601. A time without a UTC offset is read as wall time in ``tz``; without
     ``tz``, or where that wall time is skipped or repeated by a clock change, it is refused.
 
     Raises:
         PriceListError: naming the first bad line (the header is line 1) and what is wrong.
     """
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    text = text.lstrip("\ufeff")
+    first_line = text.split("\n", 1)[0]
+    # Spreadsheets set to a language with decimal commas save CSV with semicolons.
+    delimiter = ";" if ";" in first_line and "," not in first_line else ","
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header = next(reader, None)
     if header is None:
         raise PriceListError("the price list is empty")
@@ -592,7 +600,8 @@ def _parse_price(
     try:
         value = Decimal(raw.strip()) if isinstance(raw, str) else Decimal(raw)
     except InvalidOperation:
-        raise PriceListError(f"{where}: {column} {raw!r} is not a number") from None
+        hint = " (use a point for decimals)" if isinstance(raw, str) and "," in raw else ""
+        raise PriceListError(f"{where}: {column} {raw!r} is not a number{hint}") from None
     if not value.is_finite():
         raise PriceListError(f"{where}: {column} {raw!r} is not a finite number")
     return value / minor_per_major if unit is PriceUnit.MINOR else value
