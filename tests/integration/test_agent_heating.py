@@ -189,6 +189,30 @@ def assert_stopped_in_time(heater: Heater, attempt_id: int, rule: SafetyRule) ->
     return took
 
 
+def heating_warnings(heater: Heater, words: str) -> list[str]:
+    return [
+        ln
+        for ln in heater.agent.log_problems()
+        if " WARNING " in ln and "heatshare.agent.heating:" in ln and words in ln.lower()
+    ]
+
+
+def assert_logged(heater: Heater, words: str, before: int) -> None:
+    """The stop is in the agent's log, a new WARNING of the heating with its reason, and
+    nothing else went wrong there (but the sampler saying the sensor failed)."""
+    wait_for(
+        f"a WARNING about {words!r} in the agent's log",
+        lambda: len(heating_warnings(heater, words)) > before,
+        5,
+    )
+    others = [
+        ln
+        for ln in heater.agent.log_problems()
+        if "heatshare.agent.heating:" not in ln and "sampler: tick failed" not in ln
+    ]
+    assert not others, others
+
+
 def assert_goes_on(heater: Heater, attempt_id: int, starts: int) -> None:
     heater.faults()
     wait_for(
@@ -202,43 +226,35 @@ def assert_goes_on(heater: Heater, attempt_id: int, starts: int) -> None:
 def test_a_sampler_that_stops_sampling_freezes_the_job_within_2_s(heater: Heater) -> None:
     job = running_job(heater)
     starts = heater.starts(job.attempt_id)
+    logged = len(heating_warnings(heater, "sensor"))
     heater.faults(stall=True)
     took = assert_stopped_in_time(heater, job.attempt_id, SafetyRule.SENSOR_ERROR)
     print(f"stalled sampler: job frozen {took:.2f} s after the last sample")
+    assert_logged(heater, "sensor", logged)
     assert_goes_on(heater, job.attempt_id, starts)
 
 
 def test_a_failing_sensor_freezes_the_job_within_2_s(heater: Heater) -> None:
     job = running_job(heater)
     starts = heater.starts(job.attempt_id)
+    logged = len(heating_warnings(heater, "sensor"))
     heater.faults(fail="the hwmon file vanished")
     took = assert_stopped_in_time(heater, job.attempt_id, SafetyRule.SENSOR_ERROR)
     print(f"failing sensor: job frozen {took:.2f} s after the first failed read")
     assert "the hwmon file vanished" in " ".join(heater.api.status().warnings)
+    assert_logged(heater, "sensor", logged)
     assert_goes_on(heater, job.attempt_id, starts)
 
 
 def test_a_hot_gpu_freezes_the_job_within_2_s(heater: Heater) -> None:
     job = running_job(heater)
     starts = heater.starts(job.attempt_id)
+    logged = len(heating_warnings(heater, "gpu"))
     heater.faults(gpu_temp_c=95)
     took = assert_stopped_in_time(heater, job.attempt_id, SafetyRule.GPU_HOT)
     print(f"hot GPU: job frozen {took:.2f} s after the hot reading")
+    assert_logged(heater, "gpu", logged)
     assert_goes_on(heater, job.attempt_id, starts)
-
-
-def test_safety_stops_are_logged_as_warnings_with_their_reason(heater: Heater) -> None:
-    problems = heater.agent.log_problems()
-    heating = [ln for ln in problems if "heatshare.agent.heating" in ln]
-    assert heating, problems
-    assert all(" WARNING " in ln for ln in heating)
-    # Nothing else went wrong in the agent meanwhile (the sampler says the sensor failed).
-    others = [
-        ln
-        for ln in problems
-        if "heatshare.agent.heating" not in ln and "sampler: tick failed" not in ln
-    ]
-    assert not others, others
 
 
 def test_mode_off_lets_the_job_reach_its_checkpoint_then_stops_it(heater: Heater) -> None:
