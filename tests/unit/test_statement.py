@@ -23,8 +23,8 @@ KWH = 3_600_000.0
 GAS = UsualHeating.gas_boiler(Decimal("0.06"), Decimal("0.9"))
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetime:
+    return datetime(y, mo, d, h, mi, s, tzinfo=UTC)
 
 
 def march_records() -> list[EnergyRecord]:

@@ -36,12 +36,12 @@ KWH = 3_600_000.0  # joules
 EVERY_DAY = frozenset(range(7))
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetime:
+    return datetime(y, mo, d, h, mi, s, tzinfo=UTC)
 
 
-def london(*args: int, fold: int = 0) -> datetime:
-    return datetime(*args, tzinfo=LONDON, fold=fold)  # type: ignore[misc]
+def london(y: int, mo: int, d: int, h: int = 0, mi: int = 0, *, fold: int = 0) -> datetime:
+    return datetime(y, mo, d, h, mi, tzinfo=LONDON, fold=fold)
 
 
 # -- flat -----------------------------------------------------------------------------------------

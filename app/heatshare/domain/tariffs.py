@@ -195,16 +195,16 @@ class _Costs:
     __slots__ = ()
 
     def cost(
-        self, energy_j: float, start: datetime, end: datetime, minor_per_major: int = 100
+        self: Tariff, energy_j: float, start: datetime, end: datetime, minor_per_major: int = 100
     ) -> Cost:
         """:func:`cost` with this tariff."""
-        return cost(self, energy_j, start, end, minor_per_major)  # type: ignore[arg-type]
+        return cost(self, energy_j, start, end, minor_per_major)
 
     def cost_micro_minor(
-        self, energy_j: float, start: datetime, end: datetime, minor_per_major: int = 100
+        self: Tariff, energy_j: float, start: datetime, end: datetime, minor_per_major: int = 100
     ) -> int:
         """:func:`cost` with this tariff, in micro-minor units alone."""
-        return cost(self, energy_j, start, end, minor_per_major).micro_minor  # type: ignore[arg-type]
+        return cost(self, energy_j, start, end, minor_per_major).micro_minor
 
 
 # -- flat -----------------------------------------------------------------------------------------
