@@ -612,3 +612,22 @@ def test_a_counter_reset_is_never_negative_energy(
         reader.close()
     # The reset's second is the power readings' (200 W); then deltas from the new baseline.
     assert booked == pytest.approx([0.0, 360.0, 200.0, 360.0])
+
+
+def test_a_proxy_in_the_environment_is_not_used(
+    make_plug: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plug is on the home network: a proxy set for the web (here one that refuses) must not
+    stand between, nor must a CA bundle or .netrc of the environment."""
+    plug = make_plug("shelly_plus_plug_s")
+    dead = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, dead)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert probe(plug.address, 2.0).ok
+    reader = PlugReader(PlugKind.SHELLY, plug.address)
+    try:
+        assert reader.read().power_w == 87.4
+    finally:
+        reader.close()
