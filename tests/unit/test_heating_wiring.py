@@ -6,6 +6,7 @@ The loop, the safety policy, the store (a real SQLite file) and the NVML sensor 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +130,13 @@ class Rig:
         self.control.step()
 
 
-def make_rig(tmp_path: Path, *, set_limit: str | None) -> Rig:
+def make_rig(
+    tmp_path: Path,
+    *,
+    set_limit: str | None,
+    period_s: float = 3600.0,  # the tests step it themselves
+    presence: Presence | None = None,
+) -> Rig:
     clock = Clock()
     fake = FakePynvml(REC, set_limit=set_limit)
     suite = SensorSuite(host=HostSensor(), nvml=NvmlSensor(fake), rapl=None)
@@ -146,23 +153,23 @@ def make_rig(tmp_path: Path, *, set_limit: str | None) -> Rig:
         rig.bridges.append(Bridge(args, kw))
         return rig.bridges[-1]
 
-    def presence(settings: HeatingSettings) -> Presence:
+    def read_presence(settings: HeatingSettings) -> Presence:
         rig.presence_reads += 1
-        return Presence()
+        return presence or Presence()
 
     control = HeatingControl(
         store,
         facts=lambda: rig.facts(),  # noqa: PLW0108 - rig is made below, and tests swap facts
         power=suite,
-        presence=presence,
+        presence=read_presence,
         wall=lambda: clock.wall,
         mono=lambda: clock.mono,
         tz=__import__("datetime").UTC,
         room_factory=room_factory,  # type: ignore[arg-type]
         bridge_factory=bridge_factory,  # type: ignore[arg-type]
         real_sources=False,
-        period_s=3600.0,  # the tests step it themselves
-        presence_period_s=3600.0,
+        period_s=period_s,
+        presence_period_s=period_s,
     )
     rig = Rig(control, clock, Jobs(), fake, suite, store)
     control.attach_network(rig.jobs)
@@ -340,3 +347,25 @@ def test_the_room_source_and_bridge_follow_the_settings(rig: Rig) -> None:
     assert bridge.published  # published at once on a change
     rig.control.put_settings(HeatingSettings())
     assert rig.bridges[1].stopped and rig.rooms[1].stopped == 1
+
+
+def test_the_threads_read_presence_and_stop_on_battery(
+    tmp_path: Path, expect_log: Callable[[str], None]
+) -> None:
+    expect_log(r"battery")
+    r = make_rig(tmp_path, set_limit=None, period_s=0.05, presence=Presence(on_battery=True))
+    try:
+        r.control.put_settings(
+            HeatingSettings(limits=HeatingSettings().limits.model_copy(update={"grace_s": 0}))
+        )
+        r.control.start()
+        deadline = time.monotonic() + 5
+        while not (r.jobs.holds and r.jobs.holds[-1][:2] == (False, "freeze")):
+            assert time.monotonic() < deadline, r.jobs.holds[-3:]
+            time.sleep(0.02)
+        assert r.presence_reads >= 1
+        assert any(e.rule.value == "on_battery" for e in r.control.status().events)
+    finally:
+        r.control.stop()
+        r.suite.close()
+        r.store.close()
