@@ -12,8 +12,10 @@ can see what the sensor asked and how often.
 Setting the power limit (``nvmlDeviceSetPowerManagementLimit``) answers as ``set_limit`` says:
 None accepts (and the limit read afterwards is the one set), else the error class named
 (``"NVMLError_NoPermission"`` as for a normal user, ``"NVMLError_NotSupported"`` as on cards
-without a settable limit). ``override(i, key, value)`` makes GPU ``i`` answer ``key`` with
-``value`` from now on (a GPU that gets hot, a fan that stops).
+without a settable limit). Left out, the answer recorded under GPU 0's ``static`` calls
+(``{"error": ...}`` or ``{"value": null}``), else NO_PERMISSION.
+``override(i, key, value)`` makes GPU ``i`` answer ``key`` with ``value`` from now on (a GPU
+that gets hot, a fan that stops).
 
 Graphics processes (``nvmlDeviceGetGraphicsRunningProcesses``) are not in recordings (they are
 whatever runs on the card at the time): a test sets ``graphics_processes`` and gets them back
@@ -27,10 +29,11 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
+from types import EllipsisType, SimpleNamespace
 from typing import Any
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "nvml"
+SET_LIMIT = "nvmlDeviceSetPowerManagementLimit"
 
 # pynvml's values, used where a recording does not carry its own "constants".
 DEFAULT_CONSTANTS = {
@@ -103,7 +106,7 @@ class FakePynvml:
         *,
         init_error: str | None = None,
         auto_advance: str | None = None,
-        set_limit: str | None = "NVMLError_NoPermission",
+        set_limit: str | EllipsisType | None = ...,
     ) -> None:
         self.recording = copy.deepcopy(recording)
         self.devices: list[dict[str, Any]] = self.recording["devices"]
@@ -120,7 +123,10 @@ class FakePynvml:
         self._auto_advance = auto_advance
         self._asked_this_tick = False
         self._init_error = init_error or self.recording.get("init", {}).get("error")
-        self.set_limit = set_limit
+        if set_limit is ...:
+            recorded = self.devices[0]["static"].get(SET_LIMIT) if self.devices else None
+            set_limit = "NVMLError_NoPermission" if recorded is None else recorded.get("error")
+        self.set_limit: str | None = set_limit
         self.limits_set: dict[int, list[int]] = {}  # index -> every limit set, in mW
         self._overrides: dict[tuple[int, str], dict[str, Any]] = {}
         for name, value in {**DEFAULT_CONSTANTS, **self.recording.get("constants", {})}.items():

@@ -6,6 +6,7 @@ The loop, the safety policy, the store (a real SQLite file) and the NVML sensor 
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -250,7 +251,11 @@ def test_the_sensor_suite_restores_a_cap_when_it_closes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("answer", ["NVMLError_NoPermission", "NVMLError_NotSupported"])
 def test_a_refused_limit_is_not_offered(answer: str) -> None:
-    fake = FakePynvml(REC, set_limit=answer)
+    # The refusal as a recording of a real card holds it (a normal user's, a card's without
+    # a settable limit).
+    rec = copy.deepcopy(REC)
+    rec["devices"][0]["static"]["nvmlDeviceSetPowerManagementLimit"] = {"error": answer}
+    fake = FakePynvml(rec)
     suite = SensorSuite(host=HostSensor(), nvml=NvmlSensor(fake), rapl=None)
     try:
         assert suite.gpu_power_limit_control() == ()
