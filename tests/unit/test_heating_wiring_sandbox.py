@@ -19,30 +19,25 @@ needs_sandbox = pytest.mark.skipif(
     find_sandbox().problem() is not None, reason="no working sandbox here"
 )
 
-# A job and a child it starts, each writing the time every 20 ms: a frozen job writes nothing.
+# A job and a child it starts, each writing the time every 20 ms (whole, by a rename: a freeze
+# may come between any two instructions): a frozen job writes nothing.
 BEATING_JOB = """
-import pathlib, subprocess, time
-child = (
-    "import pathlib, time\\nwhile True:\\n"
-    " pathlib.Path('/job/child').write_text(repr(time.time())); time.sleep(0.02)"
-)
-subprocess.Popen(["python3", "-c", child])
-while True:
-    pathlib.Path("/job/beat").write_text(repr(time.time()))
-    time.sleep(0.02)
+import os, pathlib, subprocess, sys, time
+def beat(name):
+    while True:
+        tmp = pathlib.Path(f"/job/{name}.tmp")
+        tmp.write_text(repr(time.time()))
+        os.replace(tmp, f"/job/{name}")
+        time.sleep(0.02)
+if len(sys.argv) > 1:
+    beat("child")
+subprocess.Popen(["python3", "beat.py", "child"])
+beat("beat")
 """
 
 
 def beats(slot: Path) -> tuple[float, float]:
-    def read(name: str) -> float:
-        for _ in range(50):
-            text = (slot / name).read_text()
-            if text:  # written in place: it may be caught empty
-                return float(text)
-            time.sleep(0.005)
-        raise AssertionError(f"{name} stays empty")
-
-    return read("beat"), read("child")
+    return float((slot / "beat").read_text()), float((slot / "child").read_text())
 
 
 @pytest.fixture(params=[True, False], ids=["cgroup", "no-cgroup"])
