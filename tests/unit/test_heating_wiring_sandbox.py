@@ -101,8 +101,18 @@ def test_a_frozen_job_still_stops_at_once(job: tuple[BubblewrapProcess, Path]) -
 @needs_sandbox
 def test_fewer_cores_for_a_cpu_job(job: tuple[BubblewrapProcess, Path]) -> None:
     proc, _ = job
+    cgroup = proc._cgroup  # what the kernel enforces, read back
+
+    def quota() -> object:
+        if cgroup is not None:
+            return int((cgroup.dirs["cpu"] / "cpu.cfs_quota_us").read_text())
+        return {frozenset(os.sched_getaffinity(pid)) for pid in proc._job_pids()}
+
+    cpus = sorted(os.sched_getaffinity(0))
     assert proc.limit_cores(1)
-    assert proc.limit_cores(None)
+    assert quota() == (100_000 if cgroup is not None else {frozenset(cpus[:1])})
+    assert proc.limit_cores(None)  # back to the lease's two cores
+    assert quota() == (200_000 if cgroup is not None else {frozenset(cpus)})
 
 
 def test_the_checkpoint_eta_counts_down_from_when_it_was_written(tmp_path: Path) -> None:
