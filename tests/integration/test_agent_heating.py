@@ -286,3 +286,25 @@ def test_mode_off_lets_the_job_reach_its_checkpoint_then_stops_it(heater: Heater
         ),
         60,
     )
+
+
+def test_the_householders_pause_wins_over_the_thermostat(heater: Heater) -> None:
+    job = running_job(heater)
+    starts = heater.starts(job.attempt_id)
+    heater.api.boost(30)  # the thermostat wants full heat
+    status = heater.api.pause(None)
+    assert status.state.value == "paused"
+    frozen_since(heater, job.attempt_id)
+    time.sleep(1.0)
+    assert heater.starts(job.attempt_id) == starts  # not started again while paused
+    assert heater.api.heating().computing  # the thermostat would compute; the pause wins
+    heater.api.resume()
+    heater.api.boost(0)
+    wait_for(
+        "the job to start again after the pause",
+        lambda: (
+            heater.starts(job.attempt_id) == starts + 1
+            and time.time() - heater.beat(job.attempt_id) < 0.5
+        ),
+        60,
+    )
