@@ -46,11 +46,13 @@ pytestmark = [pytest.mark.xserver, pytest.mark.timeout(60)]
 START_S = 20.0  # a cold start of the app on a busy two-core CI machine, with margin
 STEP_S = 10.0  # anything one click or key sets off
 
-# Keyboard paths through the tray menu (see tray_menu.tray_menu_entries): the info line at
-# the top is disabled, so the first Down lands on "Open Heatshare"; separators are skipped.
+# Keyboard paths through the tray menu (see tray_menu.tray_menu_entries): the info lines at
+# the top are disabled, so the first Down lands on "Open Heatshare"; separators are skipped.
+# The two ways to quit are the last entries: Up from the top reaches them, whatever the
+# heating entries between (mode, boost, warmer, cooler) hold.
 PAUSE_OR_RESUME = ("Down", "Down", "Return")
-QUIT = ("Down", "Down", "Down", "Return")
-QUIT_AND_STOP = ("Down", "Down", "Down", "Down", "Return")
+QUIT = ("Up", "Up", "Return")
+QUIT_AND_STOP = ("Up", "Return")
 
 
 # -- fixtures ----------------------------------------------------------------------------------

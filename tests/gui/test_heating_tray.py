@@ -227,28 +227,49 @@ def stop_event(rule: SafetyRule, since: datetime, message: str) -> SafetyEvent:
 
 def test_each_new_stop_is_announced_once_with_its_reason() -> None:
     notices = SafetyNotices()
-    pending = gpu_hot_event(NOW)
+    pending = gpu_hot_event(NOW)  # stops at NOW + 7 s unless it clears
     h = demo_heating(NOW, events=[pending])
     assert notices.from_status(h, NOW) == []  # in its grace period: the page shows it
-    hot = pending.model_copy(update={"stops_at": NOW + timedelta(seconds=7)})
-    stopped = demo_heating(NOW, events=[hot], safety_stop=True, computing=False)
-    later = NOW + timedelta(seconds=8)
+    assert notices.recheck_in(h, NOW) is None
+    stopped = demo_heating(NOW, events=[pending], safety_stop=True, computing=False)
+    # In force from NOW + 7 s; a blip of a few seconds is not worth a notification.
+    blip = NOW + timedelta(seconds=10)
+    assert notices.from_status(stopped, blip) == []
+    assert notices.recheck_in(stopped, blip) == pytest.approx(12.0)
+    later = NOW + timedelta(seconds=22)
     assert notices.from_status(stopped, later) == [
-        Notice("Heating stopped: gpu too hot", hot.message)
+        Notice("Heating stopped: gpu too hot", pending.message)
     ]
+    assert notices.recheck_in(stopped, later) is None
     assert notices.from_status(stopped, later + timedelta(seconds=2)) == []  # not again
     battery = stop_event(SafetyRule.ON_BATTERY, later, "On battery power: computing stops.")
-    both = stopped.model_copy(update={"events": [hot, battery]})
-    assert notices.from_status(both, later) == [
+    both = stopped.model_copy(update={"events": [pending, battery]})
+    assert notices.from_status(both, later + timedelta(seconds=15)) == [
         Notice("Heating stopped: on battery", battery.message)
     ]
     cleared = demo_heating(NOW)
     assert notices.from_status(cleared, later) == []
-    again = hot.model_copy(update={"since": later + timedelta(minutes=5)})
+    again = pending.model_copy(
+        update={"since": later + timedelta(minutes=5), "stops_at": later + timedelta(minutes=5)}
+    )
     tripped = stopped.model_copy(update={"events": [again]})
     assert notices.from_status(tripped, later + timedelta(minutes=6)) == [
-        Notice("Heating stopped: gpu too hot", hot.message)
+        Notice("Heating stopped: gpu too hot", pending.message)
     ]
+
+
+def test_the_agents_start_up_hold_is_not_announced() -> None:
+    # The agent holds the work until its sensors have been read, then for its dwell.
+    notices = SafetyNotices()
+    hold = stop_event(
+        SafetyRule.SENSOR_ERROR,
+        NOW,
+        "The sensors read well again: computing resumes in 4 seconds if they keep doing so.",
+    )
+    start = demo_heating(NOW, events=[hold], safety_stop=True, computing=False)
+    for s in range(6):
+        assert notices.from_status(start, NOW + timedelta(seconds=s)) == []
+    assert notices.from_status(demo_heating(NOW), NOW + timedelta(seconds=6)) == []
 
 
 def test_a_stop_known_only_from_the_summary_is_announced_once() -> None:
@@ -286,7 +307,7 @@ def test_the_app_announces_a_safety_stop_in_the_tray_and_on_the_dashboard(
         qtbot.waitUntil(lambda: app.bridge.state is ConnectionState.CONNECTED, timeout=5000)
         assert not fake.called("heating")
         hot = gpu_hot_event(datetime.now(UTC)).model_copy(
-            update={"stops_at": datetime.now(UTC) - timedelta(seconds=1)}
+            update={"stops_at": datetime.now(UTC) - timedelta(seconds=10)}
         )
         fake.heating_model = demo_heating(
             datetime.now(UTC),
@@ -298,15 +319,19 @@ def test_the_app_announces_a_safety_stop_in_the_tray_and_on_the_dashboard(
         fake.status_model = fake.status_model.model_copy(
             update={"heating": heating_summary(fake.heating_model)}
         )
-        qtbot.waitUntil(lambda: bool(shown), timeout=5000)
+        qtbot.waitUntil(lambda: bool(fake.called("heating")), timeout=5000)
+        assert not shown  # held for 10 s or so: not yet
+        qtbot.waitUntil(lambda: bool(shown), timeout=10_000)
         assert shown == [("Heating stopped: gpu too hot", hot.message)]
         dash = app.window.dashboard
         qtbot.waitUntil(dash.safety_banner.isVisible, timeout=3000)
         assert "Stopped for safety: GPU 0 is too hot." in dash.safety_banner.label.text()
         assert "Room 20.4 °C → 21.0 °C" in dash.heating_line.text()
+        # Asked when the stop began, then once it had held 15 s.
+        assert len(fake.called("heating")) == 2
         qtbot.wait(2500)  # more polls of the same stop
         assert len(shown) == 1
-        assert len(fake.called("heating")) == 1  # asked once, when the stop began
+        assert len(fake.called("heating")) == 2
     finally:
         app.shutdown()
         app.window.deleteLater()

@@ -119,6 +119,11 @@ class HeatshareApp(QObject):
         self._demo_pending = options.demo
         self.safety_notices = SafetyNotices()
         self._last_heating: HeatingSummary | None = None
+        # A stop is announced once it has held a while: this asks again when it will have.
+        self._notice_timer = QTimer(self)
+        self._notice_timer.setObjectName("safety-notice-recheck")
+        self._notice_timer.setSingleShot(True)
+        self._notice_timer.timeout.connect(self.bridge.load_heating)
         self.polls = PagePolls(self.window, self.bridge, self)
         self.tray = self._make_tray()
         self._quitting = False
@@ -258,8 +263,14 @@ class HeatshareApp(QObject):
 
     def _on_heating(self, heating: HeatingStatus) -> None:
         self.window.heating_page.set_heating(heating)
-        for notice in self.safety_notices.from_status(heating, datetime.now(UTC)):
+        now = datetime.now(UTC)
+        for notice in self.safety_notices.from_status(heating, now):
             self._notify(notice)
+        wait = self.safety_notices.recheck_in(heating, now)
+        if wait is None:
+            self._notice_timer.stop()
+        elif not self._notice_timer.isActive() and not self._quitting:
+            self._notice_timer.start(round(wait * 1000) + 100)
 
     def _on_heating_failed(self, message: str) -> None:
         self.window.heating_page.set_heating_error(message)
@@ -538,6 +549,7 @@ class HeatshareApp(QObject):
         """Stop everything that runs, in order; after this only deletion is left."""
         self._quitting = True
         self._charts_timer.stop()
+        self._notice_timer.stop()
         self.qapp.styleHints().colorSchemeChanged.disconnect(self._on_color_scheme)
         self.bridge.stop()
         self.polls.stop()

@@ -2,17 +2,27 @@
 
 A stop is new when a safety event is past its grace period and has not been announced; an event
 is known by its rule and when it began, so the same rule tripping again later is announced
-again. Where the agent reports a safety stop without events (a summary only), the stop is
-announced once by its reason.
+again. A stop is announced once it has held for ``NOTICE_AFTER_S``: the agent holds the work
+for a few seconds at its own start, until the sensors have been read, and a blip like that
+shows on the page and the dashboard without a notification on the desktop; a real stop lasts
+longer (the shortest dwell or pause is a minute or more). Where the agent reports a safety stop
+without events (a summary only), the stop is announced once by its reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from heatshare.gui.heating_text import RULE_TITLES, event_stopped
-from heatshare.protocol.heating import HeatingStatus, HeatingSummary
+from heatshare.protocol.heating import HeatingStatus, HeatingSummary, SafetyEvent
+
+NOTICE_AFTER_S = 15.0
+
+
+def in_force_since(event: SafetyEvent) -> datetime:
+    """When the stop itself began: the end of its grace period, or the trigger without one."""
+    return event.stops_at or event.since
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,19 +44,29 @@ class SafetyNotices:
         keys = {(e.rule.value, e.since) for e in status.events}
         self._seen &= keys  # an event gone: its rule tripping again is a new stop
         out: list[Notice] = []
+        held = timedelta(seconds=NOTICE_AFTER_S)
         for e in stopped:
             key = (e.rule.value, e.since)
-            if key not in self._seen:
+            if key not in self._seen and now - in_force_since(e) >= held:
                 self._seen.add(key)
                 out.append(Notice(f"Heating stopped: {RULE_TITLES[e.rule].lower()}", e.message))
-        if out:
-            self._episode = True
+        if out or stopped:
+            self._episode = self._episode or bool(out)
         elif status.safety_stop and not self._episode:
             self._episode = True
             out.append(Notice("Heating stopped for safety", status.reason))
         if not status.safety_stop:
             self._episode = False
         return out
+
+    def recheck_in(self, status: HeatingStatus, now: datetime) -> float | None:
+        """Seconds until a stop not yet announced has held long enough; None when none waits."""
+        waits = [
+            (in_force_since(e) - now).total_seconds() + NOTICE_AFTER_S
+            for e in status.events
+            if event_stopped(e, now) and (e.rule.value, e.since) not in self._seen
+        ]
+        return max(0.0, min(waits)) if waits else None
 
     def from_summary(self, summary: HeatingSummary | None) -> Notice | None:
         """A stop seen in ``GET /v1/status`` before its events are known (said only once)."""
