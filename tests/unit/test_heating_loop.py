@@ -343,6 +343,16 @@ def test_a_thermostat_stop_lets_a_near_checkpoint_finish() -> None:
     assert not rig2.step(room_c=25.0, eta=CHECKPOINT_GRACE_S + 1).compute
 
 
+def test_switching_off_also_lets_a_near_checkpoint_finish() -> None:
+    rig = Rig()
+    rig.run(600, room_c=15.0)
+    rig.loop.set_mode(HeatMode.OFF, rig.wall)
+    d = rig.step(room_c=15.0, eta=30.0)
+    assert d.compute and "checkpoint" in d.reason
+    d = rig.run(35, room_c=15.0, eta=30.0)[-1]
+    assert not d.compute and d.hold == "stop"
+
+
 def test_a_safety_stop_does_not_wait_for_a_checkpoint() -> None:
     rig = Rig()
     rig.run(600, room_c=15.0)

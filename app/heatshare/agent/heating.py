@@ -154,7 +154,6 @@ class _Plan:
     full: bool  # compute without a cap or duty cycle (earn first, boost)
     hold: Literal["none", "freeze", "stop"]
     reason: str
-    regulated: bool = True  # the demand goes through power cap and duty cycle
     cores: int | None = None
 
 
