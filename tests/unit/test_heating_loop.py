@@ -202,6 +202,19 @@ def test_a_stale_or_missing_reading_falls_back_to_the_floor() -> None:
     assert rig0.loop.status().room_problem == "No room temperature has come in yet."
 
 
+def test_an_impossible_reading_counts_as_none() -> None:
+    rig = Rig(settings(limits=SafetyLimits(floor_pct=10.0)))
+    d = rig.run(600, room_c=-127.0)[-1]  # a failed DS18B20
+    st = rig.loop.status()
+    assert (
+        st.room_problem == "The thermometer says -127.0 °C, which cannot be the room's temperature."
+    )
+    assert st.demand_pct == 10.0  # the floor, not flat out
+    assert "floor" in d.reason
+    rig.step(room_c=-5.0)  # a shed in winter is a room
+    assert rig.loop.status().room_problem is None
+
+
 def test_without_a_thermometer_the_schedule_power_levels() -> None:
     s = settings(
         room_source=RoomSourceKind.NONE, mqtt=None, comfort_power_pct=100.0, eco_power_pct=0.0

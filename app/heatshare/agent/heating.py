@@ -73,6 +73,10 @@ LONG_IDLE_S = 1800.0
 # With a power cap, a demand down to this share of the card's minimum still runs continuously
 # at the minimum; below it the minimum is duty-cycled.
 CAP_CONTINUOUS = 0.85
+# A reading outside this range is a broken thermometer (a DS18B20 says -127 °C or 85 °C when
+# it fails), not a room: heating on it could run flat out, so it counts as no reading. A shed
+# in winter can be well below freezing.
+ROOM_PLAUSIBLE_C = (-30.0, 60.0)
 # Setpoints a room can be asked for (the protocol's RoomC range).
 MIN_SETPOINT_C = 5.0
 MAX_SETPOINT_C = 30.0
@@ -363,6 +367,12 @@ class HeatingLoop:
         settings = self._settings
         room = self._fresh_room(inputs)
         problem = inputs.room_problem
+        if room is not None and not ROOM_PLAUSIBLE_C[0] <= room.temp_c <= ROOM_PLAUSIBLE_C[1]:
+            problem = (
+                f"The thermometer says {_fmt_c(room.temp_c)}, which cannot be the room's "
+                "temperature."
+            )
+            room = None
         if room is None and settings.room_source is not RoomSourceKind.NONE and problem is None:
             problem = self._stale_sentence(inputs)
         summer, self._warm_outside = is_summer(
