@@ -122,6 +122,9 @@ def test_page_shows_room_target_demand_mode_and_why(
     assert page.ha_token.placeholderText() == "stored; leave empty to keep it"  # …and says so
     assert not page.save_button.isEnabled()  # nothing changed yet
     assert not page.dirty()
+    assert page.ha_link.text() == (
+        "This heater shows in Home Assistant (MQTT discovery): connected."
+    )
 
     assert app.polls.heating_timer.isActive()
     polls = len(fake.called("heating"))
@@ -570,6 +573,17 @@ def test_schedule_grid_paints_and_clears_by_drag_and_click(qtbot: QtBot) -> None
     editor.copy_weekdays.click()
     assert all(grid.week[d] == grid.week[0] for d in range(1, 5))
     assert grid.week[5] != grid.week[0]
+    # The keyboard: the cursor starts where the last click was; arrows move it, Space toggles.
+    assert grid.cursor_cell == (0, 14)
+    grid.setFocus()
+    for key in (Qt.Key.Key_Down, Qt.Key.Key_Down, Qt.Key.Key_Right, Qt.Key.Key_Space):
+        qtbot.keyClick(grid, key)
+    assert grid.cursor_cell == (2, 15)
+    # Wednesday (Monday's copy): 07:30–08:00 cleared, then back.
+    assert day_runs(grid.week[2]) == [(0, 90), (390, 420), (480, 510), (1020, 1350)]
+    qtbot.keyClick(grid, Qt.Key.Key_Space)
+    assert day_runs(grid.week[2]) == [(0, 90), (390, 420), (450, 510), (1020, 1350)]
+    assert len(changes) == 5
 
 
 def test_schedule_keeps_minutes_that_are_not_on_half_hours() -> None:

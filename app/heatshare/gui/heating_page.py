@@ -283,6 +283,7 @@ class HeatingPage(QWidget):
         self._active = False
         self._event_banners: list[tuple[Banner, Banner]] = []
         self._stale_s = SafetyLimits().stale_after_s
+        self._grid_minute = -1
 
         self._timer = QTimer(self)
         self._timer.setObjectName("heating-countdown")
@@ -861,6 +862,18 @@ class HeatingPage(QWidget):
             "Stopped for safety" if s.safety_stop else ("Computing" if s.computing else "")
         )
         self._show_events(s.events, now)
+        self.ha_link.setText(
+            {
+                "connected": "This heater shows in Home Assistant (MQTT discovery): connected.",
+                "disconnected": "This heater is not reaching Home Assistant: "
+                f"{s.home_assistant_error or 'the broker does not answer.'}",
+                "off": "",
+            }[s.home_assistant]
+        )
+        self.ha_link.setVisible(s.home_assistant != "off")
+        if self._grid_minute != now.minute:
+            self._grid_minute = now.minute
+            self.schedule.grid.update()  # the grid's line for now moves on with the minutes
         self._update_buttons()
 
     def _ha_note(self, s: HeatingStatus) -> str:

@@ -12,7 +12,16 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPalette, QPen
+from PySide6.QtGui import (
+    QColor,
+    QFocusEvent,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QPen,
+)
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -105,12 +114,15 @@ class WeekGrid(QWidget):
         self._anchor: tuple[int, int] | None = None  # (day, cell) where a drag began
         self._cursor: tuple[int, int] | None = None
         self._paint_on = True  # a drag paints comfort (True) or clears it
+        self.cursor_cell = (0, 0)  # the keyboard's place: arrows move it, Space toggles
         self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAccessibleName("Weekly schedule")
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMinimumWidth(LABEL_W + CELLS * 9)
         self.setToolTip(
             "Drag to mark comfort periods; start on a comfort period to clear. "
-            "A click changes one half hour."
+            "A click changes one half hour; so do the arrow keys and Space."
         )
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
@@ -169,6 +181,7 @@ class WeekGrid(QWidget):
         if cell is None:
             return
         day, c = cell
+        self.cursor_cell = cell
         start = c * CELL_MIN
         # Starting on a cell that is all comfort clears; anywhere else paints.
         self._paint_on = not all(self.week[day][start : start + CELL_MIN])
@@ -194,6 +207,37 @@ class WeekGrid(QWidget):
             return
         self.set_cells(*selection, self._paint_on)
         self.changed.emit()
+
+    # -- keyboard --------------------------------------------------------------------------
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
+        day, cell = self.cursor_cell
+        moves = {
+            Qt.Key.Key_Left: (0, -1),
+            Qt.Key.Key_Right: (0, 1),
+            Qt.Key.Key_Up: (-1, 0),
+            Qt.Key.Key_Down: (1, 0),
+        }
+        key = Qt.Key(event.key())
+        if key in moves:
+            dd, dc = moves[key]
+            self.cursor_cell = (min(6, max(0, day + dd)), min(CELLS - 1, max(0, cell + dc)))
+            self.update()
+        elif key in (Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            start = cell * CELL_MIN
+            on = not all(self.week[day][start : start + CELL_MIN])
+            self.set_cells(range(day, day + 1), range(cell, cell + 1), on)
+            self.changed.emit()
+        else:
+            super().keyPressEvent(event)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:  # noqa: N802 (Qt override)
+        super().focusInEvent(event)
+        self.update()
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802 (Qt override)
+        super().focusOutEvent(event)
+        self.update()
 
     # -- painting --------------------------------------------------------------------------
 
@@ -261,6 +305,9 @@ class WeekGrid(QWidget):
             y = HEADER_H + day * ROW_H
             p.setPen(QPen(faint, 1))
             p.drawLine(QPointF(LABEL_W, y), QPointF(LABEL_W + grid_w, y))
+        if self.hasFocus():
+            p.setPen(QPen(pal.color(QPalette.ColorRole.Highlight), 2))
+            p.drawRect(self.cell_rect(*self.cursor_cell).adjusted(1, 1, -1, -1))
         # Now: a line on today's row, so the grid reads against the clock.
         now = self._now()
         x = LABEL_W + (now.hour * 60 + now.minute) / CELL_MIN * w
