@@ -54,7 +54,7 @@ $(STAMP_TEST): pyproject.toml | $(VENV)/bin/python
 
 # Figures for docs/benchmarks.md; bench/nvml_check.py needs an NVIDIA GPU (tests/device/).
 bench: $(STAMP_TEST)
-	for b in agent_cpu app_start app_cpu_rss chart_update history_query; do \
+	for b in agent_cpu app_start app_cpu_rss chart_update history_query room_sim; do \
 		echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
