@@ -478,3 +478,34 @@ def test_next_change_in_the_status_is_exact_on_the_day_the_clocks_go_forward() -
     st = rig.loop.status()
     assert st.setpoint_source == "comfort"
     assert st.next_change_at == datetime(2026, 3, 29, 5, tzinfo=UTC)  # 06:00 BST
+
+
+@pytest.mark.parametrize(
+    ("start", "expected"),
+    [
+        # Spring forward (Sunday 29 March 2026): 06:30 and 08:30 BST.
+        (
+            datetime(2026, 3, 28, 22, tzinfo=UTC),
+            [datetime(2026, 3, 29, 5, 30, tzinfo=UTC), datetime(2026, 3, 29, 7, 30, tzinfo=UTC)],
+        ),
+        # Fall back (Sunday 25 October 2026): 06:30 and 08:30 GMT.
+        (
+            datetime(2026, 10, 24, 22, tzinfo=UTC),
+            [datetime(2026, 10, 25, 6, 30, tzinfo=UTC), datetime(2026, 10, 25, 8, 30, tzinfo=UTC)],
+        ),
+    ],
+)
+def test_the_loop_follows_the_wall_clock_through_a_clock_change(
+    start: datetime, expected: list[datetime]
+) -> None:
+    s = settings(periods=[ComfortPeriod(day=6, start_min=6 * 60 + 30, end_min=8 * 60 + 30)])
+    rig = Rig(s, wall=start.timestamp())
+    seen: list[datetime] = []
+    source = None
+    for _ in range(12 * 60):  # twelve hours, a step a minute
+        rig.step(room_c=18.0, advance=60.0)
+        st = rig.loop.status()
+        if source is not None and st.setpoint_source != source:
+            seen.append(datetime.fromtimestamp(rig.wall, UTC))
+        source = st.setpoint_source
+    assert seen == expected
