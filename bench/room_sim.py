@@ -32,7 +32,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from heatshare.agent.heating import Capability, HeatingInputs, HeatingLoop, RoomReading
@@ -187,12 +187,13 @@ def simulate(
     duty: DutyLimits | None = None,
     c_air: float = Room.c_air,
     outdoor_mean_c: float = 5.0,
+    start: datetime = START,
 ) -> Result:
     rng = random.Random(seed)
     total_s = days * 86400.0
     warmup_s = min(12 * 3600.0, 0.2 * total_s)
     step_at = max(warmup_s, 0.4 * total_s)
-    wall0 = START.timestamp()
+    wall0 = start.timestamp()
     loop = HeatingLoop(settings(), tz=TZ, capability=machine.capability, gains=gains, duty=duty)
     room = Room(c_air=c_air)
     room.settle(SETPOINT_C, outside_c(0.0, mean=outdoor_mean_c))
@@ -303,6 +304,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a coarser step (10 s), for tests")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=START.date(),
+        help="the first simulated day, local midnight in London (YYYY-MM-DD)",
+    )
+    parser.add_argument(
         "--c-air", type=float, default=Room.c_air, help="the air node's capacity, J/K"
     )
     parser.add_argument(
@@ -317,6 +324,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.days <= 0 or args.step_s <= 0:
         parser.error("--days and --step-s must be positive")
+    start = datetime(args.start.year, args.start.month, args.start.day, tzinfo=TZ)
     if args.c_air <= 0:
         parser.error("--c-air must be positive")
     step_s = 10.0 if args.quick else args.step_s
@@ -346,7 +354,7 @@ def main() -> None:
         f"{duty.min_on_s:.0f} s, off ≥ {duty.min_off_s:.0f} s, start to start ≥ "
         f"{duty.min_cycle_s:.0f} s, band {duty.band_s:.0f} s; "
         f"loop every {step_s:g} s "
-        f"(simulated); {args.days:g} days from {START:%Y-%m-%d}; setpoint {SETPOINT_C} °C, "
+        f"(simulated); {args.days:g} days from {start:%Y-%m-%d}; setpoint {SETPOINT_C} °C, "
         f"+{STEP_C} °C at 40 % of the run"
     )
     results = []
@@ -360,6 +368,7 @@ def main() -> None:
             duty=duty,
             c_air=args.c_air,
             outdoor_mean_c=args.outdoor_mean,
+            start=start,
         )
         results.append(r)
         f = r.figures()
