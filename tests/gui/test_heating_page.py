@@ -277,7 +277,13 @@ def test_safety_events_count_down_their_grace_and_their_pause(qtbot: QtBot) -> N
     clock[0] = now + timedelta(seconds=8)  # the grace is over: the stop is in force
     qtbot.waitUntil(stopped.isVisible, timeout=3000)
     assert not pending.isVisible()
-    assert "Stopped until it clears." in stopped.label.text()
+    assert stopped.label.text().endswith("<br>Stopped.")
+    assert "GPU 0 is at 81 °C" in stopped.label.text()
+    # Where the reason is the event's own sentence, the banner does not say it again.
+    page.set_heating(
+        demo_heating(now, events=[gpu_hot_event(now)], reason=gpu_hot_event(now).message)
+    )
+    assert stopped.label.text() == "<b>GPU too hot</b><br>Stopped."
 
     page.set_heating(demo_heating(now))  # cleared
     assert not any(b.isVisible() for pair in page._event_banners for b in pair)

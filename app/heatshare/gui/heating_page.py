@@ -894,7 +894,14 @@ class HeatingPage(QWidget):
                 stopped.show_text("")
                 continue
             e = events[i]
-            text = f"<b>{_esc(RULE_TITLES[e.rule])}</b> — {_esc(e.message)}<br>{event_when(e, now)}"
+            # The reason above often is this event's sentence: said once, not twice.
+            said = "" if self.status and e.message == self.status.reason else _esc(e.message)
+            title = f"<b>{_esc(RULE_TITLES[e.rule])}</b>"
+            text = (
+                f"{title} — {said}<br>{event_when(e, now)}"
+                if said
+                else (f"{title}<br>{event_when(e, now)}")
+            )
             on = event_stopped(e, now)
             (stopped if on else pending).show_text(text)
             (pending if on else stopped).show_text("")

@@ -110,7 +110,7 @@ def event_when(event: SafetyEvent, now: datetime) -> str:
     if event.resumes_at is not None and event.resumes_at > now:
         left = countdown((event.resumes_at - now).total_seconds())
         return f"Stopped. Resumes at {local_hhmm(event.resumes_at)} at the earliest (in {left})."
-    return "Stopped until it clears."
+    return "Stopped."  # until it clears: the agent's sentence says how
 
 
 def target_detail(status: HeatingStatus) -> str:
