@@ -8,6 +8,15 @@ from typing import Any, TypeVar
 import requests
 from pydantic import BaseModel, ValidationError
 
+from heatshare.protocol.energy import (
+    CostsResponse,
+    EnergySettings,
+    PlugProbeRequest,
+    PlugProbeResponse,
+    PriceListImport,
+    PriceListInfo,
+    StatementResponse,
+)
 from heatshare.protocol.heating import (
     BoostRequest,
     HeatingSettings,
@@ -219,3 +228,34 @@ class AgentClient:
         return self._call(
             "POST", "/v1/heating/room-probe", RoomProbeResponse, body=request, timeout_s=15.0
         )
+
+    # --- energy: plug, tariff, costs, statements -------------------------------------------
+
+    def energy_settings(self) -> EnergySettings:
+        """The stored energy settings; the plug's password comes back as None."""
+        return self._call("GET", "/v1/energy/settings", EnergySettings)
+
+    def put_energy_settings(self, settings: EnergySettings) -> EnergySettings:
+        return self._call("PUT", "/v1/energy/settings", EnergySettings, body=settings)
+
+    def plug_probe(self, request: PlugProbeRequest) -> PlugProbeResponse:
+        return self._call(
+            "POST", "/v1/energy/plug-probe", PlugProbeResponse, body=request, timeout_s=10.0
+        )
+
+    def import_prices(self, request: PriceListImport) -> PriceListInfo:
+        return self._call("POST", "/v1/energy/prices", PriceListInfo, body=request)
+
+    def price_list(self) -> PriceListInfo:
+        return self._call("GET", "/v1/energy/prices", PriceListInfo)
+
+    def costs(self) -> CostsResponse:
+        return self._call("GET", "/v1/energy/costs", CostsResponse)
+
+    def statement(self, month: str) -> StatementResponse:
+        return self._call("GET", "/v1/energy/statement", StatementResponse, params={"month": month})
+
+    def statement_csv(self, month: str) -> str:
+        return self._request(
+            "GET", "/v1/energy/statement", params={"month": month, "format": "csv"}
+        ).text
