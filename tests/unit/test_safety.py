@@ -572,8 +572,10 @@ def test_open_window_detection_off_or_a_stale_reading_sees_nothing() -> None:
     room = Room(rig, 21.0)
     room.run(60)
     assert not any(v.events for v in room.run(300, rate_c_per_min=-1.0))
-    # Readings older than stale_after_s (600 s) are not the room now.
-    rig = Rig(room_c=21.0, room_wall=WALL0 - 700)
+    # Readings older than stale_after_s (600 s here) are not the room now.
+    rig = Rig(
+        Limits(grace_s=GRACE, dwell_s=DWELL, stale_after_s=600), room_c=21.0, room_wall=WALL0 - 700
+    )
     rig.run(2)
     rig.set(room_c=18.0, room_wall=WALL0 - 650)
     assert not any(v.events for v in rig.run(60))
@@ -601,7 +603,7 @@ def test_a_room_above_its_limit_stops_heating_until_it_cools_a_degree() -> None:
 
 
 def test_a_room_stop_holds_while_the_reading_is_stale() -> None:
-    rig = Rig(room_c=27.0, room_wall=WALL0)
+    rig = Rig(Limits(grace_s=GRACE, dwell_s=DWELL, stale_after_s=600), room_c=27.0, room_wall=WALL0)
     rig.run(GRACE + 1)
     assert rig.verdicts[-1].stop
     # No reading for longer than stale_after_s: nothing shows the room has cooled.

@@ -85,7 +85,7 @@ class Limits:
     open_window: bool = True
     open_window_drop_c: float = 1.0
     open_window_pause_min: float = 30.0
-    stale_after_s: float = 600.0
+    stale_after_s: float = 3600.0
     floor_pct: float = 0.0
 
     def __post_init__(self) -> None:

@@ -107,7 +107,9 @@ class SafetyLimits(_Model):
     open_window: bool = True  # the room cooling fast stops heating for a while
     open_window_drop_c: Annotated[float, Field(ge=0.3, le=5.0)] = 1.0  # within 5 minutes
     open_window_pause_min: Annotated[int, Field(ge=5, le=120)] = 30
-    stale_after_s: Annotated[int, Field(ge=60, le=3600)] = 600  # room reading older: fall back
+    # A room reading older than this is not the room now (the thermostat falls back to the
+    # floor). Zigbee thermometers report only on a change or about hourly in a steady room.
+    stale_after_s: Annotated[int, Field(ge=60, le=3600)] = 3600
     floor_pct: Annotated[float, Field(ge=0, le=50)] = 0.0  # most heat while the room is unknown
 
     @model_validator(mode="after")
