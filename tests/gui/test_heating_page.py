@@ -85,6 +85,7 @@ def make_app(
 def open_heating(qtbot: QtBot, app: HeatshareApp) -> HeatingPage:
     app.window.show_page(HEATING)
     page = app.window.heating_page
+    assert page is not None
     qtbot.waitUntil(lambda: page.status is not None and page.saved is not None, timeout=5000)
     return page
 
@@ -103,6 +104,7 @@ def test_page_shows_room_target_demand_mode_and_why(
     qtbot.wait(200)
     assert not fake.called("heating")  # nobody looks at the page: nothing asked
     assert not fake.called("heating_settings")
+    assert app.window.heating_page is None  # nor built: it costs the start a tenth
     page = open_heating(qtbot, app)
     assert page.room_card.value.text() == "20.4 °C"
     detail = page.room_card.detail.text().replace("\u00a0", " ")  # no break inside a part

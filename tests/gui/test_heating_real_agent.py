@@ -52,7 +52,8 @@ def test_the_heating_page_with_the_real_agent(
     qtbot: QtBot, root: HeatshareApp, real_agent: RealAgent
 ) -> None:
     root.window.show_page(HEATING)
-    page: HeatingPage = root.window.heating_page
+    page = root.window.heating_page
+    assert isinstance(page, HeatingPage)
     qtbot.waitUntil(lambda: page.status is not None and page.saved is not None, timeout=10_000)
     assert page.status is not None
     assert page.status.room_source is RoomSourceKind.NONE  # a new profile: no thermometer

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from heatshare.gui.autostart import Autostart
     from heatshare.gui.charts import ChartPanel
     from heatshare.gui.earnings_chart import EarningsChart
+    from heatshare.gui.heating_page import HeatingPage
     from heatshare.gui.settings_dialog import SettingsDialog
     from heatshare.gui.wizard import JoinWizard
 
@@ -190,20 +191,10 @@ class HeatshareApp(QObject):
         w.network_page.join_requested.connect(self.open_wizard)
         w.network_page.demo_requested.connect(self.start_demo)
         w.network_page.leave_requested.connect(self.leave_network)
-        hp = w.heating_page
-        hp.mode_requested.connect(b.set_mode)
-        hp.boost_requested.connect(b.boost)
-        hp.setpoint_requested.connect(b.setpoint)
-        hp.save_requested.connect(b.save_heating_settings)
-        hp.revert_requested.connect(b.load_heating_settings)
-        hp.probe_requested.connect(b.room_probe)
+        w.heating_page_built.connect(self._wire_heating_page)
         b.heating_received.connect(self._on_heating)
         b.heating_failed.connect(self._on_heating_failed)
         b.heating_action_failed.connect(self._on_heating_action_failed)
-        b.heating_settings_received.connect(hp.set_settings)
-        b.heating_settings_failed.connect(hp.set_settings_error)
-        b.room_probe_received.connect(hp.set_probe_result)
-        b.room_probe_failed.connect(hp.set_probe_error)
         # Light and dark follow the system (Qt 6.5+): the platform theme changes the app's
         # palette, and the window re-resolves its palette-relative style and chart colours.
         self.qapp.styleHints().colorSchemeChanged.connect(self._on_color_scheme)
@@ -261,8 +252,25 @@ class HeatshareApp(QObject):
 
     # -- heating -------------------------------------------------------------------------
 
+    def _wire_heating_page(self, page: HeatingPage) -> None:
+        """The Heating page, built the first time it shows, gets its links to the agent."""
+        b = self.bridge
+        page.mode_requested.connect(b.set_mode)
+        page.boost_requested.connect(b.boost)
+        page.setpoint_requested.connect(b.setpoint)
+        page.save_requested.connect(b.save_heating_settings)
+        page.revert_requested.connect(b.load_heating_settings)
+        page.probe_requested.connect(b.room_probe)
+        b.heating_settings_received.connect(page.set_settings)
+        b.heating_settings_failed.connect(page.set_settings_error)
+        b.room_probe_received.connect(page.set_probe_result)
+        b.room_probe_failed.connect(page.set_probe_error)
+        if b.settings is not None:
+            page.set_temperature_unit(b.settings.temperature_unit)
+
     def _on_heating(self, heating: HeatingStatus) -> None:
-        self.window.heating_page.set_heating(heating)
+        if self.window.heating_page is not None:
+            self.window.heating_page.set_heating(heating)
         now = datetime.now(UTC)
         for notice in self.safety_notices.from_status(heating, now):
             self._notify(notice)
@@ -273,14 +281,16 @@ class HeatshareApp(QObject):
             self._notice_timer.start(round(wait * 1000) + 100)
 
     def _on_heating_failed(self, message: str) -> None:
-        self.window.heating_page.set_heating_error(message)
+        if self.window.heating_page is not None:
+            self.window.heating_page.set_heating_error(message)
         notice = self.safety_notices.from_summary(self._last_heating)
         if notice is not None:
             self._notify(notice)
 
     def _on_heating_action_failed(self, message: str) -> None:
         log.info("Heating change refused: %s", message)
-        self.window.heating_page.set_action_error(message)
+        if self.window.heating_page is not None:
+            self.window.heating_page.set_action_error(message)
         if not self.window.shown and self.tray is not None:
             self.tray.notify("Heatshare", message)  # asked from the tray: answered there
 
@@ -291,6 +301,8 @@ class HeatshareApp(QObject):
 
     def _update_heating_page(self) -> None:
         page = self.window.heating_page
+        if page is None:
+            return  # not shown yet
         active = self.window.page_visible(HEATING)
         page.set_active(active)
         if active and page.needs_settings and self.bridge.reachable:
@@ -440,7 +452,8 @@ class HeatshareApp(QObject):
 
     def _on_settings(self, settings: Settings) -> None:
         self.window.dashboard.set_preferences(settings.temperature_unit, settings.tariff_per_kwh)
-        self.window.heating_page.set_temperature_unit(settings.temperature_unit)
+        if self.window.heating_page is not None:
+            self.window.heating_page.set_temperature_unit(settings.temperature_unit)
         if self.charts is not None:
             self.charts.set_temperature_unit(settings.temperature_unit)
         # Settings also arrive on every (re)connection: only a save closes the dialog.
@@ -556,7 +569,8 @@ class HeatshareApp(QObject):
         if self.charts is not None:
             self.charts.stop()
         self.window.network_page.stop()
-        self.window.heating_page.stop()
+        if self.window.heating_page is not None:
+            self.window.heating_page.stop()
         if self.earnings_chart is not None:
             self.earnings_chart.stop()
         self._close_wizard()  # quitting is not "not now" either

@@ -8,6 +8,8 @@ network.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QFont, QHideEvent, QIcon, QShowEvent
 from PySide6.QtWidgets import (
@@ -24,10 +26,12 @@ from PySide6.QtWidgets import (
 from heatshare.__about__ import __app_name__
 from heatshare.gui.bridge import ConnectionState
 from heatshare.gui.dashboard import Dashboard, status_line
-from heatshare.gui.heating_page import HeatingPage
 from heatshare.gui.jobs_page import JobsPage
 from heatshare.gui.network_page import NetworkPage
 from heatshare.protocol.local_api import AgentState, AgentStatus
+
+if TYPE_CHECKING:
+    from heatshare.gui.heating_page import HeatingPage
 
 # Palette-relative colours, so light and dark both follow the system.
 STYLE = """
@@ -104,6 +108,8 @@ class MainWindow(QMainWindow):
         resume_requested(): resume heating.
         page_changed(str): the page shown now (``DASHBOARD``, ``HEATING``, ``JOBS`` or
             ``NETWORK``).
+        heating_page_built(HeatingPage): the Heating page was just built (the first time it
+            shows), for the root to connect.
     """
 
     visibility_changed = Signal(bool)
@@ -112,6 +118,7 @@ class MainWindow(QMainWindow):
     pause_requested = Signal(int)
     resume_requested = Signal()
     page_changed = Signal(str)
+    heating_page_built = Signal(object)
 
     def __init__(  # noqa: PLR0915 (the window's layout, read top to bottom)
         self, icon: QIcon | None = None, parent: QWidget | None = None
@@ -187,7 +194,11 @@ class MainWindow(QMainWindow):
         charts_row.addWidget(self.charts_host, 3)
         charts_row.addWidget(self.earnings_host, 1)
         dash_layout.addLayout(charts_row, 1)
-        self.heating_page = HeatingPage()
+        # Built the first time it shows: its forms cost a tenth of the window's start.
+        self.heating_page: HeatingPage | None = None
+        self.heating_host = QWidget()
+        heating_layout = QVBoxLayout(self.heating_host)
+        heating_layout.setContentsMargins(0, 16, 0, 0)
         self.jobs_page = JobsPage()
         self.network_page = NetworkPage()
         self.pages = QTabWidget()
@@ -196,7 +207,7 @@ class MainWindow(QMainWindow):
         self._page_names: list[str] = []
         for name, widget in (
             (DASHBOARD, dashboard_page),
-            (HEATING, _padded(self.heating_page)),
+            (HEATING, self.heating_host),
             (JOBS, _padded(self.jobs_page)),
             (NETWORK, _padded(self.network_page)),
         ):
@@ -237,7 +248,22 @@ class MainWindow(QMainWindow):
         return self._visible and self.page == name
 
     def _on_page_changed(self, _index: int) -> None:
+        if self.page == HEATING:
+            self.ensure_heating_page()
         self.page_changed.emit(self.page)
+
+    def ensure_heating_page(self) -> HeatingPage:
+        """The Heating page, built now if it has not been yet."""
+        if self.heating_page is None:
+            from heatshare.gui.heating_page import HeatingPage
+
+            page = HeatingPage()
+            layout = self.heating_host.layout()
+            assert layout is not None
+            layout.addWidget(page)
+            self.heating_page = page
+            self.heating_page_built.emit(page)
+        return self.heating_page
 
     # -- state ---------------------------------------------------------------------------
 
