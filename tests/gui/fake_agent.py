@@ -20,6 +20,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from fake_energy import EnergyFake
+
 from heatshare.protocol.client import AgentClient, AgentError, AgentUnreachable
 from heatshare.protocol.heating import (
     Actuation,
@@ -338,7 +340,7 @@ def demo_earnings(now: datetime) -> EarningsResponse:
     )
 
 
-class FakeAgentClient(AgentClient):
+class FakeAgentClient(EnergyFake, AgentClient):
     """Answers as the agent would; a test sets what comes next and reads what was asked.
 
     Calls arrive on the bridge's worker threads; the record of them is guarded by a lock.
@@ -371,6 +373,7 @@ class FakeAgentClient(AgentClient):
         self.history_model: HistoryResponse | None = None  # None: no history stored
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self._lock = threading.Lock()
+        self._init_energy()  # the energy routes (fake_energy.py)
 
     def _record(self, name: str, *args: Any) -> None:
         with self._lock:

@@ -25,6 +25,15 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from heatshare.gui.tasks import TaskRunner
 from heatshare.protocol.client import AgentClient, AgentError, AgentUnreachable
 from heatshare.protocol.discovery import Paths, read_runtime, read_token
+from heatshare.protocol.energy import (
+    CostsResponse,
+    EnergySettings,
+    PlugProbeRequest,
+    PlugProbeResponse,
+    PriceListImport,
+    PriceListInfo,
+    StatementResponse,
+)
 from heatshare.protocol.heating import (
     HeatingSettings,
     HeatingStatus,
@@ -56,6 +65,9 @@ ENROL_POOL = "agent-enrol"
 HEATING_POOL = "agent-heating"  # the Heating page's polls, and mode/boost/setpoint changes
 # A room thermometer's test waits on Home Assistant or a broker (up to 10 s): a pool of its own.
 PROBE_POOL = "agent-probe"
+# The cost figures, energy settings and statements; a plug's test (up to 10 s) and a price
+# list's import share it, so a save never overtakes a test the user is waiting on.
+ENERGY_POOL = "agent-energy"
 
 VISIBLE_POLL_S = 1.0
 HIDDEN_POLL_S = 5.0
@@ -230,6 +242,16 @@ class AgentBridge(QObject):
             (tokens and passwords come back as None).
         heating_settings_failed(str): a load or save failed; the agent's sentence.
         room_probe_received(RoomProbeResponse), room_probe_failed(str): to ``room_probe``.
+        costs_received(CostsResponse), costs_failed(str): to ``load_costs``.
+        energy_settings_received(EnergySettings): after ``load_energy_settings`` or a save
+            (the plug's password comes back as None).
+        energy_settings_failed(str): a load or save failed; the agent's sentence.
+        plug_probe_received(PlugProbeResponse), plug_probe_failed(str): to ``plug_probe``.
+        price_list_received(PriceListInfo): to ``load_price_list`` or ``import_prices``.
+        price_list_failed(str): an import was refused (the sentence names the row).
+        statement_received(StatementResponse), statement_csv_received(str, str): a month's
+            statement, or the month and its CSV text.
+        statement_failed(str): either was refused.
     """
 
     status_received = Signal(AgentStatus)
@@ -256,6 +278,17 @@ class AgentBridge(QObject):
     heating_settings_failed = Signal(str)
     room_probe_received = Signal(RoomProbeResponse)
     room_probe_failed = Signal(str)
+    costs_received = Signal(CostsResponse)
+    costs_failed = Signal(str)
+    energy_settings_received = Signal(EnergySettings)
+    energy_settings_failed = Signal(str)
+    plug_probe_received = Signal(PlugProbeResponse)
+    plug_probe_failed = Signal(str)
+    price_list_received = Signal(PriceListInfo)
+    price_list_failed = Signal(str)
+    statement_received = Signal(StatementResponse)
+    statement_csv_received = Signal(str, str)
+    statement_failed = Signal(str)
 
     def __init__(
         self,
@@ -622,4 +655,72 @@ class AgentBridge(QObject):
             self.room_probe_received.emit,
             self.room_probe_failed.emit,
             PROBE_POOL,
+        )
+
+    # -- energy: costs, plug, tariff, statements -----------------------------------------
+
+    def load_costs(self) -> None:
+        self._query(
+            lambda c: c.costs(), self.costs_received.emit, self.costs_failed.emit, ENERGY_POOL
+        )
+
+    def load_energy_settings(self) -> None:
+        self._query(
+            lambda c: c.energy_settings(),
+            self.energy_settings_received.emit,
+            self.energy_settings_failed.emit,
+            ENERGY_POOL,
+        )
+
+    def save_energy_settings(self, settings: EnergySettings) -> None:
+        self._query(
+            lambda c: c.put_energy_settings(settings),
+            self._after_energy_save,
+            self.energy_settings_failed.emit,
+            ENERGY_POOL,
+        )
+
+    def _after_energy_save(self, settings: EnergySettings) -> None:
+        self.energy_settings_received.emit(settings)
+        # The flat price is the settings' tariff too: read it back for the dashboard.
+        self.load_settings()
+
+    def plug_probe(self, request: PlugProbeRequest) -> None:
+        self._query(
+            lambda c: c.plug_probe(request),
+            self.plug_probe_received.emit,
+            self.plug_probe_failed.emit,
+            ENERGY_POOL,
+        )
+
+    def load_price_list(self) -> None:
+        self._query(
+            lambda c: c.price_list(),
+            self.price_list_received.emit,
+            self.price_list_failed.emit,
+            ENERGY_POOL,
+        )
+
+    def import_prices(self, request: PriceListImport) -> None:
+        self._query(
+            lambda c: c.import_prices(request),
+            self.price_list_received.emit,
+            self.price_list_failed.emit,
+            ENERGY_POOL,
+        )
+
+    def load_statement(self, month: str) -> None:
+        self._query(
+            lambda c: c.statement(month),
+            self.statement_received.emit,
+            self.statement_failed.emit,
+            ENERGY_POOL,
+        )
+
+    def load_statement_csv(self, month: str) -> None:
+        self._query(
+            lambda c: c.statement_csv(month),
+            lambda text: self.statement_csv_received.emit(month, text),
+            self.statement_failed.emit,
+            ENERGY_POOL,
         )
