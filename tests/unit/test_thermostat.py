@@ -310,10 +310,10 @@ def on_fraction(edges: list[tuple[float, bool]], start: float, end: float, on0: 
 def test_duty_cycle_average_follows_the_demand_within_the_limits(demand: float) -> None:
     limits = DutyLimits(min_on_s=300, min_off_s=300, band_s=150)
     duty = DutyCycle(limits)
-    duty.update(demand, 0.0)
+    assert duty.update(demand, 0.0) is True  # fresh: it starts at once
     hours = 12
     edges = run_duty(duty, demand, hours * 3600.0)
-    assert on_fraction(edges, 0.0, hours * 3600.0, False) == pytest.approx(demand, abs=0.02)
+    assert on_fraction(edges, 0.0, hours * 3600.0, True) == pytest.approx(demand, abs=0.02)
     starts = sum(1 for _, on in edges if on)
     # A steady demand cycles at most once per 8 bands (3 an hour: 6 starts and stops).
     assert starts / hours <= 3600 / (8 * limits.band_s) + 1 / hours
@@ -338,12 +338,35 @@ def test_duty_cycle_noisy_demand_neither_flaps_nor_breaks_the_minimum_times() ->
 
 def test_duty_cycle_full_and_zero_demand_switch_after_the_minimum_time() -> None:
     duty = DutyCycle(DutyLimits(min_on_s=300, min_off_s=120, band_s=150))
-    assert duty.update(1.0, 0.0) is False  # the off time starts now
-    assert run_duty(duty, 1.0, 200) == [(120.0, True)]
+    assert duty.update(0.0, 0.0) is False
+    assert run_duty(duty, 1.0, 200) == [(1.0, True)]  # fresh: no off time owed
     assert duty.starts == 1
     edges = run_duty(duty, 0.0, 400)
-    assert edges == [(420.0, False)]  # 300 s after it started
+    assert edges == [(301.0, False)]  # 300 s after it started
+    # Now the minimum times hold: here the cycle's (600 s from the first start).
+    assert run_duty(duty, 1.0, 300) == [(601.0, True)]
+    edges = run_duty(duty, 0.0, 400)
+    assert edges == [(901.0, False)]
     assert run_duty(duty, 0.0, 3600) == []  # stays off
+
+
+def test_a_fresh_or_released_duty_cycle_starts_on_any_demand_at_once() -> None:
+    limits = DutyLimits(min_on_s=120, min_off_s=120, min_cycle_s=600, band_s=75)
+    duty = DutyCycle(limits)
+    # Held by a safety stop at the start (no sample yet): still fresh once it clears.
+    duty.force_off(0.0)
+    assert duty.update(0.2, 5.0) is True
+    assert run_duty(duty, 0.0, 200) == [(125.0, False)]
+    # Just stopped: a small demand waits for its band, the off time and the cycle.
+    assert duty.update(0.2, 210.0) is False
+    # A mode change releases it: on at once, with neither the off time nor the cycle owed.
+    duty.release()
+    assert duty.update(0.2, 215.0) is True
+    assert duty.starts == 2
+    # Releasing a running machine changes nothing.
+    duty.release()
+    assert duty.update(0.2, 220.0) is True
+    assert not duty.fresh
 
 
 def test_duty_cycle_forced_off_starts_its_minimum_off_time() -> None:
@@ -379,7 +402,7 @@ def test_duty_cycle_high_demand_pauses_briefly() -> None:
     edges = run_duty(duty, 0.95, 6 * 3600.0)
     offs = [t2 - t1 for (t1, on1), (t2, _) in itertools.pairwise(edges) if not on1]
     assert offs and max(offs) <= 200
-    assert on_fraction(edges, 0.0, 6 * 3600.0, False) == pytest.approx(0.95, abs=0.02)
+    assert on_fraction(edges, 0.0, 6 * 3600.0, True) == pytest.approx(0.95, abs=0.02)
 
 
 def test_duty_limits_are_checked() -> None:

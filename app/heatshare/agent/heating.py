@@ -15,6 +15,12 @@ computing whatever the mode says. Then the mode:
 * off: nothing.
 * boost: full heat for a while, whatever the mode.
 
+With prices that change through the day (a dynamic tariff) and price-aware heating on, heat
+first aims above the setpoint while electricity is cheap and below it while it is dear, within the
+householder's comfort band (the same comfort on average), and earn first computes only while the
+work earns more per kWh than electricity costs, by the margin asked. :meth:`HeatingLoop.plan`
+shows what the heater means to do over the hours ahead.
+
 The demand becomes heat, power cap first and pause last: the GPU's power limit where the agent
 may set it (down to the card's minimum), below that a duty cycle with minimum on and off times.
 A stop the thermostat asks for lets a running job reach its checkpoint first when it says the
@@ -25,8 +31,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from decimal import Decimal
 from typing import Any, Literal
 
 from heatshare.domain.safety import Event, Limits, SafetyInputs, SafetyPolicy, Verdict
@@ -39,10 +47,15 @@ from heatshare.domain.thermostat import (
     PiGains,
     RoomReading,
     Season,
+    Setpoint,
     SetpointSource,
+    TariffSlot,
     WeekSchedule,
     is_summer,
+    price_offsets,
+    slot_index,
 )
+from heatshare.protocol.energy import PlanSlot, PriceAwareSettings
 from heatshare.protocol.heating import (
     Actuation,
     HeatingSettings,
@@ -61,6 +74,7 @@ __all__ = [
     "HeatingInputs",
     "HeatingLoop",
     "RoomReading",
+    "TariffSlot",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,6 +95,21 @@ ROOM_PLAUSIBLE_C = (-30.0, 60.0)
 MIN_SETPOINT_C = 5.0
 MAX_SETPOINT_C = 30.0
 _STATE_VERSION = 1
+# A price offset smaller than this is the setpoint itself: nothing to say about it.
+PRICE_OFFSET_SHOWN_C = 0.1
+# The plan's rows: at most this long, and cut where the price changes.
+PLAN_ROW_S = 1800.0
+# The plan's power estimate: a target raised by 1 °C over a row adds this much demand to it.
+PLAN_DEMAND_PER_C = 1.0
+# Quiet mode's fan ceiling: the power comes down this fast (share of the quiet cap per second)
+# while a fan is above the ceiling, and goes back up this fast once every fan is this far below
+# it; in between it holds, so the fans' slow response cannot make it hunt.
+QUIET_FAN_DOWN_PER_S = 0.10 / 60.0
+QUIET_FAN_UP_PER_S = 0.02 / 60.0
+QUIET_FAN_HYSTERESIS_PCT = 5.0
+QUIET_FAN_MIN_SCALE = 0.2
+# How prices read in a sentence: the minor unit where it has a usual short name.
+_MINOR_UNITS = {"GBP": "p", "EUR": "c", "USD": "¢"}
 
 
 @dataclass(frozen=True)
@@ -104,6 +133,10 @@ class HeatingInputs:
     safety: SafetyInputs
     job_running: bool
     checkpoint_eta_s: float | None  # seconds to the running job's next checkpoint, when it says
+    # The tariff's prices, in time order, from a little before now to as far ahead as known.
+    prices: tuple[TariffSlot, ...] = ()
+    # What the work earns per kWh lately, in the tariff's currency; None: unknown or not money.
+    earnings_per_kwh: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +242,8 @@ class HeatingLoop:
         capability: what the agent may actuate.
         gains: the PI controller's gains (the room simulator tunes them).
         duty: the duty cycle's minimum times and band.
+        price_aware: price-aware heating's settings (off where None).
+        currency: the tariff's currency, for the sentences that name a price.
     """
 
     def __init__(
@@ -219,6 +254,8 @@ class HeatingLoop:
         capability: Capability,
         gains: PiGains | None = None,
         duty: DutyLimits | None = None,
+        price_aware: PriceAwareSettings | None = None,
+        currency: str = "GBP",
     ) -> None:
         self._tz = tz
         self._settings = settings
@@ -240,6 +277,13 @@ class HeatingLoop:
         self._notify: list[SafetyEvent] = []
         # next_change() scans a week of the time zone: keep its answer until it passes.
         self._next_change: tuple[datetime, datetime | None] | None = None
+        self._price_aware = price_aware if price_aware is not None else PriceAwareSettings()
+        self._currency = currency
+        self._prices: tuple[TariffSlot, ...] = ()
+        self._offsets: tuple[float, ...] = ()  # per price slot, for the band in force
+        self._earnings: Decimal | None = None
+        self._fan_scale = 1.0  # quiet mode's fan ceiling: share of the quiet cap allowed
+        self._fan_pct: float | None = None  # the hottest-running fan's last reading
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -258,11 +302,36 @@ class HeatingLoop:
     def set_capability(self, capability: Capability) -> None:
         self._capability = capability
 
+    @property
+    def price_aware(self) -> PriceAwareSettings:
+        return self._price_aware
+
+    def configure_prices(self, settings: PriceAwareSettings, currency: str | None = None) -> None:
+        """Price-aware heating's settings (and the tariff's currency, where it changed)."""
+        self._price_aware = settings
+        if currency is not None:
+            self._currency = currency
+        self._offsets = self._price_offsets(self._prices)
+
+    def _take_prices(self, prices: tuple[TariffSlot, ...]) -> None:
+        """The step's prices; their offsets are worked out again only when they change."""
+        if prices is self._prices or prices == self._prices:
+            self._prices = prices
+            return
+        slots = tuple(sorted(prices, key=lambda p: p.start))
+        self._prices = prices if slots == prices else slots
+        self._offsets = self._price_offsets(self._prices)
+
+    def _price_offsets(self, slots: tuple[TariffSlot, ...]) -> tuple[float, ...]:
+        return price_offsets(slots, self._price_aware.band_c)
+
     def set_mode(self, mode: HeatMode, wall: float) -> None:
         """Change the mode; a boost ends."""
         self._settings = self._settings.model_copy(update={"mode": mode})
         self._boost_until = None
         self._last_wall = wall
+        # A householder who switches mode expects the new mode to act now, not after a pause.
+        self._duty.release()
 
     def boost(self, minutes: int, wall: float) -> None:
         """Full heat for ``minutes`` from ``wall``; 0 ends a boost."""
@@ -361,6 +430,8 @@ class HeatingLoop:
         dt = 0.0 if self._last_mono is None else inputs.mono - self._last_mono
         self._last_mono = inputs.mono
         self._last_wall = inputs.wall
+        self._take_prices(inputs.prices)
+        self._earnings = inputs.earnings_per_kwh
         verdict = self._evaluate_safety(inputs.safety)
         now = _utc(inputs.wall)
         self._expire(now)
@@ -440,22 +511,101 @@ class HeatingLoop:
         if s.mode is HeatMode.OFF:
             return _Plan(0.0, False, "stop", "Heating is off: nothing is computed.")
         if s.mode is HeatMode.EARN_FIRST:
+            return self._plan_earn(ctx)
+        return self._plan_heat(ctx)
+
+    def _plan_earn(self, ctx: _Context) -> _Plan:
+        """Earn first: whenever there is work, or with price-aware heating while it pays."""
+        wall = ctx.inputs.wall
+        margin = self._margin_at(wall)
+        if margin is None:
             return _Plan(
                 1.0,
                 True,
                 "none",
                 "Earn first: computing whenever there is work, within the limits.",
             )
-        return self._plan_heat(ctx)
+        i, price, earns, need = margin
+        if earns - price >= need:
+            return _Plan(
+                1.0,
+                True,
+                "none",
+                f"Earn first: computing while the work earns {self._fmt_price(earns)}, more "
+                f"than electricity costs ({self._fmt_price(price)}).",
+            )
+        until = self._run_end(i, lambda j: not self._pays(j))
+        asked = f" by the margin of {self._fmt_price(need)}" if need > 0 else ""
+        return _Plan(
+            0.0,
+            False,
+            "freeze",
+            f"Earn first: holding off while electricity costs {self._fmt_price(price)} "
+            f"(until {self._fmt_time(until)}), as the work earns {self._fmt_price(earns)}, "
+            f"not more{asked}.",
+        )
+
+    def _margin_at(self, wall: float) -> tuple[int, Decimal, Decimal, Decimal] | None:
+        """(slot, price, earnings, margin asked) where earn first weighs the price, else None."""
+        pa = self._price_aware
+        if not pa.enabled or self._earnings is None:
+            return None
+        i = slot_index(self._prices, wall)
+        if i is None or self._prices[i].fallback:
+            return None
+        return i, self._prices[i].price, self._earnings, pa.min_margin_per_kwh
+
+    def _pays(self, i: int) -> bool:
+        slot = self._prices[i]
+        if self._earnings is None or slot.fallback:
+            return True
+        return self._earnings - slot.price >= self._price_aware.min_margin_per_kwh
+
+    def _offset_at(self, wall: float) -> tuple[int, float] | None:
+        """(slot, offset °C) where heat first shifts its target for the price, else None."""
+        if not self._price_aware.enabled or not self._offsets:
+            return None
+        i = slot_index(self._prices, wall)
+        if i is None:
+            return None
+        return i, self._offsets[i]
+
+    def _run_end(self, i: int, same: Callable[[int], bool]) -> float:
+        """The end of the run of slots from ``i`` on that ``same(j)`` says belong with it."""
+        end = self._prices[i].end
+        for j in range(i + 1, len(self._prices)):
+            if self._prices[j].start > end or not same(j):
+                break
+            end = self._prices[j].end
+        return end
+
+    def _fmt_price(self, price: Decimal) -> str:
+        minor = _MINOR_UNITS.get(self._currency)
+        if minor is not None:
+            return f"{float(price) * 100:.1f} {minor}/kWh"
+        return f"{float(price):.3f} {self._currency}/kWh"
+
+    def _fmt_time(self, wall: float) -> str:
+        return f"{_utc(wall).astimezone(self._tz):%H:%M}"
 
     def _plan_heat(self, ctx: _Context) -> _Plan:
         """Heat first, and quiet (heat first under a cap)."""
         s, inputs, room = self._settings, ctx.inputs, ctx.room
         label = "Quiet" if s.mode is HeatMode.QUIET else "Heat first"
-        cap = s.quiet_power_pct / 100.0 if s.mode is HeatMode.QUIET else 1.0
+        cap = 1.0
         cores = None
+        fans = ""
         if s.mode is HeatMode.QUIET:
+            self._limit_fans(inputs, ctx.dt)
+            cap = s.quiet_power_pct / 100.0 * self._fan_scale
             cores = max(1, math.ceil(self._capability.cores * cap))
+            if self._fan_scale < 1.0:
+                fans = (
+                    f" (the quiet cap held down to {cap * 100:.0f} %: the fans ran above "
+                    f"{s.quiet_fan_pct:.0f} %)"
+                )
+        else:
+            self._fan_scale = 1.0
         setpoint = self._schedule.setpoint_at(ctx.now)
         if ctx.summer:
             self._pi.reset(0.0)
@@ -488,15 +638,52 @@ class HeatingLoop:
                 f"so at most the floor power ({demand * 100:.0f} %).",
                 cores=cores,
             )
+        target, why_price = self._price_target(setpoint, inputs.wall)
         can_heat = inputs.job_running and not ctx.safety_stop
-        demand = self._pi.update(setpoint.setpoint_c, room.temp_c, ctx.dt, can_heat=can_heat)
+        demand = self._pi.update(target, room.temp_c, ctx.dt, can_heat=can_heat)
         demand = min(demand, cap)
         where = f"the room is {_fmt_c(room.temp_c)}, the setpoint {_fmt_c(setpoint.setpoint_c)}"
         if demand <= 0.0:
-            reason = f"{label}: no heat needed, {where}."
+            reason = f"{label}: {why_price}no heat needed, {where}{fans}."
         else:
-            reason = f"{label}: heating at {demand * 100:.0f} %, {where}."
+            reason = f"{label}: {why_price}heating at {demand * 100:.0f} %, {where}{fans}."
         return _Plan(demand, False, "freeze", reason, cores=cores)
+
+    def _price_target(self, setpoint: Setpoint, wall: float) -> tuple[float, str]:
+        """The temperature to aim for, the setpoint moved for the price, and why (or "")."""
+        at = self._offset_at(wall) if setpoint.source is not SetpointSource.OVERRIDE else None
+        if at is None:
+            return setpoint.setpoint_c, ""
+        i, offset = at
+        target = min(max(setpoint.setpoint_c + offset, MIN_SETPOINT_C), MAX_SETPOINT_C)
+        price = self._fmt_price(self._prices[i].price)
+        if offset >= PRICE_OFFSET_SHOWN_C:
+            until = self._run_end(i, lambda j: self._offsets[j] >= PRICE_OFFSET_SHOWN_C)
+            return target, (
+                f"pre-heating to {_fmt_c(target)} while electricity is cheap ({price} until "
+                f"{self._fmt_time(until)}); "
+            )
+        if offset <= -PRICE_OFFSET_SHOWN_C:
+            until = self._run_end(i, lambda j: self._offsets[j] <= -PRICE_OFFSET_SHOWN_C)
+            return target, (
+                f"holding back to {_fmt_c(target)} while electricity is dear ({price} until "
+                f"{self._fmt_time(until)}); "
+            )
+        return target, ""
+
+    def _limit_fans(self, inputs: HeatingInputs, dt: float) -> None:
+        """Quiet mode's fan ceiling: a slow limiter on the power while a fan runs above it."""
+        fans = [g.fan_pct for g in inputs.safety.gpus if g.fan_pct is not None]
+        fans = [f for f in fans if math.isfinite(f)]
+        self._fan_pct = max(fans) if fans else None
+        if self._fan_pct is None:
+            return
+        ceiling = self._settings.quiet_fan_pct
+        dt = min(max(dt, 0.0), 60.0)
+        if self._fan_pct > ceiling:
+            self._fan_scale = max(QUIET_FAN_MIN_SCALE, self._fan_scale - QUIET_FAN_DOWN_PER_S * dt)
+        elif self._fan_pct < ceiling - QUIET_FAN_HYSTERESIS_PCT:
+            self._fan_scale = min(1.0, self._fan_scale + QUIET_FAN_UP_PER_S * dt)
 
     def _actuate(
         self, plan: _Plan, inputs: HeatingInputs, verdict: Verdict
@@ -655,6 +842,66 @@ class HeatingLoop:
             reason=st.reason,
             safety_stop=st.safety_stop,
         )
+
+    def plan(self, wall: float, hours: float = 24.0) -> list[PlanSlot]:
+        """What the heater means to do over the next ``hours`` from ``wall``, for the chart.
+
+        One row per half hour at most, cut where the price changes, over the prices known (no
+        rows where none is). The power is an estimate: the controller's present steady demand,
+        more where the target rises and less where it falls; earn first's is all or nothing.
+        """
+        if hours <= 0 or not math.isfinite(hours) or not math.isfinite(wall):
+            raise ValueError("the plan needs a time and a positive number of hours")
+        end = wall + hours * 3600.0
+        rows: list[PlanSlot] = []
+        prev_target: float | None = None
+        for i, slot in enumerate(self._prices):
+            if slot.end <= wall or slot.start >= end:
+                continue
+            t = max(slot.start, wall)
+            while t < min(slot.end, end):
+                nxt = min((math.floor(t / PLAN_ROW_S) + 1) * PLAN_ROW_S, slot.end, end)
+                setpoint, pct, prev_target = self._plan_row(i, t, prev_target)
+                rows.append(
+                    PlanSlot(
+                        start=_utc(t),
+                        end=_utc(nxt),
+                        price_per_kwh=slot.price,
+                        fallback=slot.fallback,
+                        power_pct=round(pct, 1),
+                        setpoint_c=None if setpoint is None else round(setpoint, 2),
+                    )
+                )
+                t = nxt
+        return rows
+
+    def _plan_row(
+        self, i: int, t: float, prev_target: float | None
+    ) -> tuple[float | None, float, float | None]:
+        """(setpoint aimed at, power %, target to carry to the next row) at ``t`` in slot i."""
+        s = self._settings
+        if self._boost_until is not None and t < self._boost_until:
+            return None, 100.0, None
+        if s.mode is HeatMode.OFF:
+            return None, 0.0, None
+        if s.mode is HeatMode.EARN_FIRST:
+            pays = self._pays(i) or not self._price_aware.enabled
+            return None, 100.0 if pays else 0.0, None
+        if self._seen.summer:
+            return None, 0.0, None
+        cap = 1.0
+        if s.mode is HeatMode.QUIET:
+            cap = s.quiet_power_pct / 100.0 * self._fan_scale
+        sp = self._schedule.setpoint_at(_utc(t))
+        if s.room_source is RoomSourceKind.NONE:
+            comfort = sp.setpoint_c >= (s.comfort_c + s.eco_c) / 2
+            pct = s.comfort_power_pct if comfort else s.eco_power_pct
+            return sp.setpoint_c, min(pct / 100.0, cap) * 100.0, None
+        target, _ = self._price_target(sp, t)
+        demand = self._pi.integral
+        if prev_target is not None:
+            demand += (target - prev_target) * PLAN_DEMAND_PER_C
+        return target, min(max(demand, 0.0), cap) * 100.0, target
 
     def notifications(self) -> list[SafetyEvent]:
         """Safety events that began since the last call."""

@@ -12,6 +12,9 @@
   minimum on and off times and a minimum time from one start to the next, so it never starts
   more than ``3600 / min_cycle_s`` times an hour (6 by default).
 * :func:`is_summer` says when no heat is wanted at all.
+* :class:`TariffSlot` and :func:`price_offsets`: with prices that change through the day, how far
+  above or below the setpoint each period's target lies (pre-heat when it is cheap, hold back when
+  it is dear, within the householder's comfort band).
 
 Pure: no I/O, no clock reads; every instant is passed in (wall time as aware datetimes or UTC
 epoch seconds, intervals on a monotonic clock in seconds).
@@ -19,10 +22,15 @@ epoch seconds, intervals on a monotonic clock in seconds).
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from decimal import Decimal
 from enum import StrEnum
+
+from heatshare.domain.tariffs import Tariff
 
 MINUTES_PER_DAY = 1440
 # How far ahead next_change() looks: a week and a day covers every weekly pattern.
@@ -304,6 +312,9 @@ class DutyCycle:
     ``owed`` beyond the band, and the next period pays it back, so the average still follows
     the demand. Demands of 0 and 1 switch at once (within the minimum times): nothing to
     average.
+
+    A fresh cycle (new, or after :meth:`release` at a mode change) owes no minimum off time
+    and starts on any demand at once: a machine switched on in a cold room heats straight away.
     """
 
     limits: DutyLimits = field(default_factory=DutyLimits)
@@ -313,6 +324,12 @@ class DutyCycle:
     last_mono: float | None = None
     last_start_mono: float | None = None
     starts: int = 0
+    fresh: bool = True  # not started since it was made or released
+
+    def release(self) -> None:
+        """Start afresh (a mode change): the next demand starts the machine at once."""
+        if not self.on:
+            self.fresh = True
 
     def update(self, demand: float, mono: float) -> bool:
         """Advance to ``mono`` with ``demand`` (0..1) and return whether to run."""
@@ -330,6 +347,10 @@ class DutyCycle:
         bound = 2 * band + max(lim.min_on_s, lim.min_off_s, lim.min_cycle_s)
         self.owed_s = min(max(self.owed_s, -bound), bound)
         held = mono - self.since_mono
+        if self.fresh and not self.on:
+            # Nothing ran before: no off time to respect, and any demand is owed a start.
+            held = max(held, lim.min_off_s)
+            self.owed_s = max(self.owed_s, band)
         if self.on:
             want_off = demand <= 0.0 or (demand < 1.0 and self.owed_s <= -band)
             if want_off and held >= lim.min_on_s:
@@ -337,7 +358,9 @@ class DutyCycle:
         else:
             want_on = demand >= 1.0 or (demand > 0.0 and self.owed_s >= band)
             cycle_ok = (
-                self.last_start_mono is None or mono - self.last_start_mono >= lim.min_cycle_s
+                self.fresh
+                or self.last_start_mono is None
+                or mono - self.last_start_mono >= lim.min_cycle_s
             )
             if want_on and held >= lim.min_off_s and cycle_ok:
                 self._switch(True, mono)
@@ -348,12 +371,14 @@ class DutyCycle:
         if self.on:
             self._switch(False, mono)
         self.last_mono = mono
-        self.owed_s = min(self.owed_s, 0.0)
+        if not self.fresh:
+            self.owed_s = min(self.owed_s, 0.0)
 
     def _switch(self, on: bool, mono: float) -> None:
         self.on = on
         self.since_mono = mono
         if on:
+            self.fresh = False
             self.starts += 1
             self.last_start_mono = mono
 
@@ -411,3 +436,84 @@ def is_summer(
         warm = outdoor_c >= limit
     out_of_season = season is not None and not season.contains(local_day)
     return warm or out_of_season, warm
+
+
+# -- prices ----------------------------------------------------------------------------------
+
+# Each period's price is ranked among the prices this far before and after it: a day either side
+# sees a night's cheap hours and an evening's peak whatever the hour.
+PRICE_WINDOW_S = 12 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class TariffSlot:
+    """A price in force over ``[start, end)`` (UTC epoch seconds), major units per kWh.
+
+    ``fallback``: not a published price but the tariff's stand-in for a time its list does not
+    cover; price-aware heating does not act on it.
+    """
+
+    start: float
+    end: float
+    price: Decimal
+    fallback: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.start) and math.isfinite(self.end)) or self.end <= self.start:
+            raise ValueError("a price slot must end after it starts")
+
+
+def tariff_slots(tariff: Tariff, start: datetime, end: datetime) -> tuple[TariffSlot, ...]:
+    """The tariff's prices over ``[start, end)`` as slots, in order (for the heating loop)."""
+    return tuple(
+        TariffSlot(s.start.timestamp(), s.end.timestamp(), s.price.per_kwh, s.price.fallback)
+        for s in tariff.prices_between(start, end)
+    )
+
+
+def slot_index(slots: Sequence[TariffSlot], wall: float) -> int | None:
+    """The index of the slot in force at ``wall`` (slots in time order), or None."""
+    i = bisect.bisect_right([s.start for s in slots], wall) - 1
+    if i >= 0 and wall < slots[i].end:
+        return i
+    return None
+
+
+def price_offsets(
+    slots: Sequence[TariffSlot], band_c: float, window_s: float = PRICE_WINDOW_S
+) -> tuple[float, ...]:
+    """Each slot's setpoint offset (°C, −band..+band): up when it is cheap, down when dear.
+
+    A slot's price is ranked, weighted by time, among the published prices within ``window_s``
+    of its middle: the cheapest gets ``+band_c`` (pre-heat), the dearest ``−band_c`` (let the
+    room cool), the median 0, linearly between. Ranks spread evenly, so over a day the offsets
+    average about zero and the room's mean temperature stays where the setpoint keeps it.
+    Equal prices everywhere, a fallback price, or nothing to compare with give 0.
+    """
+    if band_c < 0 or not math.isfinite(band_c):
+        raise ValueError("the comfort band must be 0 °C or more")
+    out: list[float] = []
+    for s in slots:
+        if s.fallback or band_c == 0:
+            out.append(0.0)
+            continue
+        mid = (s.start + s.end) / 2
+        lo, hi = mid - window_s, mid + window_s
+        below = equal = total = 0.0
+        for o in slots:
+            if o.fallback:
+                continue
+            w = min(o.end, hi) - max(o.start, lo)
+            if w <= 0:
+                continue
+            total += w
+            if o.price < s.price:
+                below += w
+            elif o.price == s.price:
+                equal += w
+        if total <= 0 or equal >= total:
+            out.append(0.0)
+            continue
+        rank = (below + equal / 2) / total
+        out.append(band_c * (1.0 - 2.0 * rank))
+    return tuple(out)
