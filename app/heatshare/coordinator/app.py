@@ -91,6 +91,8 @@ _SWEEP_CHECK_EVERY = timedelta(seconds=1)
 _NODE_ID_TTL_S = 90.0
 # Heartbeats are written together this often (they only say a node is alive and how warm).
 _HEARTBEAT_FLUSH_S = 0.5
+# How often the leasing tables' statistics are looked at (service.refresh_statistics).
+_STATISTICS_CHECK_S = 5.0
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -456,11 +458,20 @@ class Coordinator:
         self._flusher.start()
 
     def _flush_loop(self) -> None:
+        statistics_at = time.monotonic()
         while not self._stop.wait(_HEARTBEAT_FLUSH_S):
             try:
                 self.flush_heartbeats()
             except Exception:
                 log.exception("Writing heartbeats failed; trying again")
+            if time.monotonic() - statistics_at >= _STATISTICS_CHECK_S:
+                statistics_at = time.monotonic()
+                try:
+                    with self.connection() as conn:
+                        if analyzed := service.refresh_statistics(conn):
+                            log.debug("Statistics of %s refreshed", ", ".join(analyzed))
+                except Exception:
+                    log.exception("Refreshing the database's statistics failed")
             now = time.monotonic()
             for digest, (_node_id, until) in list(self._node_ids.items()):
                 if until < now:

@@ -28,8 +28,10 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -697,7 +699,10 @@ _NODE_FOR_LEASE = (
 _LEASABLE = (
     select(*_JOB_COLUMNS, *_LEASE_COLUMNS)
     .where(
-        _JOBS.c.wanted > 0,  # only open jobs want attempts (_settle zeroes it otherwise)
+        # Only open jobs want attempts (_settle zeroes it otherwise). A literal 0, not a bound
+        # parameter: the planner then sees that the partial index ix_jobs_wanted_id applies
+        # (PostgreSQL's generic plan of a prepared statement cannot know what $1 will be).
+        _JOBS.c.wanted > literal_column("0"),
         _JOBS.c.attempts_count < _JOBS.c.max_attempts,
         or_(_JOBS.c.deadline.is_(None), _JOBS.c.deadline > bindparam("now", type_=UtcDateTime)),
         _JOBS.c.need_cpu_cores <= bindparam("cpu_cores"),
@@ -1002,6 +1007,31 @@ def keep_small_blob(s: Session | Connection, sha256: str, data: bytes, now: date
 def small_blob(s: Session | Connection, sha256: str) -> bytes | None:
     found: bytes | None = _conn(s).scalar(_SMALL_BLOB, {"sha256": sha256})
     return found
+
+
+_ANALYZED_TABLES = ("jobs", "attempts")
+# Changed rows since the last ANALYZE beyond which the planner's picture is too old: a
+# burst of submissions left it planning the lease query for a nearly empty table (tens of
+# milliseconds a lease instead of a fraction of one). Autovacuum would catch up within a
+# minute or so; leasing should not wait that long.
+_STALE_STATISTICS = text(
+    "SELECT relname FROM pg_stat_user_tables WHERE relname IN ('jobs', 'attempts') "
+    "AND n_mod_since_analyze > GREATEST(500, n_live_tup / 5) ORDER BY relname"
+)
+_ANALYZE_LOCK_KEY = 0x4845_4155  # one app server at a time
+
+
+def refresh_statistics(s: Session | Connection) -> list[str]:
+    """PostgreSQL: ANALYZE the leasing tables when they changed much since; returns which."""
+    conn = _conn(s)
+    if conn.dialect.name != "postgresql":
+        return []  # SQLite plans the lease query well without statistics
+    if not conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _ANALYZE_LOCK_KEY}):
+        return []  # another app server is at it
+    stale = [name for name in conn.scalars(_STALE_STATISTICS) if name in _ANALYZED_TABLES]
+    for name in stale:
+        conn.exec_driver_sql(f"ANALYZE {name}")  # a name from the fixed tuple above
+    return stale
 
 
 # --- settling a job: the one place that decides its state -------------------------------
