@@ -307,6 +307,11 @@ def test_the_openapi_document_describes_every_route(agent: Agent) -> None:
         "/v1/heating/boost",
         "/v1/heating/setpoint",
         "/v1/heating/room-probe",
+        "/v1/energy/settings",
+        "/v1/energy/plug-probe",
+        "/v1/energy/prices",
+        "/v1/energy/costs",
+        "/v1/energy/statement",
         "/v1/openapi.json",
     }
     assert set(doc["paths"]["/v1/settings"]) == {"get", "patch"}

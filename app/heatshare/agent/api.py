@@ -39,6 +39,15 @@ from heatshare.protocol.discovery import (
     read_runtime,
     write_runtime,
 )
+from heatshare.protocol.energy import (
+    CostsResponse,
+    EnergySettings,
+    PlugProbeRequest,
+    PlugProbeResponse,
+    PriceListImport,
+    PriceListInfo,
+    StatementResponse,
+)
 from heatshare.protocol.heating import (
     BoostRequest,
     HeatingSettings,
@@ -69,6 +78,8 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 MAX_BODY_BYTES = 64 * 1024
+# A price list of a year of half hours as JSON is about 3 MB; the model takes 5 million chars.
+MAX_PRICE_LIST_BODY_BYTES = 12 * 1024 * 1024
 MAX_POINTS_LIMIT = 20_000
 OPENAPI_PATH = "/v1/openapi.json"
 # An idle keep-alive connection gives its thread back after this long.
@@ -78,6 +89,7 @@ _PARAMS = {
     "/v1/history": frozenset({"series", "start", "end", "max_points"}),
     "/v1/jobs": frozenset({"limit"}),
     "/v1/jobs/{attempt_id}/files": frozenset({"name"}),
+    "/v1/energy/statement": frozenset({"month", "format"}),
 }
 DEFAULT_JOBS_LIMIT = 50
 MAX_JOBS_LIMIT = 1000
@@ -253,6 +265,11 @@ class _Handler(BaseHTTPRequestHandler):
         "/v1/heating/boost": {"POST": "_heating_boost"},
         "/v1/heating/setpoint": {"POST": "_heating_setpoint"},
         "/v1/heating/room-probe": {"POST": "_room_probe"},
+        "/v1/energy/settings": {"GET": "_energy_settings", "PUT": "_put_energy_settings"},
+        "/v1/energy/plug-probe": {"POST": "_plug_probe"},
+        "/v1/energy/prices": {"GET": "_price_list", "POST": "_import_prices"},
+        "/v1/energy/costs": {"GET": "_costs"},
+        "/v1/energy/statement": {"GET": "_statement"},
         OPENAPI_PATH: {"GET": "_openapi"},
     }
     # Routes with a parameter in the path: (template, pattern, method -> handler).
@@ -446,7 +463,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _bad(f"The query parameter {key} was given more than once.")
         return query
 
-    def _body(self, model: type[M], what: str, *, required: bool) -> M | None:
+    def _body(
+        self, model: type[M], what: str, *, required: bool, limit: int = MAX_BODY_BYTES
+    ) -> M | None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             raise _bad("Send the request body with a Content-Length header.", 411)
         raw_length = self.headers.get("Content-Length", "0").strip() or "0"
@@ -456,10 +475,10 @@ class _Handler(BaseHTTPRequestHandler):
             length = -1
         if length < 0:
             raise _bad("The request's Content-Length header is not a byte count.")
-        if length > MAX_BODY_BYTES:
+        if length > limit:
             raise _bad(
                 f"The request body is too large ({length} bytes; the agent takes at most "
-                f"{MAX_BODY_BYTES // 1024} KiB).",
+                f"{limit // 1024} KiB).",
                 413,
             )
         if length == 0:
@@ -629,6 +648,46 @@ class _Handler(BaseHTTPRequestHandler):
         assert request is not None
         return self.server.service.room_probe(request)
 
+    # -- energy ----------------------------------------------------------------------------
+
+    def _energy_settings(self, query: dict[str, list[str]]) -> EnergySettings:
+        return self.server.service.energy_settings()
+
+    def _put_energy_settings(self, query: dict[str, list[str]]) -> EnergySettings:
+        settings = self._body(EnergySettings, "the energy settings", required=True)
+        assert settings is not None
+        return self.server.service.put_energy_settings(settings)
+
+    def _plug_probe(self, query: dict[str, list[str]]) -> PlugProbeResponse:
+        request = self._body(PlugProbeRequest, "the plug to find", required=True)
+        assert request is not None
+        return self.server.service.plug_probe(request)
+
+    def _price_list(self, query: dict[str, list[str]]) -> PriceListInfo:
+        return self.server.service.price_list()
+
+    def _import_prices(self, query: dict[str, list[str]]) -> PriceListInfo:
+        request = self._body(
+            PriceListImport, "the price list", required=True, limit=MAX_PRICE_LIST_BODY_BYTES
+        )
+        assert request is not None
+        return self.server.service.import_prices(request)
+
+    def _costs(self, query: dict[str, list[str]]) -> CostsResponse:
+        return self.server.service.costs()
+
+    def _statement(self, query: dict[str, list[str]]) -> StatementResponse | _Raw:
+        month = query.get("month", [""])[0].strip()
+        if not month:
+            raise _bad("Name the month, for example ?month=2026-11.")
+        fmt = query.get("format", ["json"])[0].strip() or "json"
+        if fmt not in ("json", "csv"):
+            raise _bad(f"The format must be json or csv, not {fmt!r}.")
+        if fmt == "csv":
+            text = self.server.service.statement_csv(month)
+            return _Raw(text.encode("utf-8"), "text/csv; charset=utf-8")
+        return self.server.service.statement(month)
+
 
 def _number(query: dict[str, list[str]], key: str) -> float | None:
     raw = query.get(key, [""])[0].strip()
@@ -771,6 +830,9 @@ def build_openapi() -> dict[str, Any]:
         BoostRequest,
         SetpointRequest,
         RoomProbeRequest,
+        EnergySettings,
+        PlugProbeRequest,
+        PriceListImport,
     ]
     outputs: list[type[BaseModel]] = [
         AgentStatus,
@@ -785,6 +847,11 @@ def build_openapi() -> dict[str, Any]:
         HeatingStatus,
         HeatingSettings,
         RoomProbeResponse,
+        EnergySettings,
+        PlugProbeResponse,
+        PriceListInfo,
+        CostsResponse,
+        StatementResponse,
     ]
     keys: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in inputs]
     keys += [(m, "serialization") for m in outputs]
@@ -975,6 +1042,58 @@ def build_openapi() -> dict[str, Any]:
                 requestBody=body(RoomProbeRequest, required=True),
             )
         },
+        "/v1/energy/settings": {
+            "get": op(
+                "The plug, tariff and usual heating (the plug's password as null)", EnergySettings
+            ),
+            "put": op(
+                "Replace the energy settings; a null plug password keeps the stored one",
+                EnergySettings,
+                requestBody=body(EnergySettings, required=True),
+            ),
+        },
+        "/v1/energy/plug-probe": {
+            "post": op(
+                "Find a smart plug at an address and read it once (never stored)",
+                PlugProbeResponse,
+                requestBody=body(PlugProbeRequest, required=True),
+            )
+        },
+        "/v1/energy/prices": {
+            "get": op("The dynamic price list held", PriceListInfo),
+            "post": op(
+                "Import a price list (CSV or JSON); 422 names the row that is wrong",
+                PriceListInfo,
+                requestBody=body(PriceListImport, required=True),
+            ),
+        },
+        "/v1/energy/costs": {
+            "get": op(
+                "The cost of heat today, this month and this season, and the plan ahead",
+                CostsResponse,
+            )
+        },
+        "/v1/energy/statement": {
+            "get": {
+                **op(
+                    "A month's statement: a line a day and the total (format=csv: its CSV text)",
+                    StatementResponse,
+                    parameters=[
+                        param(
+                            "month",
+                            {"type": "string", "pattern": r"^\d{4}-\d{2}$"},
+                            "The month, YYYY-MM",
+                            required=True,
+                        ),
+                        param(
+                            "format",
+                            {"type": "string", "enum": ["json", "csv"]},
+                            "json (default) or csv",
+                        ),
+                    ],
+                ),
+            }
+        },
         OPENAPI_PATH: {
             "get": {
                 "summary": "This document",
@@ -982,6 +1101,11 @@ def build_openapi() -> dict[str, Any]:
                 "responses": {"200": {"description": "OpenAPI 3.1 document"}},
             }
         },
+    }
+    statement_ok = paths["/v1/energy/statement"]["get"]["responses"]["200"]
+    statement_ok["content"] = {
+        **statement_ok["content"],
+        "text/csv": {"schema": {"type": "string"}},
     }
     return {
         "openapi": "3.1.0",

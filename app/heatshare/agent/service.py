@@ -17,7 +17,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -26,11 +27,20 @@ from pydantic import ValidationError
 from heatshare.__about__ import __version__
 from heatshare.domain import series as names
 from heatshare.domain.heat import ComponentPower, EstimateModel, HeatAccountant, HeatTick
-from heatshare.domain.money import cost_micro_minor, local_day, micro_to_minor, minor_per_major
+from heatshare.domain.money import local_day, micro_to_minor
 from heatshare.domain.readings import GpuReading, Provenance, Snapshot
 from heatshare.domain.units import J_PER_KWH, w_to_btu_h
 from heatshare.protocol import PROTOCOL_VERSION
 from heatshare.protocol.coordinator_api import Inventory, Telemetry
+from heatshare.protocol.energy import (
+    CostsResponse,
+    EnergySettings,
+    PlugProbeRequest,
+    PlugProbeResponse,
+    PriceListImport,
+    PriceListInfo,
+    StatementResponse,
+)
 from heatshare.protocol.heating import (
     BoostRequest,
     HeatingSettings,
@@ -58,6 +68,7 @@ from heatshare.protocol.local_api import (
 from heatshare.store import Store, StoreError
 
 if TYPE_CHECKING:
+    from heatshare.agent.energy import EnergyControl
     from heatshare.agent.heating_control import HeatingControl, PresenceReader, SampleFacts
     from heatshare.agent.sampler import Sampler
     from heatshare.jobs.sandbox import Sandbox
@@ -106,6 +117,14 @@ def estimate_note(components: Sequence[ComponentPower]) -> str | None:
     parts = ", ".join(_component_name(n) for n in estimated)
     sure = ", ".join(_component_name(n) for n in measured)
     return f"Heat output is partly estimated: {parts} (estimated); {sure} (measured)."
+
+
+# What the heat figure comes from while the plug does not answer, for the status's sentence.
+_FALLBACK_SOURCE = {
+    Provenance.ENERGY_COUNTER: "the energy counters",
+    Provenance.POWER_READING: "the power readings",
+    Provenance.ESTIMATE: "an estimate from utilisation",
+}
 
 
 # How long the inventory waits for the first sample (the sampler reads at once when started).
@@ -314,6 +333,8 @@ class AgentService:
         mono_clock: the monotonic clock the heating thread measures a sample's age on.
         heating: the heating control (tests pass their own); else one on this store.
         presence: what the heating control reads for battery and exclusive programs.
+        tz: the household's time zone (the energy figures' days, months and seasons).
+        energy: the plug, tariff and energy records (tests pass their own); else one here.
     """
 
     def __init__(
@@ -329,6 +350,8 @@ class AgentService:
         mono_clock: Callable[[], float] = time.monotonic,
         heating: HeatingControl | None = None,
         presence: PresenceReader | None = None,
+        tz: tzinfo | None = None,
+        energy: EnergyControl | None = None,
     ) -> None:
         self._wall = wall_clock
         self._mono = mono_clock
@@ -367,6 +390,39 @@ class AgentService:
         self._sample_mono: float | None = None  # when the last good sample was read
         self._heating = heating if heating is not None else self._build_heating(presence)
         self._heating_started = False
+        self._energy = energy if energy is not None else self._build_energy(tz)
+        self._load_warnings.extend(self._energy.load_warnings)
+        self._plug_generation = self._energy.plug_generation
+        self._energy_started = False
+
+    def _build_energy(self, tz: tzinfo | None) -> EnergyControl:
+        from heatshare.agent.energy import EnergyControl
+        from heatshare.agent.heating_control import local_zone
+
+        return EnergyControl(
+            self._store,
+            base_settings=self.settings,
+            set_flat_price=self._set_flat_price,
+            wall=self._wall,
+            mono=self._mono,
+            tz=tz if tz is not None else local_zone(),
+            hostname=self._hostname,
+            earnings=self._network_earnings,
+        )
+
+    def _network_earnings(self) -> EarningsResponse | None:
+        network = self._network
+        return network.earnings() if network is not None else None
+
+    def _set_flat_price(self, price: Decimal) -> None:
+        try:
+            patch = SettingsPatch(tariff_per_kwh=price)
+        except ValidationError as exc:
+            lines = validation_lines(exc)
+            raise RequestError(
+                f"The tariff was not accepted: {'; '.join(lines)}.", status=422, detail=lines
+            ) from exc
+        self.update_settings(patch)
 
     def _build_heating(self, presence: PresenceReader | None) -> HeatingControl:
         from heatshare.agent.heating_control import HeatingControl, read_presence
@@ -462,6 +518,8 @@ class AgentService:
 
         self._sampler = Sampler(self.tick, period_s=self._period_s, name="sampler")
         self._sampler_thread = self._sampler.start()
+        self._energy.start()
+        self._energy_started = True
         self._heating.start()
         self._heating_started = True
         if self._network is not None:
@@ -493,6 +551,11 @@ class AgentService:
             self._sampler_thread.join(timeout=3.0)
             if self._sampler_thread.is_alive():
                 log.warning("The sampler did not stop within 3 s; closing the store anyway")
+        if self._energy_started:
+            try:
+                self._energy.stop()
+            except Exception:
+                log.exception("Stopping the plug and price threads failed; the agent stops anyway")
         try:
             self._maintenance.close()
             self._store.close()
@@ -526,16 +589,19 @@ class AgentService:
     def _tick(self) -> None:
         snap = self._sensors.read()
         read_at = self._mono()
+        plug = self._energy.plug_reading()
         with self._acct_lock:
-            heat = self._accountant.update(snap)
+            generation = self._energy.plug_generation
+            if generation != self._plug_generation:
+                # Another plug (or none): its counter is no baseline for the new one's.
+                self._accountant.forget_plug()
+                self._plug_generation = generation
+            heat = self._accountant.update(snap, plug=plug)
         now = snap.wall_ts
         day = local_day(now, self._utc_offset(now))
         energy_j = heat.energy_j if heat.energy_j > 0 else 0.0
-        with self._lock:
-            tariff, currency = self._settings.tariff_per_kwh, self._settings.currency
-        cost_micro = (
-            cost_micro_minor(energy_j, tariff, minor_per_major(currency)) if energy_j else 0
-        )
+        # The minute's record, priced at the tariff (split across a price change in the tick).
+        cost_micro = self._energy.book(heat.provenance, energy_j, heat.dt_s, now)
         if day != self._day:
             # A new day (or the first tick): start from what the store holds for it.
             day_heat_j, day_cost = self._store.day_energy(day)
@@ -587,7 +653,7 @@ class AgentService:
             snap, heat = self._last_snap, self._last_tick
             settings = self._settings
             paused, paused_until = self._paused, self._paused_until
-            day_heat_j, day_cost = self._day_heat_j, self._day_cost_micro
+            day_heat_j = self._day_heat_j
             sample_error = self._sample_error
         warnings = [*self._store.warnings, *self._load_warnings]
         if sample_error:
@@ -598,7 +664,8 @@ class AgentService:
             "hostname": self._hostname,
             "paused_until": _utc(paused_until) if paused else None,
             "heat_today_kwh": day_heat_j / J_PER_KWH,
-            "cost_today_minor": micro_to_minor(day_cost),
+            # From the energy records, as GET /v1/energy/costs sums them: the same penny.
+            "cost_today_minor": micro_to_minor(self._energy.cost_today_micro()),
             "currency": settings.currency,
             **self._work_summary(),
         }
@@ -622,7 +689,15 @@ class AgentService:
             state = AgentState.HEATING
         else:
             state = AgentState.IDLE
-        note = estimate_note(heat.components)
+        # While the plug measures the whole machine, no part of the heat figure is estimated.
+        note = None if heat.provenance is Provenance.PLUG else estimate_note(heat.components)
+        if heat.plug_error is not None:
+            source = (
+                _FALLBACK_SOURCE.get(heat.provenance, "nothing") if heat.provenance else "nothing"
+            )
+            warnings.append(
+                f"{heat.plug_error.rstrip('.')}; the heat figure comes from {source} meanwhile."
+            )
         if note is not None:
             warnings.append(note)
         host = snap.host
@@ -923,6 +998,49 @@ class AgentService:
             return call()
         except HeatingRequestError as exc:
             raise RequestError(str(exc), status=exc.status, detail=exc.detail) from exc
+
+    # -- energy: plug, tariff, costs, statements --------------------------------------------
+
+    @property
+    def energy(self) -> EnergyControl:
+        return self._energy
+
+    def _call_energy(self, call: Callable[[], _T]) -> _T:
+        from heatshare.agent.energy import EnergyRequestError
+
+        try:
+            return call()
+        except EnergyRequestError as exc:
+            raise RequestError(str(exc), status=exc.status) from exc
+
+    def energy_settings(self) -> EnergySettings:
+        return self._energy.settings()
+
+    def put_energy_settings(self, settings: EnergySettings) -> EnergySettings:
+        return self._call_energy(lambda: self._energy.put_settings(settings))
+
+    def plug_probe(self, req: PlugProbeRequest) -> PlugProbeResponse:
+        return self._energy.probe(req)
+
+    def import_prices(self, req: PriceListImport) -> PriceListInfo:
+        return self._call_energy(lambda: self._energy.import_prices(req))
+
+    def price_list(self) -> PriceListInfo:
+        return self._energy.price_info()
+
+    def costs(self) -> CostsResponse:
+        """The cost of heat (today, this month, this season) and where the heat comes from."""
+        with self._lock:
+            heat = self._last_tick
+        source = heat.provenance if heat is not None and heat.heat_w is not None else None
+        plug_error = heat.plug_error if heat is not None else None
+        return self._energy.costs(source, plug_error)
+
+    def statement(self, month: str) -> StatementResponse:
+        return self._call_energy(lambda: self._energy.statement(month))
+
+    def statement_csv(self, month: str) -> str:
+        return self._call_energy(lambda: self._energy.statement_csv(month))
 
     # -- history ---------------------------------------------------------------------------
 

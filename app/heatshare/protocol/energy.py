@@ -101,6 +101,9 @@ class PriceListImport(_Model):
 
     format: Literal["csv", "json"]
     text: Annotated[str, Field(min_length=1, max_length=5_000_000)]
+    # The unit of the prices: major (pounds, euros) or minor (pence, cents: the UK's agile
+    # prices) per kWh; auto reads a list whose prices reach 2 as minor units.
+    unit: Literal["auto", "major", "minor"] = "auto"
 
 
 class PriceSlot(_Model):
@@ -191,6 +194,7 @@ class CostFigures(_Model):
     saving_minor: int | None = None
     co2_avoided_g: int | None = None
     usual_note: str | None = None
+    earnings_note: str | None = None  # why earnings are not taken off (not the same currency)
     fallback_prices: bool = False  # some energy was priced at the fallback price
 
 

@@ -144,7 +144,35 @@ _V2 = Migration(
     ),
 )
 
-MIGRATIONS: list[Migration] = [_V1, _V2]
+_V3 = Migration(
+    "energy: per-minute energy records with their cost, the dynamic price list",
+    (
+        # A row per minute and heat source: the electricity of the sampler's ticks that began in
+        # the minute (UTC ms of the minute's start), what it cost at the tariff's prices (split
+        # across price changes, micro-minor units) and the heat it gave. Costs, statements and
+        # the dashboard's cost today are all sums of these rows, so they agree to the penny.
+        """CREATE TABLE energy_record (
+            minute_ms INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            start_ms INTEGER NOT NULL,
+            end_ms INTEGER NOT NULL,
+            energy_j REAL NOT NULL,
+            heat_j REAL NOT NULL,
+            cost_micro INTEGER NOT NULL,
+            fallback INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (minute_ms, source)
+        ) WITHOUT ROWID""",
+        # The dynamic tariff's published prices: [start, end) in UTC microseconds, the price
+        # an exact decimal string of major units per kWh.
+        """CREATE TABLE price_slot (
+            start_us INTEGER PRIMARY KEY,
+            end_us INTEGER NOT NULL,
+            price TEXT NOT NULL
+        ) WITHOUT ROWID""",
+    ),
+)
+
+MIGRATIONS: list[Migration] = [_V1, _V2, _V3]
 """Every step ever released, in order. ``len(MIGRATIONS)`` is the version this code writes."""
 
 
