@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 
 import pytest
 from coordinator_net import Net, sha
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 
 from heatshare.coordinator import service
@@ -123,3 +124,32 @@ def test_one_failing_write_in_a_batch_fails_alone(net: Net) -> None:
     with net.coordinator.reading() as s:
         assert service.small_blob(s, "a" * 64) == b"kept"
         assert service.small_blob(s, "b" * 64) is None
+
+
+def test_statistics_are_refreshed_after_a_burst_of_jobs(net: Net) -> None:
+    """PostgreSQL: the lease query's tables are ANALYZEd once they changed much; SQLite: never.
+
+    The server's own background check (every few seconds) may come first; either way the
+    table is analysed (not by autovacuum: PostgreSQL's ``last_analyze``), and then is fresh.
+    """
+    key = net.requester()
+    bundle = net.bundle(key)
+    for _ in range(520):  # over the threshold of 500 changed rows
+        net.submit(key, bundle)
+    if net.coordinator.engine.dialect.name != "postgresql":
+        with net.coordinator.connection() as conn:
+            assert service.refresh_statistics(conn) == []
+        return
+    last_analyze = text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'jobs'")
+    deadline = time.monotonic() + 15
+    while True:
+        with net.coordinator.connection() as conn:
+            analyzed = service.refresh_statistics(conn)
+            done = analyzed == ["jobs"] or conn.scalar(last_analyze) is not None
+        # PostgreSQL counts changed rows a moment after they are committed.
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert done
+    with net.coordinator.connection() as conn:
+        assert service.refresh_statistics(conn) == []
