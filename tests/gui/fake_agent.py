@@ -144,6 +144,7 @@ HA_ENTITIES = [
     SensorEntity(
         entity_id="sensor.outdoor_temperature", name="Outdoor temperature", state="6.1", unit="°C"
     ),
+    SensorEntity(entity_id="weather.forecast_home", name="Forecast Home", state="cloudy"),
 ]
 # What the agent says when Home Assistant refuses a token (a probe answers ok=false, not a 4xx).
 HA_REFUSED = (

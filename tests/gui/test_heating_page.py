@@ -479,6 +479,12 @@ def test_find_sensors_fills_the_picker_and_test_shows_a_live_reading(
     assert page.ha_entity.currentData() == "sensor.study_temperature"  # the choice kept
     assert page.ha_outdoor.currentData() == "sensor.outdoor_temperature"
     assert page.ha_outdoor.itemText(0) == "None"
+    # Weather entities: outdoors only (their state is a word; the agent reads the temperature).
+    outdoor_items = [page.ha_outdoor.itemData(i) for i in range(page.ha_outdoor.count())]
+    assert "weather.forecast_home" in outdoor_items
+    assert "weather.forecast_home" not in [
+        page.ha_entity.itemData(i) for i in range(page.ha_entity.count())
+    ]
 
     page.ha_entity.setCurrentIndex(1)
     page.test_button.click()

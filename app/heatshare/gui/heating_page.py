@@ -1061,16 +1061,17 @@ class HeatingPage(QWidget):
             self.ha_entity.clear()
             self.ha_outdoor.clear()
             self.ha_outdoor.addItem("None", None)
-            listed = {e.entity_id for e in entities}
-            if not entities and room is None:
+            # The room is a sensor; outdoors may be a weather entity as well.
+            rooms = [e for e in entities if _ENTITY_RE.match(e.entity_id)]
+            outdoors = [e for e in entities if _OUTDOOR_RE.match(e.entity_id)]
+            if not rooms and room is None:
                 self.ha_entity.addItem("Press “Find sensors” to list them", None)
-            for e in entities:
-                unit = f" {e.unit}" if e.unit else ""
-                text = f"{e.name} — {e.state}{unit} ({e.entity_id})"
-                self.ha_entity.addItem(text, e.entity_id)
-                self.ha_outdoor.addItem(text, e.entity_id)
+            for combo, listed in ((self.ha_entity, rooms), (self.ha_outdoor, outdoors)):
+                for e in listed:
+                    unit = f" {e.unit}" if e.unit else ""
+                    combo.addItem(f"{e.name} — {e.state}{unit} ({e.entity_id})", e.entity_id)
             for combo, chosen in ((self.ha_entity, room), (self.ha_outdoor, outdoor)):
-                if chosen is not None and chosen not in listed:
+                if chosen is not None and combo.findData(chosen) < 0:
                     combo.addItem(chosen, chosen)
                 if chosen is not None:
                     combo.setCurrentIndex(combo.findData(chosen))
@@ -1366,7 +1367,7 @@ class HeatingPage(QWidget):
         what, self.probing = self.probing, None
         if result.entities:
             self._fill_entities(
-                [e for e in result.entities if e.entity_id.startswith("sensor.")],
+                result.entities,
                 self.ha_entity.currentData(),
                 self.ha_outdoor.currentData(),
             )
