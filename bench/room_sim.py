@@ -20,7 +20,15 @@ in steady state the room within ±0.3 °C of the setpoint (``max_dev_c``) with a
 hour. The last line is one JSON object: the worst of the machines at the top level, each machine
 under ``machines``.
 
-Run: ``.venv/bin/python bench/room_sim.py --days 7 [--machine duty|cap|both] [--quick]``.
+With ``--prices agile``, each machine also heats the same week (no setpoint step) on an
+agile-like dynamic tariff (half-hourly prices: cheap nights with a few negative half hours, a dear
+16:00–19:00 peak, each day's prices published at 16:00 the day before, as Octopus Agile's are),
+once price-blind and once price-aware (``--band`` °C either side of the setpoint); the JSON line
+gains ``prices``: each run's electricity cost, the saving (absolute and %), and the comfort of each
+(mean room temperature and degree-hours below the setpoint), over the same steady hours.
+
+Run: ``.venv/bin/python bench/room_sim.py --days 7 [--machine duty|cap|both] [--quick]
+[--prices agile [--band 1.0]]``.
 """
 
 from __future__ import annotations
@@ -32,12 +40,14 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from heatshare.agent.heating import Capability, HeatingInputs, HeatingLoop, RoomReading
 from heatshare.domain.safety import GpuFacts, SafetyInputs
-from heatshare.domain.thermostat import DutyLimits, PiGains
+from heatshare.domain.thermostat import DutyLimits, PiGains, TariffSlot, slot_index
+from heatshare.protocol.energy import PriceAwareSettings
 from heatshare.protocol.heating import (
     ComfortPeriod,
     HeatingSettings,
@@ -101,6 +111,61 @@ def outside_c(t_s: float, *, mean: float = 5.0, swing: float = 4.0) -> float:
     return mean - swing * math.cos(2 * math.pi * (hours - 5.0) / 24.0)
 
 
+HALF_HOUR_S = 1800.0
+# An agile-like day (local time, pence per kWh): cheap nights, a solar dip at noon, the peak.
+AGILE_PENCE = [
+    (0, 13.0), (2, 9.5), (5, 15.0), (7, 23.0), (11, 18.0), (15, 22.0), (16, 35.0), (19, 21.0),
+    (23, 15.0),
+]  # fmt: skip
+# Days (from the start) with a windy night: 02:00–04:00 below zero.
+NEGATIVE_NIGHTS = (2, 5)
+
+
+class PriceCurve:
+    """Half-hourly prices over the run, as a dynamic tariff publishes them.
+
+    Each day's prices (23:00 to 23:00 local) are known from 16:00 the day before, so at any
+    instant the loop is given what a householder's agent would hold: the past and up to the
+    next 23:00 (or the one after, from 16:00).
+    """
+
+    def __init__(self, start: datetime, days: float, seed: int) -> None:
+        rng = random.Random(seed * 7919 + 5)
+        self.wall0 = start.timestamp()
+        n = math.ceil((days + 2) * 86400.0 / HALF_HOUR_S)
+        slots: list[TariffSlot] = []
+        for i in range(n):
+            t = self.wall0 + i * HALF_HOUR_S
+            local = datetime.fromtimestamp(t, TZ)
+            hour = local.hour + local.minute / 60.0
+            pence = [p for h, p in AGILE_PENCE if h <= hour][-1] + rng.gauss(0.0, 1.5)
+            day = (local.date() - start.date()).days
+            if day in NEGATIVE_NIGHTS and 2 <= hour < 4:
+                pence = -abs(rng.gauss(2.5, 1.5))
+            price = Decimal(f"{pence / 100:.4f}")
+            slots.append(TariffSlot(t, t + HALF_HOUR_S, price))
+        self.slots = tuple(slots)
+        self._known: tuple[float, tuple[TariffSlot, ...]] | None = None
+
+    def price(self, wall: float) -> Decimal:
+        i = slot_index(self.slots, wall)
+        assert i is not None, "the curve covers the whole run"
+        return self.slots[i].price
+
+    def known(self, wall: float) -> tuple[TariffSlot, ...]:
+        """The prices published by ``wall`` (the same tuple until the next publication)."""
+        local = datetime.fromtimestamp(wall, TZ)
+        until = local.replace(hour=23, minute=0, second=0, microsecond=0)
+        if local.hour >= 23:
+            until += timedelta(days=1)
+        if local.hour >= 16:
+            until += timedelta(days=1)
+        edge = until.timestamp()
+        if self._known is None or self._known[0] != edge:
+            self._known = (edge, tuple(s for s in self.slots if s.end <= edge))
+        return self._known[1]
+
+
 @dataclass(frozen=True)
 class Machine:
     name: str
@@ -152,6 +217,20 @@ class Result:
     on_fraction: float
     steady_hours: float
     seconds: float
+    mean_c: float  # the room's mean (true air) temperature in steady state
+    below_dh: float  # degree-hours below the setpoint in steady state
+    kwh: float  # electricity in steady state (all of it becomes heat)
+    cost: float | None  # its cost at the dynamic prices, major units; None without prices
+
+    def comfort(self) -> dict[str, object]:
+        return {
+            "cost": None if self.cost is None else round(self.cost, 3),
+            "kwh": round(self.kwh, 2),
+            "mean_c": round(self.mean_c, 3),
+            "below_setpoint_dh": round(self.below_dh, 2),
+            "max_dev_c": round(self.max_dev_c, 3),
+            "starts_per_hour": round(self.starts_per_hour, 2),
+        }
 
     def figures(self) -> dict[str, object]:
         return {
@@ -188,13 +267,25 @@ def simulate(
     c_air: float = Room.c_air,
     outdoor_mean_c: float = 5.0,
     start: datetime = START,
+    curve: PriceCurve | None = None,
+    band_c: float | None = None,
+    step_setpoint: bool = True,
 ) -> Result:
+    """One run; with ``band_c`` the loop is price-aware on ``curve``'s prices."""
     rng = random.Random(seed)
     total_s = days * 86400.0
     warmup_s = min(12 * 3600.0, 0.2 * total_s)
     step_at = max(warmup_s, 0.4 * total_s)
     wall0 = start.timestamp()
-    loop = HeatingLoop(settings(), tz=TZ, capability=machine.capability, gains=gains, duty=duty)
+    aware = PriceAwareSettings(enabled=band_c is not None, band_c=band_c or 0.0)
+    loop = HeatingLoop(
+        settings(),
+        tz=TZ,
+        capability=machine.capability,
+        gains=gains,
+        duty=duty,
+        price_aware=aware,
+    )
     room = Room(c_air=c_air)
     room.settle(SETPOINT_C, outside_c(0.0, mean=outdoor_mean_c))
     thermo = Thermometer(rng)
@@ -211,13 +302,16 @@ def simulate(
     energy = 0.0
     on_time = 0.0
     steady_time = 0.0
+    temp_sum = 0.0
+    below = 0.0
+    money = 0.0
     settled_since: float | None = None
     settling: float | None = None
     substeps = max(1, round(step_s))
     sub_dt = step_s / substeps
     t0 = time.perf_counter()
     while t < total_s:
-        if not stepped and t >= step_at:
+        if step_setpoint and not stepped and t >= step_at:
             loop.setpoint(SetpointRequest(setpoint_c=SETPOINT_C + STEP_C), wall0 + t)
             stepped = True
         out_c = outside_c(t, mean=outdoor_mean_c)
@@ -248,6 +342,7 @@ def simulate(
                 safety=safety,
                 job_running=True,
                 checkpoint_eta_s=None,
+                prices=() if curve is None else curve.known(wall0 + t),
             )
         )
         was = heating
@@ -262,13 +357,18 @@ def simulate(
             room.step(sub_dt, heat_w, out_c)
         t += step_s
         dev = room.t_air - setpoint
-        steady = t >= warmup_s and not (step_at <= t < step_at + AFTER_STEP_EXCLUDED_S)
+        after_step = step_setpoint and step_at <= t < step_at + AFTER_STEP_EXCLUDED_S
+        steady = t >= warmup_s and not after_step
         if steady:
             sq += dev * dev
             n += 1
             max_dev = max(max_dev, abs(dev))
             steady_time += step_s
             energy += heat_w * step_s
+            temp_sum += room.t_air * step_s
+            below += max(0.0, setpoint - room.t_air) * step_s / 3600.0
+            if curve is not None:
+                money += heat_w * step_s / 3.6e6 * float(curve.price(wall0 + t - step_s))
             on_time += step_s if heating else 0.0
             if heating and not was:
                 starts += 1
@@ -293,6 +393,10 @@ def simulate(
         on_fraction=on_time / steady_time if steady_time else math.nan,
         steady_hours=hours,
         seconds=time.perf_counter() - t0,
+        mean_c=temp_sum / steady_time if steady_time else math.nan,
+        below_dh=below,
+        kwh=energy / 3.6e6,
+        cost=None if curve is None else money,
     )
 
 
@@ -315,6 +419,15 @@ def main() -> None:
     parser.add_argument(
         "--outdoor-mean", type=float, default=5.0, help="mean outside temperature, °C (±4)"
     )
+    parser.add_argument(
+        "--prices",
+        choices=["agile"],
+        default=None,
+        help="also heat the week on a dynamic tariff, price-blind and price-aware",
+    )
+    parser.add_argument(
+        "--band", type=float, default=1.0, help="price-aware comfort band, ± °C (default 1)"
+    )
     parser.add_argument("--kp", type=float, default=None, help="PI gain, demand per °C")
     parser.add_argument("--ti-s", type=float, default=None, help="PI integral time, s")
     parser.add_argument("--band-s", type=float, default=None, help="duty-cycle band, s")
@@ -327,6 +440,8 @@ def main() -> None:
     start = datetime(args.start.year, args.start.month, args.start.day, tzinfo=TZ)
     if args.c_air <= 0:
         parser.error("--c-air must be positive")
+    if not 0 <= args.band <= 3:
+        parser.error("--band must be 0 to 3 °C")
     step_s = 10.0 if args.quick else args.step_s
     base = PiGains()
     gains = PiGains(
@@ -401,6 +516,57 @@ def main() -> None:
     summary["days"] = args.days
     summary["step_s"] = step_s
     summary["machines"] = {r.machine: r.figures() for r in results}
+    if args.prices is not None:
+        curve = PriceCurve(start, args.days, args.seed)
+        pence = sorted(float(s.price) * 100 for s in curve.slots)
+        print(
+            f"prices: {args.prices}-like, half-hourly, {pence[0]:.1f} to {pence[-1]:.1f} p/kWh "
+            f"(median {pence[len(pence) // 2]:.1f}), {sum(p < 0 for p in pence)} half hours "
+            f"below zero; price-aware band ±{args.band:g} °C; no setpoint step"
+        )
+        compared: dict[str, object] = {}
+        for name in names:
+            runs = {
+                label: simulate(
+                    MACHINES[name],
+                    days=args.days,
+                    step_s=step_s,
+                    seed=args.seed,
+                    gains=gains,
+                    duty=duty,
+                    c_air=args.c_air,
+                    outdoor_mean_c=args.outdoor_mean,
+                    start=start,
+                    curve=curve,
+                    band_c=band,
+                    step_setpoint=False,
+                )
+                for label, band in (("blind", None), ("aware", args.band))
+            }
+            blind, aware = runs["blind"], runs["aware"]
+            assert blind.cost is not None and aware.cost is not None
+            saving = blind.cost - aware.cost
+            pct = 100.0 * saving / blind.cost if blind.cost else math.nan
+            compared[name] = {
+                "blind": blind.comfort(),
+                "aware": aware.comfort(),
+                "saving": round(saving, 3),
+                "saving_pct": round(pct, 1),
+                "mean_c_diff": round(aware.mean_c - blind.mean_c, 3),
+            }
+            for label, r in runs.items():
+                print(
+                    f"{name:5s} {label}: £{r.cost:.2f} for {r.kwh:.1f} kWh, mean "
+                    f"{r.mean_c:.2f} °C, {r.below_dh:.1f} °C·h below the setpoint, max dev "
+                    f"{r.max_dev_c:.2f} °C, {r.starts_per_hour:.2f} starts/h ({r.seconds:.1f} s)"
+                )
+            print(f"{name:5s} saving: £{saving:.2f} ({pct:.1f} %)")
+        summary["prices"] = {
+            "curve": args.prices,
+            "band_c": args.band,
+            "steady_hours": results[0].steady_hours,
+            "machines": compared,
+        }
     print(json.dumps(summary))
 
 
