@@ -192,6 +192,9 @@ def test_a_refused_change_says_why_on_the_page(
     page.warmer_button.click()
     qtbot.waitUntil(page.error_banner.isVisible, timeout=3000)
     assert page.error_banner.label.text() == "A room can be asked for 5 °C to 30 °C."
+    polls = len(fake.called("heating"))
+    qtbot.waitUntil(lambda: len(fake.called("heating")) > polls + 1, timeout=6000)
+    assert page.error_banner.isVisible()  # the next polls do not hide it before it is read
 
 
 def test_fahrenheit_shows_and_nudges_in_fahrenheit_and_stores_celsius(

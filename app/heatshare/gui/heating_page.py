@@ -77,6 +77,7 @@ from heatshare.protocol.heating import (
 
 TICK_MS = 1000  # the grace countdowns and "measured … ago" move on each second
 BOOST_MINUTES = 60
+REFUSAL_SHOWN_S = 15  # a refused change's sentence outlasts the 2 s polls this long
 NARROW_W = 1040  # below this the safety limits' two columns stack
 TAB_SCHEDULE, TAB_ROOM, TAB_LIMITS, TAB_SUMMER = range(4)
 _ENTITY_RE = re.compile(r"^sensor\.[a-z0-9_]+$")
@@ -284,6 +285,7 @@ class HeatingPage(QWidget):
         self._event_banners: list[tuple[Banner, Banner]] = []
         self._stale_s = SafetyLimits().stale_after_s
         self._grid_minute = -1
+        self._refused_at: datetime | None = None
 
         self._timer = QTimer(self)
         self._timer.setObjectName("heating-countdown")
@@ -802,7 +804,10 @@ class HeatingPage(QWidget):
 
     def set_heating(self, status: HeatingStatus) -> None:
         self.status = status
-        self.error_banner.show_text("")
+        refused = self._refused_at
+        if refused is None or (self._now() - refused).total_seconds() > REFUSAL_SHOWN_S:
+            self._refused_at = None
+            self.error_banner.show_text("")
         self._show_status()
         self._update_timer()
 
@@ -811,6 +816,8 @@ class HeatingPage(QWidget):
         self.error_banner.show_text(f"Heating not available: {message}")
 
     def set_action_error(self, message: str) -> None:
+        """A mode, boost or target change refused: shown a while, past the next polls."""
+        self._refused_at = self._now()
         self.error_banner.show_text(message)
 
     def _show_waiting(self) -> None:
