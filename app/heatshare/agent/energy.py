@@ -20,7 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as dtime
 from decimal import Decimal
@@ -38,7 +37,6 @@ from heatshare.domain.tariffs import (
     FlatTariff,
     PriceInterval,
     PriceListError,
-    PriceSpan,
     PriceUnit,
     Tariff,
     TimeOfUseTariff,
@@ -47,6 +45,7 @@ from heatshare.domain.tariffs import (
     parse_price_csv,
     parse_price_json,
 )
+from heatshare.domain.thermostat import TariffSlot, tariff_slots
 from heatshare.protocol.energy import (
     CostFigures,
     CostsResponse,
@@ -80,8 +79,12 @@ FETCH_EVERY_S = 6 * 3600.0
 FETCH_RETRY_S = 15 * 60.0  # after a failed fetch
 FETCH_TIMEOUT_S = (5.0, 20.0)  # connect, read
 MAX_PRICE_LIST_BYTES = 5_000_000
-# Earnings per kWh for the thermostat: over this many days of records.
+# Earnings per kWh for the thermostat: over this many days of records, worked out this often.
 EARNINGS_WINDOW = timedelta(days=7)
+EARNINGS_EVERY_S = 300.0
+# The prices the heating loop ranks: from a little before now to this far ahead.
+HEATING_PRICES_BEFORE = timedelta(hours=12)
+HEATING_PRICES_AHEAD = timedelta(hours=36)
 # Prices in an "auto" import: a list whose prices reach this is in pence or cents.
 _MINOR_THRESHOLD = Decimal(2)
 
@@ -219,16 +222,6 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class PriceSlotAhead:
-    """A price span ahead, for the heating loop and the plan (UTC epoch seconds)."""
-
-    start: float
-    end: float
-    price: Decimal
-    fallback: bool
-
-
 # -- the control --------------------------------------------------------------------------------
 
 
@@ -291,6 +284,9 @@ class EnergyControl:
         self._fetch_due = 0.0  # mono: when the next fetch of the price list is due
         self._samplers: list[tuple[Sampler, threading.Thread]] = []
         self._plan: Callable[[float], list[PlanSlot]] | None = None
+        self._heating_prices: tuple[tuple[Any, ...], tuple[TariffSlot, ...]] | None = None
+        self._earnings_kwh: Decimal | None = None
+        self._earnings_due = 0.0  # mono
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -515,7 +511,10 @@ class EnergyControl:
         return data if isinstance(data, dict) else {}
 
     def _prices_step(self) -> None:
-        """The ``prices`` thread: fetch the list from its URL when due."""
+        """The ``prices`` thread: the earnings per kWh, and the list fetched from its URL."""
+        if self._mono() >= self._earnings_due:
+            self._earnings_due = self._mono() + EARNINGS_EVERY_S
+            self._earnings_kwh = self.recent_earnings_per_kwh()
         tariff = self.settings_stored().tariff
         url = tariff.price_list_url
         if tariff.kind is not TariffKind.DYNAMIC or url is None:
@@ -550,17 +549,6 @@ class EnergyControl:
             log.info("%s", exc)
         self._store.set_state(PRICES_META_KEY, json.dumps(meta))
         return self.price_info()
-
-    def prices_ahead(self, wall: float, hours: int = 24) -> list[PriceSlotAhead]:
-        """The prices from ``wall`` for ``hours``, span by span (the fallback flagged)."""
-        start = _utc(wall)
-        spans: list[PriceSpan] = self.tariff().prices_between(start, start + timedelta(hours=hours))
-        return [
-            PriceSlotAhead(
-                s.start.timestamp(), s.end.timestamp(), s.price.per_kwh, s.price.fallback
-            )
-            for s in spans
-        ]
 
     # -- booking ------------------------------------------------------------------------------
 
@@ -610,6 +598,25 @@ class EnergyControl:
         return MICRO * sum(e.amount_minor for e in earned.entries if start <= e.at < end)
 
     def earnings_per_kwh(self) -> Decimal | None:
+        """The heating loop's figure: :meth:`recent_earnings_per_kwh` as last worked out."""
+        return self._earnings_kwh
+
+    def heating_prices(self, wall: float) -> tuple[TariffSlot, ...]:
+        """The prices around ``wall`` for the heating loop (the same tuple until they change)."""
+        tariff = self.tariff()
+        with self._lock:
+            key = self._tariff_key
+        # Cut afresh each quarter hour: the window moves, the prices within it do not.
+        stamp = (key, int(wall // 900))
+        cached = self._heating_prices
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        now = _utc(wall)
+        slots = tariff_slots(tariff, now - HEATING_PRICES_BEFORE, now + HEATING_PRICES_AHEAD)
+        self._heating_prices = (stamp, slots)
+        return slots
+
+    def recent_earnings_per_kwh(self) -> Decimal | None:
         """Recent earnings per kWh drawn (major units of the tariff's currency), or None."""
         earned, _ = self._earnings_view()
         if earned is None:
@@ -801,7 +808,6 @@ def _real_fetch(url: str) -> tuple[str, str]:
 __all__ = [
     "EnergyControl",
     "EnergyRequestError",
-    "PriceSlotAhead",
     "build_tariff",
     "parse_month",
     "public",

@@ -34,6 +34,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import tzinfo
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,7 +44,8 @@ from heatshare.agent.heating import Capability, HeatingDecision, HeatingInputs, 
 from heatshare.agent.sampler import Sampler
 from heatshare.domain.readings import Snapshot
 from heatshare.domain.safety import GpuFacts, SafetyInputs
-from heatshare.domain.thermostat import RoomReading
+from heatshare.domain.thermostat import RoomReading, TariffSlot
+from heatshare.protocol.energy import PlanSlot, PriceAwareSettings
 from heatshare.protocol.heating import (
     BoostRequest,
     HeatingSettings,
@@ -100,6 +102,13 @@ class JobHold(Protocol):
     def job_running(self) -> bool: ...
     def job_frozen(self) -> bool: ...
     def checkpoint_eta_s(self) -> float | None: ...
+
+
+class PriceFeed(Protocol):
+    """The tariff's prices and the work's earnings, as the energy control gives them."""
+
+    def heating_prices(self, wall: float) -> tuple[TariffSlot, ...]: ...
+    def earnings_per_kwh(self) -> Decimal | None: ...
 
 
 class PowerControl(Protocol):
@@ -340,6 +349,7 @@ class HeatingControl:
         )
         self._restore_runtime()
         self._network: JobHold | None = None
+        self._prices: PriceFeed | None = None
         self._presence = Presence()
         self._room: RoomSource | None = None
         self._bridge: HaBridge | None = None
@@ -357,6 +367,20 @@ class HeatingControl:
 
     def attach_network(self, network: JobHold) -> None:
         self._network = network
+
+    def attach_prices(self, prices: PriceFeed) -> None:
+        """Where each step reads the tariff's prices and the earnings per kWh."""
+        self._prices = prices
+
+    def configure_prices(self, settings: PriceAwareSettings, currency: str | None = None) -> None:
+        """Price-aware heating's settings (from the energy settings), and the tariff's currency."""
+        with self._lock:
+            self._loop.configure_prices(settings, currency)
+
+    def plan(self, wall: float, hours: float = 24.0) -> list[PlanSlot]:
+        """The plan for the hours ahead, for the chart (over the prices of the last step)."""
+        with self._lock:
+            return self._loop.plan(wall, hours)
 
     def start(self) -> None:
         """Open the room source and the bridge; start the ``heating`` and ``presence`` threads."""
@@ -453,6 +477,7 @@ class HeatingControl:
             room_wall=room.wall if room is not None else None,
             computing=running and not frozen,
         )
+        feed = self._prices
         inputs = HeatingInputs(
             wall=wall,
             mono=mono,
@@ -462,6 +487,8 @@ class HeatingControl:
             safety=safety,
             job_running=running,
             checkpoint_eta_s=eta,
+            prices=feed.heating_prices(wall) if feed is not None else (),
+            earnings_per_kwh=feed.earnings_per_kwh() if feed is not None else None,
         )
         with self._lock:
             decision = self._loop.step(inputs)

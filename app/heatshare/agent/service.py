@@ -393,6 +393,12 @@ class AgentService:
         self._energy = energy if energy is not None else self._build_energy(tz)
         self._load_warnings.extend(self._energy.load_warnings)
         self._plug_generation = self._energy.plug_generation
+        # Price-aware heating: the loop reads the prices each step, the costs show its plan.
+        self._heating.attach_prices(self._energy)
+        self._heating.configure_prices(
+            self._energy.settings_stored().price_aware, self._settings.currency
+        )
+        self._energy.set_planner(self._heating.plan)
         self._energy_started = False
 
     def _build_energy(self, tz: tzinfo | None) -> EnergyControl:
@@ -1017,7 +1023,9 @@ class AgentService:
         return self._energy.settings()
 
     def put_energy_settings(self, settings: EnergySettings) -> EnergySettings:
-        return self._call_energy(lambda: self._energy.put_settings(settings))
+        saved = self._call_energy(lambda: self._energy.put_settings(settings))
+        self._heating.configure_prices(saved.price_aware, self.settings().currency)
+        return saved
 
     def plug_probe(self, req: PlugProbeRequest) -> PlugProbeResponse:
         return self._energy.probe(req)
