@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,8 +22,9 @@ from heatshare.agent.heating import (
     HeatingLoop,
     RoomReading,
 )
-from heatshare.domain.safety import SafetyInputs, SafetyPolicy, Verdict
-from heatshare.domain.thermostat import DutyLimits, PiGains
+from heatshare.domain.safety import GpuFacts, SafetyInputs, SafetyPolicy, Verdict
+from heatshare.domain.thermostat import DutyLimits, PiGains, TariffSlot
+from heatshare.protocol.energy import PriceAwareSettings
 from heatshare.protocol.heating import (
     Actuation,
     ComfortPeriod,
@@ -86,6 +88,9 @@ class Rig:
         sample_error: str | None = None,
         on_battery: bool | None = False,
         room_problem: str | None = None,
+        gpus: tuple[GpuFacts, ...] = (),
+        prices: tuple[TariffSlot, ...] = (),
+        earnings: Decimal | None = None,
     ) -> HeatingDecision:
         self.wall += advance
         self.mono += advance
@@ -97,6 +102,7 @@ class Rig:
             sample_error=sample_error,
             on_battery=on_battery,
             computing=self.computing,
+            gpus=gpus,
         )
         d = self.loop.step(
             HeatingInputs(
@@ -108,6 +114,8 @@ class Rig:
                 safety=safety,
                 job_running=job,
                 checkpoint_eta_s=eta,
+                prices=prices,
+                earnings_per_kwh=earnings,
             )
         )
         self.computing = d.compute
@@ -509,3 +517,221 @@ def test_the_loop_follows_the_wall_clock_through_a_clock_change(
             seen.append(datetime.fromtimestamp(rig.wall, UTC))
         source = st.setpoint_source
     assert seen == expected
+
+
+# -- quiet mode's fan ceiling and a prompt start ------------------------------------------------
+
+
+def fan(pct: float) -> tuple[GpuFacts, ...]:
+    return (GpuFacts(index=0, temp_c=60.0, fan_pct=pct, power_w=200.0, slowdown_c=90.0),)
+
+
+def test_quiet_brings_the_power_down_slowly_while_a_fan_runs_above_its_ceiling() -> None:
+    s = settings(mode=HeatMode.QUIET, quiet_power_pct=50.0, quiet_fan_pct=60.0)
+    rig = Rig(s, capability=GPU_CAP)
+    d = rig.run(60, room_c=15.0, gpus=fan(50.0))[-1]
+    assert d.gpu_power_limit_w == {0: 225.0}  # the quiet cap: 50 % of 450 W
+    # Fans at 80 %: 10 % of the quiet cap a minute, not at once.
+    d = rig.run(60, room_c=15.0, gpus=fan(80.0))[-1]
+    assert rig.loop.status().demand_pct == pytest.approx(45.0, abs=0.5)
+    assert "the fans ran above 60 %" in d.reason
+    decisions = rig.run(240, room_c=15.0, gpus=fan(80.0))
+    assert rig.loop.status().demand_pct == pytest.approx(25.0, abs=0.5)
+    # 112.5 W is below the card's 150 W: its minimum, now duty-cycled.
+    assert decisions[-1].gpu_power_limit_w in ({0: 150.0}, {})
+    # Within 5 % under the ceiling it holds (no hunting as the fans slow down).
+    rig.run(600, room_c=15.0, gpus=fan(57.0))
+    assert rig.loop.status().demand_pct == pytest.approx(25.0, abs=0.5)
+    # Well under it, it comes back up, five times slower than it came down.
+    rig.run(300, room_c=15.0, gpus=fan(50.0))
+    assert rig.loop.status().demand_pct == pytest.approx(30.0, abs=0.5)
+    # A long run above the ceiling stops at a fifth of the quiet cap, never nothing.
+    rig.run(3600, room_c=15.0, gpus=fan(95.0))
+    assert rig.loop.status().demand_pct == pytest.approx(10.0, abs=0.5)
+    hour = rig.run(3600, room_c=15.0, gpus=fan(95.0))
+    # 10 % of 450 W is 45 W: the card's minimum 150 W a third of the time.
+    assert 0.2 < sum(x.compute for x in hour) / len(hour) < 0.4
+    # Heat first has no fan ceiling.
+    rig.loop.set_mode(HeatMode.HEAT_FIRST, rig.wall)
+    d = rig.step(room_c=15.0, gpus=fan(95.0))
+    assert rig.loop.status().demand_pct == 100.0 and "fans" not in d.reason
+
+
+def test_a_machine_starts_heating_a_cold_room_at_once() -> None:
+    # The agent's start: a partial demand (0.6 × 1 °C) runs from the first step.
+    rig = Rig()
+    d = rig.step(room_c=19.5)
+    assert d.compute and rig.loop.status().demand_pct == pytest.approx(60.0)
+    # Warm: it pauses. Cold again a minute later: the minimum off time holds as usual.
+    decisions = rig.run(300, room_c=22.0)
+    assert not decisions[-1].compute
+    assert not rig.step(room_c=19.5).compute
+    # Switched off and back to heat first (a mode change): no minimum off time owed.
+    rig.loop.set_mode(HeatMode.OFF, rig.wall)
+    assert not rig.step(room_c=19.5).compute
+    rig.loop.set_mode(HeatMode.HEAT_FIRST, rig.wall)
+    assert rig.step(room_c=19.5).compute
+    # And from quiet, a paused machine too.
+    quiet = Rig(settings(mode=HeatMode.QUIET))
+    quiet.run(300, room_c=19.5)
+    quiet.run(300, room_c=22.0)
+    assert not quiet.step(room_c=20.0).compute
+    quiet.loop.set_mode(HeatMode.HEAT_FIRST, quiet.wall)
+    assert quiet.step(room_c=20.0).compute
+
+
+# -- price-aware heating ------------------------------------------------------------------------
+
+SUNDAY_NOON = MONDAY_10 - 22 * 3600.0
+
+
+def day_prices(*, fallback_at: float | None = None) -> tuple[TariffSlot, ...]:
+    """Half hours from Sunday noon to Tuesday noon (UTC = London in January): 8.2 p/kWh
+    10:00–12:00, 35 p/kWh 16:00–19:00, 20 p/kWh the rest."""
+    out = []
+    for i in range(96):
+        start = SUNDAY_NOON + i * 1800.0
+        hour = datetime.fromtimestamp(start, UTC).hour
+        price = "0.082" if 10 <= hour < 12 else "0.35" if 16 <= hour < 19 else "0.20"
+        out.append(TariffSlot(start, start + 1800.0, Decimal(price), start == fallback_at))
+    return tuple(out)
+
+
+PRICES = day_prices()
+# By hand: a slot's price ranked among the 24 h around it. The cheap 2 h: (0 + 2/2) / 24 below,
+# offset 1 − 2 × 1/24 = +0.917 °C. The dear 3 h: (21 + 3/2) / 24, offset −0.875 °C. The rest:
+# (2 + 19/2) / 24, offset +0.042 °C (too small to mention).
+CHEAP_UP, DEAR_DOWN, MID_UP = 1 - 2 / 24, 1 - 2 * 22.5 / 24, 1 - 2 * 11.5 / 24
+
+
+def aware(s: HeatingSettings | None = None, **kw: Any) -> Rig:
+    rig = Rig(s, **kw)
+    rig.loop.configure_prices(PriceAwareSettings(enabled=True, band_c=1.0))
+    return rig
+
+
+def test_heat_first_pre_heats_while_electricity_is_cheap() -> None:
+    blind, rig = Rig(), aware()
+    # 20.8 °C at 10:00: above the setpoint, so price-blind heating rests.
+    assert not blind.run(120, room_c=20.8, prices=PRICES)[-1].compute
+    d = rig.run(120, room_c=20.8, prices=PRICES)[-1]
+    assert d.compute
+    target = 20.5 + CHEAP_UP
+    assert d.reason == (
+        f"Heat first: pre-heating to {target:.1f} °C while electricity is cheap (8.2 p/kWh "
+        f"until 12:00); heating at {rig.loop.status().demand_pct:.0f} %, the room is 20.8 °C, "
+        "the setpoint 20.5 °C."
+    )
+    assert rig.loop.status().setpoint_c == 20.5  # the schedule's setpoint is unchanged
+    # Up to the band and no further: at the top of it there is nothing to add.
+    d = rig.run(600, room_c=21.6, prices=PRICES)[-1]
+    assert not d.compute and "no heat needed" in d.reason
+
+
+def test_heat_first_holds_back_while_electricity_is_dear() -> None:
+    later = MONDAY_10 + 6 * 3600.0  # 16:00, still comfort (until 17:00)
+    blind, rig = Rig(wall=later), aware(wall=later)
+    assert blind.run(120, room_c=20.2, prices=PRICES)[-1].compute
+    d = rig.run(120, room_c=20.2, prices=PRICES)[-1]
+    assert not d.compute
+    assert d.reason.startswith(
+        f"Heat first: holding back to {20.5 + DEAR_DOWN:.1f} °C while electricity is dear "
+        "(35.0 p/kWh until 19:00); no heat needed, the room is 20.2 °C"
+    )
+    # Below the band's bottom it heats again, dear or not.
+    assert any(d.compute for d in rig.run(300, room_c=19.3, prices=PRICES))
+
+
+def test_price_shifts_stay_out_of_an_override_a_fallback_price_and_a_disabled_setting() -> None:
+    # A middling price: no mention, the setpoint as good as unchanged.
+    noon = aware(wall=MONDAY_10 + 3 * 3600.0)
+    d = noon.step(room_c=20.0, prices=PRICES)
+    assert "cheap" not in d.reason and "dear" not in d.reason
+    assert noon.loop.status().demand_pct == pytest.approx(60 * (0.5 + MID_UP), abs=0.1)
+    # The householder's override is what they asked for: no shift.
+    rig = aware()
+    rig.loop.setpoint(SetpointRequest(setpoint_c=20.5), rig.wall)
+    assert not rig.run(120, room_c=20.8, prices=PRICES)[-1].compute
+    # A fallback price (no published price for now) is not acted on.
+    rig = aware()
+    slot_now = MONDAY_10 - (MONDAY_10 - SUNDAY_NOON) % 1800.0
+    d = rig.step(room_c=20.8, prices=day_prices(fallback_at=slot_now))
+    assert not d.compute and "cheap" not in d.reason
+    # Price-aware heating switched off: prices are shown in the plan but change nothing.
+    rig = aware()
+    rig.loop.configure_prices(PriceAwareSettings(enabled=False, band_c=1.0))
+    assert not rig.run(120, room_c=20.8, prices=PRICES)[-1].compute
+    # A narrower band shifts less.
+    rig = aware()
+    rig.loop.configure_prices(PriceAwareSettings(enabled=True, band_c=0.5))
+    d = rig.step(room_c=20.8, prices=PRICES)
+    assert f"pre-heating to {20.5 + CHEAP_UP / 2:.1f} °C" in d.reason
+
+
+def test_earn_first_computes_only_while_the_work_pays_by_the_margin() -> None:
+    s = settings(mode=HeatMode.EARN_FIRST)
+    rig = Rig(s, wall=MONDAY_10 + 6 * 3600.0)  # 16:00: 35 p/kWh
+    rig.loop.configure_prices(
+        PriceAwareSettings(enabled=True, min_margin_per_kwh=Decimal("0.02")), currency="GBP"
+    )
+    d = rig.step(room_c=20.0, prices=PRICES, earnings=Decimal("0.25"))
+    assert not d.compute and d.hold == "freeze"
+    assert d.reason == (
+        "Earn first: holding off while electricity costs 35.0 p/kWh (until 19:00), as the work "
+        "earns 25.0 p/kWh, not more by the margin of 2.0 p/kWh."
+    )
+    # Earnings unknown (or not money): it computes as it always has.
+    d = rig.step(room_c=20.0, prices=PRICES, earnings=None)
+    assert d.compute and d.reason.startswith("Earn first: computing whenever there is work")
+    # At 19:00 the price is 20 p/kWh: 25 − 20 beats the 2 p margin.
+    rig.wall += 3 * 3600.0
+    d = rig.step(room_c=20.0, prices=PRICES, earnings=Decimal("0.25"))
+    assert d.compute and d.reason == (
+        "Earn first: computing while the work earns 25.0 p/kWh, more than electricity costs "
+        "(20.0 p/kWh)."
+    )
+    # 21 − 20 does not: held off again (after the minimum run).
+    d = rig.run(300, room_c=20.0, prices=PRICES, earnings=Decimal("0.21"))[-1]
+    assert not d.compute and "not more by the margin of 2.0 p/kWh" in d.reason
+
+
+def test_prices_read_in_the_currency_of_the_tariff() -> None:
+    rig = aware()
+    rig.loop.configure_prices(PriceAwareSettings(enabled=True), currency="EUR")
+    assert "(8.2 c/kWh until 12:00)" in rig.step(room_c=20.8, prices=PRICES).reason
+    rig.loop.configure_prices(PriceAwareSettings(enabled=True), currency="CRD")
+    assert "(0.082 CRD/kWh until 12:00)" in rig.step(room_c=20.8, prices=PRICES).reason
+
+
+def test_the_plan_for_the_next_hours() -> None:
+    rig = aware()
+    assert rig.loop.plan(MONDAY_10) == []  # no prices known yet
+    rig.run(60, room_c=20.5, prices=PRICES)
+    wall = rig.wall  # 10:01
+    plan = rig.loop.plan(wall, hours=24)
+    # Half hours, the first from now; the prices end at Tuesday noon, 25 h 59 min away.
+    assert plan[0].start == datetime.fromtimestamp(wall, UTC)
+    assert plan[0].end == datetime(2026, 1, 12, 10, 30, tzinfo=UTC)
+    assert plan[-1].end == datetime.fromtimestamp(wall + 24 * 3600.0, UTC)
+    assert len(plan) == 49
+    assert all(a.end == b.start for a, b in itertools.pairwise(plan))
+    by_start = {(p.start.hour, p.start.minute): p for p in plan[1:]}
+    cheap, dear, evening = by_start[(11, 0)], by_start[(16, 30)], by_start[(20, 0)]
+    assert cheap.price_per_kwh == Decimal("0.082") and dear.price_per_kwh == Decimal("0.35")
+    assert cheap.setpoint_c == pytest.approx(20.5 + CHEAP_UP, abs=0.01)
+    assert dear.setpoint_c == pytest.approx(20.5 + DEAR_DOWN, abs=0.01)
+    assert evening.setpoint_c == pytest.approx(17.0 + MID_UP, abs=0.01)  # eco from 17:00
+    # More power where the target rises, none where it falls by the band.
+    at_16 = by_start[(16, 0)]
+    assert at_16.power_pct == 0.0
+    assert by_start[(19, 0)].power_pct > evening.power_pct
+    assert all(0.0 <= p.power_pct <= 100.0 for p in plan)
+    # Earn first: all or nothing by the margin; off: nothing; a bad horizon is refused.
+    rig.loop.set_mode(HeatMode.EARN_FIRST, wall)
+    rig.step(room_c=20.5, prices=PRICES, earnings=Decimal("0.25"))
+    powers = {(p.start.hour, p.start.minute): p.power_pct for p in rig.loop.plan(rig.wall)}
+    assert powers[(11, 0)] == 100.0 and powers[(17, 0)] == 0.0 and powers[(20, 0)] == 100.0
+    rig.loop.set_mode(HeatMode.OFF, wall)
+    assert all(p.power_pct == 0.0 for p in rig.loop.plan(rig.wall))
+    with pytest.raises(ValueError, match="positive number of hours"):
+        rig.loop.plan(rig.wall, hours=0)

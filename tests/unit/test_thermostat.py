@@ -7,10 +7,12 @@ import itertools
 import math
 import random
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from heatshare.domain.tariffs import DynamicTariff, PriceInterval
 from heatshare.domain.thermostat import (
     DutyCycle,
     DutyLimits,
@@ -20,8 +22,12 @@ from heatshare.domain.thermostat import (
     PiGains,
     Season,
     SetpointSource,
+    TariffSlot,
     WeekSchedule,
     is_summer,
+    price_offsets,
+    slot_index,
+    tariff_slots,
 )
 
 LONDON = ZoneInfo("Europe/London")
@@ -456,3 +462,64 @@ def test_summer_outside_the_heating_season_whatever_the_weather() -> None:
     july = date(2026, 7, 1)
     assert is_summer(july, 5.0, threshold_c=18.0, season=season, was_warm=False) == (True, False)
     assert is_summer(july, None, threshold_c=None, season=None, was_warm=False) == (False, False)
+
+
+# -- prices -------------------------------------------------------------------------------------
+
+
+def hourly(*prices: str, start: float = 0.0) -> tuple[TariffSlot, ...]:
+    return tuple(
+        TariffSlot(start + 3600.0 * i, start + 3600.0 * (i + 1), Decimal(p))
+        for i, p in enumerate(prices)
+    )
+
+
+def test_price_offsets_rank_each_hour_among_its_neighbours() -> None:
+    # Four hours, all within each other's window: ranks by hand (time below + half the equal).
+    slots = hourly("0.10", "0.30", "0.20", "0.20")
+    offsets = price_offsets(slots, 1.0)
+    # 0.10: 0.5/4 below → 1 − 2 × 0.125; 0.30: 3.5/4; 0.20: (1 + 1)/4.
+    assert offsets == pytest.approx((0.75, -0.75, 0.0, 0.0))
+    assert price_offsets(slots, 0.5) == pytest.approx((0.375, -0.375, 0.0, 0.0))
+    # Only the prices within the window count: with 1 h either side of its middle the first
+    # hour sees itself (1 h, equal) and half the second (dearer): rank 0.5 / 1.5.
+    assert price_offsets(slots, 1.0, window_s=3600.0)[0] == pytest.approx(1 - 2 * 0.5 / 1.5)
+    # Negative prices rank below everything.
+    assert price_offsets(hourly("-0.05", "0.10"), 1.0) == pytest.approx((0.5, -0.5))
+
+
+def test_price_offsets_are_zero_with_nothing_to_compare_or_a_fallback_price() -> None:
+    assert price_offsets((), 1.0) == ()
+    assert price_offsets(hourly("0.2", "0.2", "0.2"), 1.0) == (0.0, 0.0, 0.0)
+    assert price_offsets(hourly("0.1", "0.3"), 0.0) == (0.0, 0.0)
+    slots = (*hourly("0.1", "0.3"), TariffSlot(7200.0, 10800.0, Decimal("0.9"), fallback=True))
+    # The fallback price neither moves its own hour nor counts in the others' ranks.
+    assert price_offsets(slots, 1.0) == pytest.approx((0.5, -0.5, 0.0))
+    with pytest.raises(ValueError, match="comfort band"):
+        price_offsets(slots, -1.0)
+
+
+def test_tariff_slots_from_a_price_list_with_a_gap_and_the_slot_in_force() -> None:
+    t0 = datetime(2026, 1, 12, 10, tzinfo=UTC)
+    tariff = DynamicTariff(
+        (
+            PriceInterval(t0, t0 + timedelta(minutes=30), Decimal("0.12")),
+            PriceInterval(t0 + timedelta(hours=1), t0 + timedelta(hours=2), Decimal("0.30")),
+        ),
+        fallback_per_kwh=Decimal("0.25"),
+    )
+    slots = tariff_slots(tariff, t0, t0 + timedelta(hours=2))
+    base = t0.timestamp()
+    assert slots == (
+        TariffSlot(base, base + 1800, Decimal("0.12")),
+        TariffSlot(base + 1800, base + 3600, Decimal("0.25"), fallback=True),
+        TariffSlot(base + 3600, base + 7200, Decimal("0.30")),
+    )
+    assert slot_index(slots, base) == 0
+    assert slot_index(slots, base + 1799.9) == 0
+    assert slot_index(slots, base + 1800) == 1
+    assert slot_index(slots, base + 7200) is None
+    assert slot_index(slots, base - 1) is None
+    assert slot_index((), base) is None
+    with pytest.raises(ValueError, match="end after it starts"):
+        TariffSlot(base, base, Decimal("0.1"))
