@@ -63,10 +63,10 @@ _DARK = ("#FF8A4C", "#5AB4F0", "#3FD1A1", "#E49CCB", "#F5C04A", "#8FD3FF", "#C49
 
 HistoryRequester = Callable[[Sequence[str], float, float], int]
 
-# The heating's series (issue 4): the room's temperature and the thermostat's target, recorded
-# by the agent each second (None while unknown: left out, a gap).
-ROOM_TEMP = "room_c"
-SETPOINT = "setpoint_c"
+# The heating's series: the room's temperature and the thermostat's target, recorded by the
+# agent each second (None while unknown: left out, a gap).
+ROOM_TEMP = S.ROOM_TEMP
+SETPOINT = S.SETPOINT
 ROOM_TITLE = "Room and target"
 
 
