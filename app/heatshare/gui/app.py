@@ -24,6 +24,7 @@ from heatshare.gui.bridge import (
     HistoryResult,
     LocalEndpoints,
 )
+from heatshare.gui.energy_controller import EnergyController
 from heatshare.gui.notifications import Notice, SafetyNotices
 from heatshare.gui.page_polls import PagePolls
 from heatshare.gui.tasks import TaskRunner
@@ -126,6 +127,7 @@ class HeatshareApp(QObject):
         self._notice_timer.setSingleShot(True)
         self._notice_timer.timeout.connect(self.bridge.load_heating)
         self.polls = PagePolls(self.window, self.bridge, self)
+        self.energy = EnergyController(self.window, self.bridge, self)  # the cost of heat
         self.tray = self._make_tray()
         self._quitting = False
         self._charts_timer = QTimer(self)
@@ -319,12 +321,14 @@ class HeatshareApp(QObject):
             self._network_checked = True
             self.bridge.load_network()
         self.polls.update()
+        self.energy.update()
         self._update_heating_page()
 
     # -- the compute network -------------------------------------------------------------
 
     def _on_page(self, _name: str) -> None:
         self.polls.update()
+        self.energy.update()
         self._update_earnings_chart()
         self.window.network_page.set_active(self.window.page_visible(NETWORK))
         self._update_heating_page()
@@ -471,6 +475,7 @@ class HeatshareApp(QObject):
             self.charts.set_active(visible)
         self._update_earnings_chart()
         self.polls.update()
+        self.energy.update()
         self.window.network_page.set_active(self.window.page_visible(NETWORK))
         self._update_heating_page()
         if visible:
@@ -566,6 +571,7 @@ class HeatshareApp(QObject):
         self.qapp.styleHints().colorSchemeChanged.disconnect(self._on_color_scheme)
         self.bridge.stop()
         self.polls.stop()
+        self.energy.stop()
         if self.charts is not None:
             self.charts.stop()
         self.window.network_page.stop()

@@ -708,14 +708,15 @@ class EnergySettingsDialog(QDialog):
             if not address:
                 self.tabs.setCurrentIndex(0)
                 return "Give the plug's address, such as 192.168.1.50, or untick the smart plug."
-            kind = self.probed_kind or PlugKind(self.plug_kind.currentData())
             try:
                 plug = PlugSettings(
-                    address=address, kind=kind, password=self.plug_password.text() or None
+                    address=address,
+                    kind=PlugKind(self.plug_kind.currentData()),  # set by Find, or by hand
+                    password=self.plug_password.text() or None,
                 )
             except ValidationError as exc:
                 return _validation_sentence(exc)
-        kind = TariffKind(self.tariff_kind.currentData())
+        tariff_kind = TariffKind(self.tariff_kind.currentData())
         price = parse_price(self.price.text(), "The price per kWh")
         standing = parse_price(self.standing.text() or "0", "The standing charge")
         for value in (price, standing):
@@ -723,7 +724,7 @@ class EnergySettingsDialog(QDialog):
                 self.tabs.setCurrentIndex(1)
                 return value
         periods: list[TouPeriodIn] = []
-        if kind is TariffKind.TIME_OF_USE:
+        if tariff_kind is TariffKind.TIME_OF_USE:
             read = self._read_periods()
             if isinstance(read, str):
                 self.tabs.setCurrentIndex(1)
@@ -755,7 +756,7 @@ class EnergySettingsDialog(QDialog):
             return EnergySettings(
                 plug=plug,
                 tariff=TariffSettings(
-                    kind=kind,
+                    kind=tariff_kind,
                     price_per_kwh=price,
                     periods=periods,
                     standing_charge_per_day=standing,

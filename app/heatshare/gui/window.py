@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QPushButton,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -83,6 +84,7 @@ QToolButton#rangeButton:checked {
 
 
 DASHBOARD = "Dashboard"
+CHARTS_MIN_HEIGHT = 460  # the history charts stay readable; the dashboard page scrolls
 HEATING = "Heating"
 JOBS = "Jobs"
 NETWORK = "Network"
@@ -175,6 +177,10 @@ class MainWindow(QMainWindow):
         dash_layout.setContentsMargins(0, 16, 0, 0)
         dash_layout.setSpacing(20)
         dash_layout.addWidget(self.dashboard)
+        # The cost of heat (cost_cards.CostPanel), put in place by the composition root.
+        self.costs_layout = QVBoxLayout()
+        self.costs_layout.setContentsMargins(0, 0, 0, 0)
+        dash_layout.addLayout(self.costs_layout)
         # Earnings beside heat: shown once this machine is in a network and has been credited.
         self.earnings_host = QFrame()
         self.earnings_host.setObjectName("earningsHost")
@@ -194,6 +200,13 @@ class MainWindow(QMainWindow):
         charts_row.addWidget(self.charts_host, 3)
         charts_row.addWidget(self.earnings_host, 1)
         dash_layout.addLayout(charts_row, 1)
+        # With the cost of heat above them the charts would be squeezed: the page scrolls.
+        self.charts_host.setMinimumHeight(CHARTS_MIN_HEIGHT)
+        dashboard_scroll = QScrollArea()
+        dashboard_scroll.setObjectName("dashboardScroll")
+        dashboard_scroll.setWidgetResizable(True)
+        dashboard_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        dashboard_scroll.setWidget(dashboard_page)
         # Built the first time it shows: its forms cost a tenth of the window's start.
         self.heating_page: HeatingPage | None = None
         self.heating_host = QWidget()
@@ -206,7 +219,7 @@ class MainWindow(QMainWindow):
         self.pages.setDocumentMode(True)
         self._page_names: list[str] = []
         for name, widget in (
-            (DASHBOARD, dashboard_page),
+            (DASHBOARD, dashboard_scroll),
             (HEATING, self.heating_host),
             (JOBS, _padded(self.jobs_page)),
             (NETWORK, _padded(self.network_page)),
@@ -226,6 +239,10 @@ class MainWindow(QMainWindow):
     def set_earnings_chart(self, chart: QWidget) -> None:
         """Put the dashboard's earnings chart in place (built when the first credits show)."""
         self.earnings_layout.addWidget(chart, 1)
+
+    def set_cost_panel(self, panel: QWidget) -> None:
+        """Put the cost of heat in place, under the big figures."""
+        self.costs_layout.addWidget(panel)
 
     def set_charts(self, charts: QWidget) -> None:
         """Put the chart panel in place (built after the first paint to start faster)."""
