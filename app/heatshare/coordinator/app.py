@@ -138,8 +138,9 @@ class WriteBatcher:
     that arrived together: its statements take microseconds and wait for no network, and
     handing work to another thread cost more than the work (each SQLite call lets go of the
     GIL, and two busy threads then pass it back and forth through the kernel). On PostgreSQL
-    every statement waits for a round trip, so the batch runs on a thread of its own while
-    the loop goes on serving.
+    every statement waits for a round trip, so batches run on threads of their own (a few,
+    each in its own transaction: row locks and ``SKIP LOCKED`` keep them apart) while the
+    loop goes on serving.
 
     Each item sees the ones before it (a node's limit and a job's attempts hold across a
     batch). An item refused with :class:`RefusedError` has written nothing (the service's
@@ -147,12 +148,13 @@ class WriteBatcher:
     the batch back and every item is run again alone, so only the one at fault fails.
     """
 
-    def __init__(self, coordinator: Coordinator, *, inline: bool) -> None:
+    def __init__(self, coordinator: Coordinator, *, inline: bool, threads: int = 4) -> None:
         self._c = coordinator
         self._inline = inline
+        self._n_threads = threads
         self._pending: list[_Work] = []  # inline: queued in this turn of the loop
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
 
     async def run(self, do: Callable[[Connection], _T], *, leases: bool = False) -> _T:
@@ -165,7 +167,7 @@ class WriteBatcher:
             if len(self._pending) == 1:
                 loop.call_soon(self._run_pending, loop)
         else:
-            if self._thread is None:
+            if not self._threads:
                 self._start()
             self._queue.put(work)
         return await future
@@ -178,18 +180,21 @@ class WriteBatcher:
 
     def _start(self) -> None:
         with self._start_lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._loop, name="coordinator-writes", daemon=True
-                )
-                self._thread.start()
+            if not self._threads:
+                self._threads = [
+                    threading.Thread(target=self._loop, name=f"coordinator-writes-{i}", daemon=True)
+                    for i in range(self._n_threads)
+                ]
+                for thread in self._threads:
+                    thread.start()
 
     def stop(self) -> None:
-        """Finish what is queued, then end the thread."""
+        """Finish what is queued, then end the threads."""
         with self._start_lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._queue.put(None)  # one each
+        for thread in threads:
             thread.join(timeout=30)
 
     def _loop(self) -> None:
@@ -340,7 +345,8 @@ class Coordinator:
         self._node_ids: dict[str, tuple[int, float]] = {}  # token digest → (node id, until)
         self._beats: dict[int, service.Beat] = {}  # node id → heartbeat not yet written
         self._beats_lock = threading.Lock()
-        self.writes = WriteBatcher(self, inline=db.is_sqlite(self.engine))
+        self._inline_writes = db.is_sqlite(self.engine)
+        self.writes = WriteBatcher(self, inline=self._inline_writes)
         self.disk = DiskBatcher()
 
     def now(self) -> datetime:
@@ -464,7 +470,7 @@ class Coordinator:
                 self.flush_heartbeats()
             except Exception:
                 log.exception("Writing heartbeats failed; trying again")
-            if time.monotonic() - statistics_at >= _STATISTICS_CHECK_S:
+            if not self._inline_writes and time.monotonic() - statistics_at >= _STATISTICS_CHECK_S:
                 statistics_at = time.monotonic()
                 try:
                     with self.connection() as conn:
