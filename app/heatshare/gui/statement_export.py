@@ -58,8 +58,12 @@ def month_choices(today: date, count: int = 13) -> list[tuple[str, str]]:
 
 
 def month_title(month: str) -> str:
-    year, mon = (int(p) for p in month.split("-"))
-    return f"{date(year, mon, 1):%B %Y}"
+    """``"2026-11"`` → ``"November 2026"``; anything else as it is (the agent judges it)."""
+    try:
+        year, mon = (int(p) for p in month.split("-"))
+        return f"{date(year, mon, 1):%B %Y}"
+    except ValueError:
+        return month
 
 
 def write_text_file(path: Path, text: str) -> None:
