@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from heatshare.agent.service import AgentService
     from heatshare.protocol.client import AgentClient
     from heatshare.protocol.discovery import Paths
+    from heatshare.protocol.energy import CostFigures, CostsResponse
     from heatshare.protocol.heating import HeatingStatus
     from heatshare.protocol.local_api import (
         AgentStatus,
@@ -169,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
             "`heating setpoint C|+0.5|-0.5|clear` (a temporary target until the schedule's "
             "next change, a nudge of it, or back to the schedule).",
         ),
+        (
+            "energy",
+            "show what heat costs, export a statement, import prices",
+            "Without an action: the cost of heat today, this month and this season "
+            "(electricity, earnings, heat delivered, cost per kWh of heat beside the usual "
+            "heating's, the saving) and where the heat figure comes from. "
+            "`energy statement YYYY-MM [--csv]` prints a month's statement; "
+            "`energy prices` shows the dynamic price list held; "
+            "`energy prices import FILE` imports one (CSV or JSON, as published).",
+        ),
     )
     for name, text, description in clients:
         cmd = sub.add_parser(name, parents=[common], help=text, description=description)
@@ -188,8 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
             help="that agent's token (its agent-token file; default $HEATSHARE_TOKEN, "
             "else the profile's own token)",
         )
-        if name in ("status", "jobs", "earnings", "heating"):
+        if name in ("status", "jobs", "earnings", "heating", "energy"):
             cmd.add_argument("--json", action="store_true", help="print one JSON object")
+        if name == "energy":
+            cmd.add_argument(
+                "action",
+                nargs="?",
+                choices=["statement", "prices"],
+                metavar="ACTION",
+                help="statement or prices (none: the cost of heat)",
+            )
+            cmd.add_argument("values", nargs="*", metavar="VALUE", help="the action's values")
+            cmd.add_argument("--csv", action="store_true", help="a statement as CSV")
         if name == "heating":
             cmd.add_argument(
                 "action",
@@ -231,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         problem = _heating_problem(args)
         if problem is not None:
             parser.error(problem)
+    if args.command == "energy":
+        problem = _energy_problem(args)
+        if problem is not None:
+            parser.error(problem)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": run_agent,
         "status": status_command,
@@ -241,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "jobs": jobs_command,
         "earnings": earnings_command,
         "heating": heating_command,
+        "energy": energy_command,
     }
     return commands[args.command](args)
 
@@ -851,4 +877,157 @@ def format_heating(status: HeatingStatus) -> str:
         if status.home_assistant_error:
             ha += f": {status.home_assistant_error}"
         lines.append(f"  Home Assistant {ha}")
+    return "\n".join(lines)
+
+
+# -- energy -----------------------------------------------------------------------------------
+
+
+def _energy_problem(args: argparse.Namespace) -> str | None:  # noqa: PLR0911 - one per mistake
+    """Why ``energy ACTION VALUES`` cannot be carried out, as a sentence; None when it can."""
+    import re
+
+    action, values = args.action, list(args.values)
+    if args.csv and action != "statement":
+        return "--csv is for `energy statement YYYY-MM`"
+    if action is None:
+        return "give an action before a value: statement or prices" if values else None
+    if action == "statement":
+        if len(values) != 1 or not re.fullmatch(r"\d{4}-\d{2}", values[0]):
+            return "give the month as YYYY-MM, for example: energy statement 2026-11"
+        if args.csv and args.json:
+            return "choose --csv or --json, not both"
+        return None
+    if not values:
+        return None
+    if values[0] != "import" or len(values) != 2:
+        return "the prices action is `energy prices` or `energy prices import FILE`"
+    path = Path(values[1])
+    if not path.is_file():
+        return f"there is no file {values[1]!r}"
+    return None
+
+
+def energy_command(args: argparse.Namespace) -> int:
+    """``heatshare-agent energy [statement YYYY-MM [--csv] | prices [import FILE]]``."""
+    if args.action == "statement":
+        return _statement_command(args)
+    if args.action == "prices":
+        return _prices_command(args)
+    code, costs = _call(args, lambda c: c.costs())
+    if costs is None:
+        return code
+    _out(costs.model_dump_json() if args.json else format_costs(costs))
+    return EXIT_OK
+
+
+def _statement_command(args: argparse.Namespace) -> int:
+    month = args.values[0]
+    if args.csv:
+        code, text = _call(args, lambda c: c.statement_csv(month))
+        if text is None:
+            return code
+        sys.stdout.write(text)
+        return EXIT_OK
+    code, statement = _call(args, lambda c: c.statement(month))
+    if statement is None:
+        return code
+    _out(statement.model_dump_json() if args.json else format_statement(statement))
+    return EXIT_OK
+
+
+def _prices_command(args: argparse.Namespace) -> int:
+    from heatshare.protocol.energy import PriceListImport
+
+    request = None
+    if args.values:
+        path = Path(args.values[1])
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            _err(f"the price list {path} could not be read: {exc}")
+            return EXIT_ERROR
+        is_json = path.suffix.lower() == ".json" or text.lstrip()[:1] in ("{", "[")
+        if not text.strip():
+            _err(f"the price list {path} is empty")
+            return EXIT_ERROR
+        request = PriceListImport(format="json" if is_json else "csv", text=text[:5_000_001])
+    code, info = _call(
+        args, lambda c: c.import_prices(request) if request is not None else c.price_list()
+    )
+    if info is None:
+        return code
+    if args.json:
+        _out(info.model_dump_json())
+        return EXIT_OK
+    if info.count == 0:
+        _out("No dynamic prices are held.")
+    else:
+        verb = "Imported" if request is not None else "Held"
+        _out(f"{verb}: {info.count} prices, from {_local(info.first)} to {_local(info.last)}")
+    if info.error:
+        _out(f"  Last fetch     {info.error}")
+    return EXIT_OK
+
+
+def _money(minor: int | None, currency: str) -> str:
+    from heatshare.domain.money import format_money
+
+    return "—" if minor is None else format_money(minor, currency)
+
+
+def _per_kwh(micro: int | None, currency: str) -> str:
+    from decimal import Decimal
+
+    from heatshare.domain.money import minor_per_major
+
+    if micro is None:
+        return "—"
+    per_major = minor_per_major(currency)
+    return f"{Decimal(micro) / 1_000_000 / per_major:.4f} {currency}/kWh"
+
+
+def _figures(f: CostFigures, currency: str) -> list[str]:
+    lines = [
+        f"  {f.period.capitalize():<14} heat {f.heat_kwh} kWh, electricity "
+        f"{_money(f.electricity_cost_minor, currency)}, earnings "
+        f"{_money(f.earnings_minor, currency)}, net {_money(f.net_cost_minor, currency)}",
+        f"  {'':<14} per kWh of heat {_per_kwh(f.effective_micro_per_kwh, currency)}; usual "
+        f"heating {_per_kwh(f.usual_micro_per_kwh, currency)}, "
+        f"{_money(f.usual_cost_minor, currency)} for the same heat; saving "
+        f"{_money(f.saving_minor, currency)}",
+    ]
+    for note in (f.effective_note, f.usual_note, f.earnings_note):
+        if note:
+            lines.append(f"  {'':<14} {note}")
+    return lines
+
+
+def format_costs(costs: CostsResponse) -> str:
+    """The cost of heat as a few lines people read."""
+    source = costs.heat_source.label if costs.heat_source is not None else "not known yet"
+    lines = [f"Cost of heat ({costs.currency}); heat {source}"]
+    if costs.plug_error:
+        lines.append(f"  Plug           {costs.plug_error}")
+    if costs.price_now_per_kwh is not None:
+        price = f"{costs.price_now_per_kwh} {costs.currency}/kWh"
+        if costs.price_now_fallback:
+            price += " (no published price: the flat price)"
+        lines.append(f"  Price now      {price}")
+    for figures in (costs.today, costs.month, costs.season):
+        lines.extend(_figures(figures, costs.currency))
+    return "\n".join(lines)
+
+
+def format_statement(statement: Any) -> str:
+    """A month's statement as a table: a line a day with energy, then the total."""
+    cur = statement.currency
+    lines = [f"Statement {statement.month} for {statement.hostname} ({cur})"]
+    lines.append(f"  {'day':<10} {'kWh':>9} {'cost':>10} {'earnings':>10} {'saving':>10}")
+    for line in [*(x for x in statement.lines if x.electricity_kwh > 0), statement.total]:
+        lines.append(
+            f"  {line.day:<10} {line.electricity_kwh:>9} "
+            f"{_money(line.electricity_cost_minor, cur):>10} "
+            f"{_money(line.earnings_minor, cur):>10} {_money(line.saving_minor, cur):>10}"
+        )
     return "\n".join(lines)

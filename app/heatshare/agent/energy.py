@@ -294,7 +294,7 @@ class EnergyControl:
         """Open the plug and start the ``plug`` and ``prices`` threads."""
         self._open_reader(self.settings_stored().plug)
         for fn, period, name in (
-            (self._read_plug, PLUG_PERIOD_S, "plug"),
+            (self.read_plug, PLUG_PERIOD_S, "plug"),
             (self._prices_step, 30.0, "prices"),
         ):
             sampler = Sampler(fn, period_s=period, name=name)
@@ -394,7 +394,8 @@ class EnergyControl:
         if old is not None:
             old.close()
 
-    def _read_plug(self) -> None:
+    def read_plug(self) -> None:
+        """One reading of the plug (the ``plug`` thread's step)."""
         with self._reader_lock:
             reader = self._reader
         if reader is None:

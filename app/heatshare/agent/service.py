@@ -335,6 +335,7 @@ class AgentService:
         presence: what the heating control reads for battery and exclusive programs.
         tz: the household's time zone (the energy figures' days, months and seasons).
         energy: the plug, tariff and energy records (tests pass their own); else one here.
+        plug_reader, fetch_prices: the energy control's plug and price list seams (tests).
     """
 
     def __init__(
@@ -352,6 +353,8 @@ class AgentService:
         presence: PresenceReader | None = None,
         tz: tzinfo | None = None,
         energy: EnergyControl | None = None,
+        plug_reader: Callable[[str, str, str | None], Any] | None = None,
+        fetch_prices: Callable[[str], tuple[str, str]] | None = None,
     ) -> None:
         self._wall = wall_clock
         self._mono = mono_clock
@@ -390,7 +393,9 @@ class AgentService:
         self._sample_mono: float | None = None  # when the last good sample was read
         self._heating = heating if heating is not None else self._build_heating(presence)
         self._heating_started = False
-        self._energy = energy if energy is not None else self._build_energy(tz)
+        self._energy = (
+            energy if energy is not None else self._build_energy(tz, plug_reader, fetch_prices)
+        )
         self._load_warnings.extend(self._energy.load_warnings)
         self._plug_generation = self._energy.plug_generation
         # Price-aware heating: the loop reads the prices each step, the costs show its plan.
@@ -401,7 +406,12 @@ class AgentService:
         self._energy.set_planner(self._heating.plan)
         self._energy_started = False
 
-    def _build_energy(self, tz: tzinfo | None) -> EnergyControl:
+    def _build_energy(
+        self,
+        tz: tzinfo | None,
+        plug_reader: Callable[[str, str, str | None], Any] | None,
+        fetch: Callable[[str], tuple[str, str]] | None,
+    ) -> EnergyControl:
         from heatshare.agent.energy import EnergyControl
         from heatshare.agent.heating_control import local_zone
 
@@ -414,6 +424,8 @@ class AgentService:
             tz=tz if tz is not None else local_zone(),
             hostname=self._hostname,
             earnings=self._network_earnings,
+            plug_reader=plug_reader,
+            fetch=fetch,
         )
 
     def _network_earnings(self) -> EarningsResponse | None:
