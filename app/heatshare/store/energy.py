@@ -183,4 +183,4 @@ class EnergyLedger:
     def prune_prices(self, before: datetime) -> None:
         """Forget prices that ended before ``before`` (their costs are in the records)."""
         with self._store._write("prune the price list") as conn:
-            conn.execute("DELETE FROM price_slot WHERE end_us < ?", (_us(before),))
+            conn.execute("DELETE FROM price_slot WHERE end_us <= ?", (_us(before),))
