@@ -39,7 +39,7 @@ AUTUMN = date(2026, 10, 25)
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc,arg-type]
 
 
 def hm(h: int, m: int = 0) -> int:
