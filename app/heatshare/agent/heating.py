@@ -134,6 +134,8 @@ class HeatingInputs:
     job_running: bool
     checkpoint_eta_s: float | None  # seconds to the running job's next checkpoint, when it says
     # The tariff's prices, in time order, from a little before now to as far ahead as known.
+    # Pass the same slots (whole half hours, not cut at now) until the prices change: the
+    # offsets are ranked again only when they do.
     prices: tuple[TariffSlot, ...] = ()
     # What the work earns per kWh lately, in the tariff's currency; None: unknown or not money.
     earnings_per_kwh: Decimal | None = None
