@@ -50,6 +50,7 @@ from heatshare.protocol.energy import (
     UsualHeatingKind,
     UsualHeatingSettings,
 )
+from heatshare.protocol.local_api import AgentStatus
 
 HOUSEHOLD_TZ = ZoneInfo("Europe/London")
 SHELLY_ADDRESS = "192.168.1.40"
@@ -180,6 +181,7 @@ class EnergyFake:
     """Mixed into the fake client: the energy calls, over records booked up to ``now``."""
 
     now: datetime
+    status_model: AgentStatus
     _record: Callable[..., None]
 
     def _init_energy(self) -> None:
@@ -203,6 +205,17 @@ class EnergyFake:
         year = self.now.year if self.now.month >= 9 else self.now.year - 1
         start = datetime(year, 9, 1, tzinfo=HOUSEHOLD_TZ).astimezone(UTC)
         self.records = book(start, self.now.replace(minute=0, second=0, microsecond=0), earn=True)
+        # The status's figures for today come from the same records, as the agent's do.
+        today = figures(
+            "today", *day_bounds(self.now, HOUSEHOLD_TZ), self.records, self.energy_model
+        )
+        self.status_model = self.status_model.model_copy(
+            update={
+                "heat_provenance": Provenance.PLUG,
+                "heat_today_kwh": float(today.heat_kwh),
+                "cost_today_minor": today.electricity_cost_minor,
+            }
+        )
 
     # -- settings --------------------------------------------------------------------------
 

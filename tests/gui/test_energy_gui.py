@@ -108,6 +108,11 @@ def test_the_dashboard_shows_the_agents_figures_to_the_penny(
     assert panel.month.headline.text() == f"£{per_kwh:.3f} per kWh of heat"
     assert panel.source.text().startswith("Heat measured by the smart plug · Electricity now £")
     assert panel.plan.plan == costs.plan
+    # Today's cost card agrees with the panel, and names the price now (a dynamic tariff).
+    dash = app.window.dashboard
+    qtbot.waitUntil(lambda: dash.cost.detail.text().startswith("now £"), timeout=5000)
+    assert dash.cost.value.text() == card_rows(panel.today)["Electricity"]
+    assert dash.cost.detail.text() == f"now £{costs.price_now_per_kwh} per kWh"
     assert panel.plan_caption.text().startswith("Next 24 hours · cheapest from ")
 
 

@@ -325,7 +325,7 @@ class CostPanel(QWidget):
         self.plan_caption.setObjectName("chartNote")
         legend = QLabel(
             "<span style='color:palette(highlight)'>■</span> price per kWh &nbsp; "
-            f"<span style='color:{POWER.name()}'>━</span> planned heater power"
+            f"<span style='color:{POWER.name()}'>━</span> planned power"
         )
         legend.setObjectName("chartNote")
         caption_row = QHBoxLayout()

@@ -115,6 +115,7 @@ class Dashboard(QWidget):
         self.temperature_unit: Literal["C", "F"] = "C"
         self.tariff: Decimal | None = None
         self.figures: Figures | None = None
+        self.price_now: str | None = None  # a tariff whose price changes: the price now
         self._painted_real = False
 
         self.unreachable_banner = Banner("error")
@@ -163,6 +164,11 @@ class Dashboard(QWidget):
         self.tariff = tariff
         self._refresh()
 
+    def set_price_now(self, text: str | None) -> None:
+        """Under today's cost, the price now where it changes (``"now £0.2268 per kWh"``)."""
+        self.price_now = text
+        self._refresh()
+
     def set_connection(self, state: ConnectionState, message: str) -> None:
         if state is ConnectionState.UNREACHABLE:
             text = "Agent unreachable — reconnecting…"
@@ -185,7 +191,7 @@ class Dashboard(QWidget):
         self.hottest.set(
             f.hottest, "no temperature sensor readable" if no_sensor else f.hottest_name
         )
-        self.cost.set(f.cost_today, f.tariff)
+        self.cost.set(f.cost_today, self.price_now or f.tariff)
         h = self.status.heating
         self.heating_line.setVisible(h is not None)
         if h is None:

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from heatshare.gui.bridge import AgentBridge
 from heatshare.gui.cost_cards import CostPanel
+from heatshare.gui.energy_text import format_price
 from heatshare.gui.window import DASHBOARD, MainWindow
 from heatshare.protocol.energy import (
     CostsResponse,
@@ -24,6 +25,7 @@ from heatshare.protocol.energy import (
     PlugProbeResponse,
     PriceListInfo,
     StatementResponse,
+    TariffKind,
 )
 
 if TYPE_CHECKING:  # built when first opened: not part of the app's start
@@ -98,6 +100,17 @@ class EnergyController(QObject):
     def _on_costs(self, costs: CostsResponse) -> None:
         self.costs_in_flight = False
         self.panel.set_costs(costs)
+        self._price_now()
+
+    def _price_now(self) -> None:
+        """Today's cost card names the price now where the tariff's price changes."""
+        costs, settings = self.panel.costs, self.energy_settings
+        flat = settings is None or settings.tariff.kind is TariffKind.FLAT
+        if costs is None or costs.price_now_per_kwh is None or flat:
+            self.window.dashboard.set_price_now(None)
+            return
+        price = format_price(costs.price_now_per_kwh, costs.currency)
+        self.window.dashboard.set_price_now(f"now {price} per kWh")
 
     def _on_costs_failed(self, message: str) -> None:
         self.costs_in_flight = False
@@ -124,6 +137,7 @@ class EnergyController(QObject):
     def _on_settings(self, settings: EnergySettings) -> None:
         self.energy_settings = settings
         self.panel.set_usual(settings.usual_heating.kind)
+        self._price_now()
         dialog = self.settings_dialog
         if dialog is not None and dialog.busy:
             dialog.saved()  # the agent took them
