@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from fake_agent import FakeAgentClient
 from fake_energy import SHELLY_ADDRESS, SHELLY_PASSWORD, TASMOTA_ADDRESS
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
@@ -156,6 +157,27 @@ def open_settings(qtbot: QtBot, app: HeatshareApp) -> EnergySettingsDialog:
     dialog = app.energy.settings_dialog
     assert dialog is not None
     return dialog
+
+
+def test_the_settings_dialog_leads_to_the_energy_settings(
+    qtbot: QtBot, make_app: AppFactory
+) -> None:
+    app = make_app()
+    qtbot.waitUntil(lambda: app.bridge.settings is not None, timeout=5000)
+
+    def interact() -> None:
+        assert app.settings_dialog is not None
+        app.settings_dialog.energy_button.click()
+
+    QTimer.singleShot(0, interact)
+    app.open_settings()  # modal: the button closes it, then the energy settings open
+    assert app.settings_dialog is None
+    qtbot.waitUntil(lambda: app.energy.settings_dialog is not None, timeout=5000)
+    dialog = app.energy.settings_dialog
+    assert dialog is not None
+    assert dialog.isVisible()
+    dialog.reject()
+    qtbot.waitUntil(lambda: app.energy.settings_dialog is None, timeout=2000)
 
 
 def test_find_the_plug_and_save_keeps_its_password(

@@ -545,6 +545,7 @@ class HeatshareApp(QObject):
             self.bridge.save_settings(patch)
 
         dialog.buttons.accepted.connect(save)
+        dialog.energy_requested.connect(self.energy.open_settings)
         self.bridge.settings_failed.connect(dialog.show_error)
         try:
             dialog.exec()

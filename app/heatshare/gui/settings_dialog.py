@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QLabel,
     QLineEdit,
+    QPushButton,
     QStyle,
     QVBoxLayout,
     QWidget,
@@ -43,7 +44,12 @@ class SettingsDialog(QDialog):
     On Save the caller first calls :meth:`apply_start_at_login` (local, at once), then sends
     :meth:`patch` to the agent. The dialog stays open until both succeed: ``show_error`` puts
     the message under the fields, and the caller accepts the dialog when the agent saved.
+
+    Signals:
+        energy_requested(): "Tariff, smart plug and usual heating…" (the dialog closes first).
     """
+
+    energy_requested = Signal()
 
     def __init__(
         self,
@@ -91,6 +97,9 @@ class SettingsDialog(QDialog):
         )
         hint.setWordWrap(True)
         hint.setObjectName("hint")
+        # Time-of-use and dynamic prices, the smart plug and the usual heating: their own dialog.
+        self.energy_button = QPushButton("Tariff, smart plug and usual heating…")
+        self.energy_button.clicked.connect(self._energy_clicked)
         rule = QFrame()
         rule.setFrameShape(QFrame.Shape.HLine)
         rule.setFrameShadow(QFrame.Shadow.Sunken)
@@ -112,10 +121,15 @@ class SettingsDialog(QDialog):
         layout.setSpacing(16)
         layout.addLayout(form)
         layout.addWidget(hint)
+        layout.addWidget(self.energy_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(rule)
         layout.addLayout(login)
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
+
+    def _energy_clicked(self) -> None:
+        self.reject()
+        self.energy_requested.emit()
 
     def _build_start_at_login(self, unavailable: str | None) -> QVBoxLayout:
         """The switch and the note under it, set from the platform's current state."""
