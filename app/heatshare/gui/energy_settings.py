@@ -409,7 +409,10 @@ class EnergySettingsDialog(QDialog):
         dyn = QFormLayout(self.dynamic_box)
         dyn.setContentsMargins(0, 0, 0, 0)
         dyn.setVerticalSpacing(10)
-        dyn.addRow("Price list", self.import_button)
+        import_row = QHBoxLayout()
+        import_row.addWidget(self.import_button)
+        import_row.addStretch(1)
+        dyn.addRow("Price list", import_row)
         dyn.addRow("", self.price_list_info)
         dyn.addRow("Fetch from", self.price_url)
         dyn.addRow(
