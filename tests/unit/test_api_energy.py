@@ -27,8 +27,8 @@ from test_api_support import T0, TOKEN, Agent, FakeSensors, error_of
 from heatshare.agent import cli
 from heatshare.agent.api import ApiServer
 from heatshare.agent.energy import EnergyControl, FetchError
-from heatshare.agent.service import AgentService
-from heatshare.domain.heat import EstimateModel, HeatAccountant, PlugReading
+from heatshare.agent.service import AgentService, estimate_note
+from heatshare.domain.heat import ComponentPower, EstimateModel, HeatAccountant, PlugReading
 from heatshare.domain.readings import Provenance
 from heatshare.protocol.client import AgentClient, AgentError
 from heatshare.protocol.energy import (
@@ -44,6 +44,7 @@ from heatshare.protocol.energy import (
     UsualHeatingSettings,
 )
 from heatshare.protocol.local_api import EarningEntry, EarningsResponse, Settings, SettingsPatch
+from heatshare.sensors.plugs import base_url
 from heatshare.store import Store
 
 LONDON = ZoneInfo("Europe/London")
@@ -103,6 +104,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     rig_box: list[Rig] = []
 
     def reader(kind: str, address: str, password: str | None) -> ScriptedPlug:
+        base_url(address)  # the real reader's check of the address
         plug = ScriptedPlug(kind, address, password)
         rig_box[0].plugs.append(plug)
         return plug
@@ -215,6 +217,7 @@ def test_the_plug_password_is_never_given_back_and_kept_for_the_same_plug(rig: R
         ({"season_start": "02-30"}, "02-30"),
         ({"usual_heating": {"cop": 0}}, "cop"),
         ({"plug": {"address": "", "kind": "shelly"}}, "address"),
+        ({"plug": {"address": "https://plug.local/x", "kind": "shelly"}}, "plain http"),
     ],
 )
 def test_bad_settings_are_refused_with_the_reason(
@@ -260,6 +263,17 @@ def test_flat_costs_status_and_statement_agree_with_the_hand_sum(rig: Rig) -> No
     finally:
         conn.close()
     assert minutes == 3  # a row a minute
+
+
+def test_nothing_is_estimated_while_the_plug_measures() -> None:
+    parts = [
+        ComponentPower("gpu0", 180.0, Provenance.ENERGY_COUNTER, 180.0),
+        ComponentPower("cpu", 15.5, Provenance.ESTIMATE, 15.5),
+    ]
+    note = estimate_note(parts)
+    assert note is not None and "partly estimated" in note
+    assert estimate_note(parts, Provenance.PLUG) is None
+    assert estimate_note(parts, Provenance.ESTIMATE) == estimate_note(parts)
 
 
 def test_a_plug_that_stops_answering_falls_back_and_says_so(rig: Rig) -> None:

@@ -343,13 +343,20 @@ class EnergyControl:
                 raise EnergyRequestError(
                     f"The season's start {merged.season_start} is not a day of the year (MM-DD)."
                 ) from exc
-            if merged.tariff.price_per_kwh != self._base().tariff_per_kwh:
-                self._set_flat_price(merged.tariff.price_per_kwh)
-            self._store.set_state(SETTINGS_KEY, merged.model_dump_json())
+            new_plug = merged.plug != old.plug
+            reader = self._new_reader(merged.plug) if new_plug else None
+            try:
+                if merged.tariff.price_per_kwh != self._base().tariff_per_kwh:
+                    self._set_flat_price(merged.tariff.price_per_kwh)
+                self._store.set_state(SETTINGS_KEY, merged.model_dump_json())
+            except BaseException:
+                if reader is not None:
+                    reader.close()
+                raise
             with self._lock:
                 self._settings = merged
-            if merged.plug != old.plug:
-                self._open_reader(merged.plug)
+            if new_plug:
+                self._use_reader(reader)
             if merged.tariff.price_list_url != old.tariff.price_list_url or (
                 merged.tariff.kind != old.tariff.kind
             ):
@@ -383,10 +390,24 @@ class EnergyControl:
 
     # -- the plug -----------------------------------------------------------------------------
 
+    def _new_reader(self, plug: PlugSettings | None) -> Any:
+        """A reader of ``plug`` (None for none); :class:`EnergyRequestError` for a bad address."""
+        if plug is None:
+            return None
+        try:
+            return self._plug_reader(plug.kind.value, plug.address, plug.password)
+        except Exception as exc:  # the reader's own sentence (sensors.plugs.PlugError)
+            raise EnergyRequestError(f"The plug was not accepted: {exc}") from exc
+
     def _open_reader(self, plug: PlugSettings | None) -> None:
-        reader = None
-        if plug is not None:
-            reader = self._plug_reader(plug.kind.value, plug.address, plug.password)
+        try:
+            reader = self._new_reader(plug)
+        except EnergyRequestError as exc:
+            log.info("%s", exc)  # a stored address no longer valid: the heat falls back
+            reader = None
+        self._use_reader(reader)
+
+    def _use_reader(self, reader: Any) -> None:
         with self._reader_lock:
             old, self._reader = self._reader, reader
             self._reading = None

@@ -96,12 +96,17 @@ def _component_name(name: str) -> str:
     )
 
 
-def estimate_note(components: Sequence[ComponentPower]) -> str | None:
+def estimate_note(
+    components: Sequence[ComponentPower], heat_source: Provenance | None = None
+) -> str | None:
     """A sentence for the user when any part of the heat figure is not measured.
 
     A GPU measured by its energy counter beside an estimated CPU is mostly measured heat: the
-    note names which parts are which, so the "estimate" label does not hide that.
+    note names which parts are which, so the "estimate" label does not hide that. While a wall
+    plug is the source (``heat_source``), it measures the whole machine: nothing is estimated.
     """
+    if heat_source is Provenance.PLUG:
+        return None
     estimated = [
         c.name for c in components if c.provenance is Provenance.ESTIMATE and c.power_w is not None
     ]
@@ -708,7 +713,7 @@ class AgentService:
         else:
             state = AgentState.IDLE
         # While the plug measures the whole machine, no part of the heat figure is estimated.
-        note = None if heat.provenance is Provenance.PLUG else estimate_note(heat.components)
+        note = estimate_note(heat.components, heat.provenance)
         if heat.plug_error is not None:
             source = (
                 _FALLBACK_SOURCE.get(heat.provenance, "nothing") if heat.provenance else "nothing"
