@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as dtime
 from decimal import Decimal
 from fractions import Fraction
+from types import MappingProxyType
 from typing import Any, Literal
 
 from heatshare.agent.sampler import Sampler
@@ -691,8 +693,16 @@ class EnergyControl:
         }
         figures: dict[str, CostFigures] = {}
         for name, (start, end) in periods.items():
-            records, fallback = self._records(start, end, earned)
-            totals = hc.totals(records, start, end)
+            sums = self._ledger.sums(start, end)
+            fallback = any(x.fallback for x in sums)
+            totals = hc.PeriodTotals(
+                start,
+                end,
+                MappingProxyType({x.source: x.energy_j for x in sums}),
+                math.fsum(x.heat_j for x in sums),
+                sum(x.cost_micro for x in sums),
+                self._earned_micro(earned, start, end),
+            )
             f = hc.heat_cost(totals, usual, factors, per_major)
             figures[name] = CostFigures(
                 period=name,

@@ -51,6 +51,17 @@ class StoredRecord:
     fallback: bool
 
 
+@dataclass(frozen=True, slots=True)
+class SourceSums:
+    """One source's sums over a period: joules drawn, heat, cost (micro-minor), any fallback."""
+
+    source: Provenance
+    energy_j: float
+    heat_j: float
+    cost_micro: int
+    fallback: bool
+
+
 class EnergyLedger:
     """The energy records and price list of one :class:`~heatshare.store.Store`.
 
@@ -136,6 +147,29 @@ class EnergyLedger:
                 heat_j=float(heat_j),
             )
             out.append(StoredRecord(record, bool(fallback)))
+        return out
+
+    def sums(self, start: datetime, end: datetime) -> list[SourceSums]:
+        """Per source, the sums of the rows whose minute starts in ``[start, end)``.
+
+        For long periods (a season is some 300 000 rows): summed by SQLite, not in Python.
+        """
+        with self._store._read("sum energy records") as conn:
+            rows = conn.execute(
+                "SELECT source, SUM(energy_j), SUM(heat_j), SUM(cost_micro), MAX(fallback) "
+                "FROM energy_record WHERE minute_ms >= ? AND minute_ms < ? "
+                "GROUP BY source ORDER BY source",
+                (_ms(start), _ms(end)),
+            ).fetchall()
+        out = []
+        for source, energy_j, heat_j, cost, fallback in rows:
+            try:
+                provenance = Provenance(source)
+            except ValueError:
+                continue
+            out.append(
+                SourceSums(provenance, float(energy_j), float(heat_j), int(cost), bool(fallback))
+            )
         return out
 
     def cost_micro(self, start: datetime, end: datetime) -> int:
