@@ -302,11 +302,11 @@ def test_a_price_list_file_is_imported_or_its_bad_row_named(
         "utf-8",
     )
     dialog.import_file(bad)
-    qtbot.waitUntil(lambda: dialog.price_list_info.text().startswith("Not imported"), timeout=5000)
-    assert "line 3" in dialog.price_list_info.text()
+    qtbot.waitUntil(lambda: "#c62828" in dialog.price_list_info.styleSheet(), timeout=5000)
+    assert dialog.price_list_info.text().startswith("The price list was not imported: line 3")
     dialog.import_file(tmp_path / "missing.csv")
     assert dialog.price_list_info.text() == (
-        "Not imported: missing.csv could not be read: No such file or directory."
+        "missing.csv could not be read: No such file or directory."
     )
 
 

@@ -541,7 +541,7 @@ class EnergySettingsDialog(QDialog):
 
     def set_price_list_error(self, message: str) -> None:
         self.import_button.setEnabled(True)
-        self._show_price_list(f"Not imported: {message}", ok=False)
+        self._show_price_list(message, ok=False)  # the agent's sentence says it was refused
 
     def _show_price_list(self, text: str, *, ok: bool | None) -> None:
         self.price_list_info.setText(text)
