@@ -714,7 +714,11 @@ _LEASABLE = (
         ),
         _JOBS.c.need_os == bindparam("os"),
         or_(_JOBS.c.need_arch.is_(None), _JOBS.c.need_arch == bindparam("arch")),
-        ~exists(
+        # A job nobody tried yet needs no look at the attempts; written as OR, PostgreSQL
+        # probes the attempts of each candidate job (a few index reads) instead of joining
+        # against all attempts, which grows with every job ever leased.
+        (_JOBS.c.attempts_count == literal_column("0"))
+        | ~exists(
             select(_ATTEMPTS.c.id).where(
                 _ATTEMPTS.c.job_id == _JOBS.c.id,
                 _ATTEMPTS.c.node_id == bindparam("node_id"),
