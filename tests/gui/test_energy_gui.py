@@ -32,7 +32,12 @@ from heatshare.gui.statement_export import StatementDialog, render_statement_pdf
 from heatshare.gui.window import HEATING
 from heatshare.protocol.client import AgentError
 from heatshare.protocol.discovery import Paths
-from heatshare.protocol.energy import PlugKind, TariffKind, UsualHeatingKind
+from heatshare.protocol.energy import (
+    PlugKind,
+    TariffKind,
+    UsualHeatingKind,
+    UsualHeatingSettings,
+)
 
 AppFactory = Callable[[], HeatshareApp]
 
@@ -123,6 +128,9 @@ def test_a_plug_gone_and_a_figure_missing(
     fake.heat_source = Provenance.ENERGY_COUNTER
     fake.plug_error = "The plug at http://192.168.1.40 did not answer within 3 s."
     fake.records = []  # nothing booked yet: no heat, so no cost per kWh
+    fake.energy_model = fake.energy_model.model_copy(
+        update={"usual_heating": UsualHeatingSettings()}  # not set
+    )
     app = make_app()
     panel = app.energy.panel
     qtbot.waitUntil(lambda: panel.costs is not None, timeout=5000)
@@ -130,8 +138,14 @@ def test_a_plug_gone_and_a_figure_missing(
     assert panel.plug_banner.isVisible()
     assert "did not answer within 3 s" in panel.plug_banner.label.text()
     assert panel.today.headline.text() == NOT_AVAILABLE
-    assert panel.today.note.text().startswith("No heat was delivered in this period")
+    assert panel.today.headline_detail.text().startswith("No heat was delivered in this period")
     assert card_rows(panel.today)["Heat delivered"] == "0.000 kWh"
+    assert card_rows(panel.today)["Usual heating would have cost"] == NOT_AVAILABLE
+    assert not panel.today.note.isVisibleTo(panel)  # said once, under the cards:
+    assert panel.usual_hint.text() == (
+        "The usual heating is not set, so there is nothing to compare with. "
+        "Set your usual heating in Energy settings to see the saving."
+    )
 
 
 def test_figures_that_fail_say_so_and_the_poll_stops_off_the_dashboard(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -109,14 +109,14 @@ def test_missing_figures_say_not_available_and_why() -> None:
         "GBP",
     )
     assert text.headline == NOT_AVAILABLE
-    assert text.headline_detail == ""
+    assert text.headline_detail.startswith("No heat was delivered in this period")
     rows = {r.label: r.value for r in text.rows}
     assert rows["Usual heating would have cost"] == NOT_AVAILABLE
     assert rows["Saving"] == NOT_AVAILABLE
     assert rows["CO₂ avoided"] == NOT_AVAILABLE
-    assert text.notes[0].startswith("No heat was delivered")
-    assert text.notes[1].startswith("The usual heating is not set")
-    assert "fallback price" in text.notes[2]
+    # The usual heating's absence is said once for the panel, not on each card.
+    assert len(text.notes) == 1
+    assert "fallback price" in text.notes[0]
 
 
 def test_demo_credits_are_not_money() -> None:
@@ -156,3 +156,29 @@ def test_bad_inputs_get_sentences() -> None:
     assert (
         parse_price("abc", "The price") == "The price: “abc” is not a price. Write it like 0.245."
     )
+
+
+def test_the_plan_caption() -> None:
+    from heatshare.gui.energy_text import plan_caption
+    from heatshare.protocol.energy import CostsResponse, PlanSlot
+
+    start = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+    def slot(i: int, price: str) -> PlanSlot:
+        s = start + timedelta(minutes=30 * i)
+        return PlanSlot(
+            start=s, end=s + timedelta(minutes=30), price_per_kwh=Decimal(price), power_pct=50
+        )
+
+    def costs(plan: list[PlanSlot]) -> CostsResponse:
+        f = figures()
+        return CostsResponse(currency="GBP", today=f, month=f, season=f, plan=plan)
+
+    flat = costs([slot(i, "0.245") for i in range(48)])
+    assert plan_caption(flat) == (
+        "Next 24 hours · one price, £0.245 per kWh: no cheaper hour to heat in"
+    )
+    agile = costs([slot(i, "0.12" if 30 <= i < 40 else "0.25") for i in range(48)])
+    local = (start + timedelta(hours=15)).astimezone()
+    assert plan_caption(agile) == (f"Next 24 hours · cheapest from {local:%H:%M} at £0.120 per kWh")
+    assert plan_caption(costs([])).startswith("No plan yet")

@@ -33,6 +33,7 @@ from heatshare.gui.energy_text import (
     plan_caption,
     price_now_line,
     source_line,
+    usual_hint,
 )
 from heatshare.gui.formatting import NOT_AVAILABLE
 from heatshare.protocol.energy import CostsResponse, PlanSlot, UsualHeatingKind
@@ -70,6 +71,7 @@ class PeriodCard(QFrame):
         self.headline.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.headline_detail = QLabel("")
         self.headline_detail.setObjectName("cardDetail")
+        self.headline_detail.setWordWrap(True)
         self.grid = QGridLayout()
         self.grid.setHorizontalSpacing(12)
         self.grid.setVerticalSpacing(3)
@@ -286,7 +288,7 @@ class CostPanel(QWidget):
     settings_requested = Signal()
     statement_requested = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:  # noqa: PLR0915 (one layout)
         super().__init__(parent)
         self.setObjectName("costPanel")
         self.costs: CostsResponse | None = None
@@ -311,6 +313,10 @@ class CostPanel(QWidget):
         header.addWidget(self.statement_button, 0, Qt.AlignmentFlag.AlignBottom)
         header.addWidget(self.settings_button, 0, Qt.AlignmentFlag.AlignBottom)
 
+        self.usual_hint = QLabel("")
+        self.usual_hint.setObjectName("hint")
+        self.usual_hint.setWordWrap(True)
+        self.usual_hint.hide()
         self.plug_banner = Banner("warning")
         self.error_banner = Banner("error")
         self.today = PeriodCard("Today")
@@ -340,6 +346,7 @@ class CostPanel(QWidget):
         layout.addWidget(self.plug_banner)
         layout.addWidget(self.error_banner)
         layout.addLayout(cards)
+        layout.addWidget(self.usual_hint)
         layout.addLayout(caption_row)
         layout.addWidget(self.plan)
         self._show_waiting()
@@ -370,6 +377,9 @@ class CostPanel(QWidget):
             (self.season, costs.season),
         ):
             card.show_text(period_text(figures, costs.currency, self.usual))
+        hint = usual_hint(costs, self.usual)
+        self.usual_hint.setText(hint)
+        self.usual_hint.setVisible(bool(hint))
         self.plan_caption.setText(plan_caption(costs))
         self.plan.set_plan(costs.plan, costs.currency)
 

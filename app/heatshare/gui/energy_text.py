@@ -146,11 +146,7 @@ def period_text(
         Row("Earnings", money(-f.earnings_minor) if f.earnings_minor else money(0)),
         Row("Net cost", money(f.net_cost_minor)),
     ]
-    usual_label = (
-        f"{usual_name} would have cost"
-        if usual is not UsualHeatingKind.NONE
-        else ("Usual heating would have cost")
-    )
+    usual_label = f"{usual_name} would have cost"
     rows.append(Row(usual_label, money(f.usual_cost_minor)))
     if f.saving_minor is None:
         rows.append(Row("Saving", NOT_AVAILABLE))
@@ -162,7 +158,13 @@ def period_text(
         rows.append(Row("CO₂ avoided", format_co2_g(f.co2_avoided_g)))
     else:
         rows.append(Row("CO₂ added", format_co2_g(-f.co2_avoided_g)))
-    notes = [n for n in (f.effective_note, f.usual_note) if n]
+    # The usual heating's absence is said once for the panel (usual_hint), not on each card;
+    # why there is no cost per kWh goes where that figure's detail would be.
+    notes = []
+    if f.effective_micro_per_kwh is None and f.effective_note:
+        detail = f.effective_note
+    elif f.effective_note:
+        notes.append(f.effective_note)
     if currency.upper() == DEMO_CURRENCY:
         notes.append("Demo credits are not money: they are not taken off the cost.")
     if f.fallback_prices:
@@ -183,7 +185,19 @@ def plan_caption(costs: CostsResponse) -> str:
     at = cheapest.start.astimezone()
     hours = round((costs.plan[-1].end - costs.plan[0].start).total_seconds() / 3600)
     price = format_price(cheapest.price_per_kwh, costs.currency)
+    if all(s.price_per_kwh == cheapest.price_per_kwh for s in costs.plan):
+        return f"Next {hours} hours · one price, {price} per kWh: no cheaper hour to heat in"
     return f"Next {hours} hours · cheapest from {at:%H:%M} at {price} per kWh"
+
+
+def usual_hint(costs: CostsResponse, usual: UsualHeatingKind) -> str:
+    """Once for the panel: why there is no saving to show (the agent's sentence)."""
+    if usual is not UsualHeatingKind.NONE:
+        return ""
+    note = costs.month.usual_note or costs.today.usual_note
+    if not note:
+        return ""
+    return f"{note} Set your usual heating in Energy settings to see the saving."
 
 
 def hhmm(at: datetime) -> str:
