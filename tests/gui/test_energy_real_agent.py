@@ -127,3 +127,29 @@ def test_the_cost_of_heat_with_the_real_agent(
     qtbot.waitUntil(lambda: statement.outcome.text().startswith("Saved"), timeout=10_000)
     assert pdf.read_bytes().startswith(b"%PDF-1.")
     statement.reject()
+
+
+def test_the_agents_refusal_keeps_the_dialog_open(
+    qtbot: QtBot, root: HeatshareApp, client: AgentClient
+) -> None:
+    """Overlapping time-of-use periods: the agent's 422 sentence under the fields."""
+    root.energy.open_settings()
+    qtbot.waitUntil(lambda: root.energy.settings_dialog is not None, timeout=10_000)
+    dialog = root.energy.settings_dialog
+    assert dialog is not None
+    dialog.tariff_kind.setCurrentIndex(dialog.tariff_kind.findData(TariffKind.TIME_OF_USE.value))
+    dialog._add_period(None)  # a second cheap night, over the first
+    dialog.periods.item(1, 1).setText("01:00")
+    dialog.periods.item(1, 2).setText("06:00")
+    dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
+    qtbot.waitUntil(dialog.error.isVisible, timeout=10_000)
+    assert dialog.error.text() == (
+        "The tariff was not accepted: two time-of-use periods overlap on weekday 0 at 01:00."
+    )
+    assert dialog.isVisible()
+    assert dialog.buttons.isEnabled()  # the householder can correct and save again
+    assert client.energy_settings().tariff.kind is TariffKind.FLAT  # nothing was stored
+    dialog.periods.removeRow(1)
+    with qtbot.waitSignal(dialog.finished, timeout=10_000):
+        dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
+    assert client.energy_settings().tariff.kind is TariffKind.TIME_OF_USE
