@@ -3,7 +3,8 @@
 ``run`` is the composition root of the agent program: it builds the store, the sensors, the
 service, the job engine and the local API, and passes them in. Every other command is a
 client of the running agent's local API, like the app: ``status`` and ``stop``, and for the
-compute network ``enrol``, ``demo``, ``leave``, ``jobs`` and ``earnings``. Imports are lazy so
+compute network ``enrol``, ``demo``, ``leave``, ``jobs`` and ``earnings``, ``heating`` for the
+thermostat and ``energy`` for the cost of heat, statements and price lists. Imports are lazy so
 ``--help`` and ``status`` stay quick.
 
 Exit codes: 0 done; 1 an error (another agent runs on the profile, the port is taken, the
