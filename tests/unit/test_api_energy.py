@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +26,7 @@ import pytest
 from test_api_support import T0, TOKEN, Agent, FakeSensors, error_of
 
 from heatshare.agent import cli
+from heatshare.agent import energy as energy_module
 from heatshare.agent.api import ApiServer
 from heatshare.agent.energy import EnergyControl, FetchError
 from heatshare.agent.service import AgentService, estimate_note
@@ -46,6 +48,7 @@ from heatshare.protocol.energy import (
 from heatshare.protocol.local_api import EarningEntry, EarningsResponse, Settings, SettingsPatch
 from heatshare.sensors.plugs import base_url
 from heatshare.store import Store
+from mosquitto_broker import free_port
 
 LONDON = ZoneInfo("Europe/London")
 KWH = 3_600_000
@@ -577,3 +580,52 @@ def test_the_energy_command(rig: Rig, capsys: pytest.CaptureFixture[str], tmp_pa
 def test_an_agent_error_is_a_sentence(rig: Rig) -> None:
     with pytest.raises(AgentError, match="YYYY-MM"):
         rig.client.statement("2027-1")
+
+
+# -- the real fetch, against a local server -------------------------------------------------------
+
+
+@pytest.fixture
+def price_server() -> Iterator[str]:
+    answers = {
+        "/agile.json": (200, "application/json", b'{"results": []}'),
+        "/down": (503, "text/plain", b"maintenance"),
+        "/big.csv": (200, "text/csv", b"start,price\n" + b"x" * 200),
+        "/bom.csv": (200, "text/csv", "\ufeffstart,price\n€".encode()),
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, ctype, body = answers.get(self.path, (404, "text/plain", b"no"))
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="price-server", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_the_real_fetch(price_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert energy_module._real_fetch(price_server + "/agile.json") == (
+        "application/json",
+        '{"results": []}',
+    )
+    assert energy_module._real_fetch(price_server + "/bom.csv") == ("text/csv", "start,price\n€")
+    with pytest.raises(FetchError, match="the server answered 503"):
+        energy_module._real_fetch(price_server + "/down")
+    monkeypatch.setattr(energy_module, "MAX_PRICE_LIST_BYTES", 100)
+    with pytest.raises(FetchError, match="larger than"):
+        energy_module._real_fetch(price_server + "/big.csv")
+    closed = free_port()
+    with pytest.raises(FetchError, match="could not be fetched: ConnectionError"):
+        energy_module._real_fetch(f"http://127.0.0.1:{closed}/agile.json")

@@ -824,9 +824,10 @@ def _real_fetch(url: str) -> tuple[str, str]:
             data = resp.raw.read(MAX_PRICE_LIST_BYTES + 1, decode_content=True)
             if len(data) > MAX_PRICE_LIST_BYTES:
                 raise FetchError(f"The price list at {url} is larger than 5 MB.")
-            return resp.headers.get("Content-Type", ""), data.decode(
-                resp.encoding or "utf-8", errors="replace"
-            )
+            content_type = resp.headers.get("Content-Type", "")
+            # Without a charset, UTF-8 (with a spreadsheet's BOM), not HTTP's old Latin-1.
+            charset = resp.encoding if "charset=" in content_type.lower() else None
+            return content_type, data.decode(charset or "utf-8-sig", errors="replace")
     except requests.exceptions.SSLError as exc:
         raise FetchError(
             f"The price list at {url} could not be fetched: its certificate is not trusted."
