@@ -895,6 +895,11 @@ class AgentService:
             self._configure_accountant(merged)
             with self._lock:
                 self._settings = merged
+        if "currency" in changes:
+            # The heating loop names prices in the tariff's currency.
+            self._heating.configure_prices(
+                self._energy.settings_stored().price_aware, merged.currency
+            )
         if changes:
             log.info("Settings changed: %s", ", ".join(sorted(changes)))
         return merged
