@@ -123,7 +123,7 @@ class PeriodCard(QFrame):
             figure = text.rows[i]
             label.setText(figure.label)
             value.setText(figure.value)
-            colour = {"good": GOOD, "bad": BAD}.get(figure.tone)
+            colour = _tone(figure.tone, dark=self.palette().window().color().lightness() < 128)
             value.setStyleSheet(f"color: {colour.name()}; font-weight: 600;" if colour else "")
         self.note.setText("\n".join(text.notes))
         self.note.setVisible(bool(text.notes))
@@ -391,6 +391,15 @@ class CostPanel(QWidget):
         if self.costs is None:
             for card in (self.today, self.month, self.season):
                 card.show_missing("")
+
+
+def _tone(tone: str, *, dark: bool) -> QColor | None:
+    """A saving in green, an extra cost in red; lighter shades on a dark background."""
+    if tone == "good":
+        return QColor(102, 187, 106) if dark else GOOD
+    if tone == "bad":
+        return QColor(239, 83, 80) if dark else BAD
+    return None
 
 
 def _escape(text: str) -> str:
