@@ -115,7 +115,7 @@ def test_the_cost_of_heat_end_to_end(energy_agent: AgentProcess, plug: FakePlug)
 
     # A price list with a change at an odd second, a little ahead: mid-hour, mid-minute.
     now = time.time()
-    change = math.floor(now) + 47
+    change = math.floor(now) + 55
     start, end = math.floor(now) - 3600, math.floor(now) + 3600
     listing = (
         '{"results": ['
@@ -185,13 +185,15 @@ def test_the_cost_of_heat_end_to_end(energy_agent: AgentProcess, plug: FakePlug)
         )
         steps.append((at, price / 100))
 
+    # A step is booked in the tick that sees it: an interval of about a second that may begin
+    # up to a second before the step and end a second or two after it. Steps keep clear of the
+    # change by more than that, so each is priced at one price alone.
     for _ in range(4):
-        if time.time() > change - 4:
+        if time.time() > change - 8:
             break
         step(PRICE_A)
     assert steps, "the price change came too soon to step before it"
-    # Across the change: nothing until it has passed.
-    while time.time() < change + 0.5:
+    while time.time() < change + 2.5:
         time.sleep(0.1)
     for _ in range(3):
         step(PRICE_B)
