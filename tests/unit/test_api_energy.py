@@ -433,6 +433,16 @@ def test_the_price_list_url_is_fetched_and_a_failure_keeps_the_prices(rig: Rig) 
     assert info.error is not None and "holds no prices" in info.error
 
 
+def test_a_fetch_answered_after_the_stop_writes_nothing(rig: Rig) -> None:
+    url = "https://prices.example/agile.json"
+    rig.fetch_answer = ("text/csv", "start,price\n2027-01-15T08:00Z,0.2\n2027-01-15T08:30Z,0.3\n")
+    rig.energy.stop()  # as the agent's stop does, with the store still open
+    assert rig.energy.fetch_now(url).count == 0
+    assert rig.fetched == [url]
+    assert rig.client.price_list().count == 0
+    assert rig.client.price_list().fetched_at is None
+
+
 # -- statements -----------------------------------------------------------------------------------
 
 

@@ -285,6 +285,7 @@ class EnergyControl:
         self.plug_generation = 0  # bumped when another plug is set up
         self._fetch_due = 0.0  # mono: when the next fetch of the price list is due
         self._samplers: list[tuple[Sampler, threading.Thread]] = []
+        self._closing = threading.Event()
         self._plan: Callable[[float], list[PlanSlot]] | None = None
         self._heating_prices: tuple[tuple[Any, ...], tuple[TariffSlot, ...]] | None = None
         self._earnings_kwh: Decimal | None = None
@@ -303,6 +304,8 @@ class EnergyControl:
             self._samplers.append((sampler, sampler.start()))
 
     def stop(self) -> None:
+        """Stop the threads (a fetch in flight writes nothing after this) and close the plug."""
+        self._closing.set()
         for sampler, _ in self._samplers:
             sampler.stop()
         for _, thread in self._samplers:
@@ -553,6 +556,9 @@ class EnergyControl:
         meta = self._meta()
         try:
             content_type, text = self._fetch(url)
+            if self._closing.is_set():
+                # The agent stopped while the server answered: the store is closing.
+                return PriceListInfo(count=len(self._prices))
             fmt: Literal["csv", "json"] = (
                 "json" if "json" in content_type or text.lstrip()[:1] in ("{", "[") else "csv"
             )
@@ -571,6 +577,8 @@ class EnergyControl:
             meta = {**meta, "error": str(exc)}
             self._fetch_due = self._mono() + FETCH_RETRY_S
             log.info("%s", exc)
+        if self._closing.is_set():
+            return PriceListInfo(count=len(self._prices))
         self._store.set_state(PRICES_META_KEY, json.dumps(meta))
         return self.price_info()
 
