@@ -663,7 +663,11 @@ async def run(args: argparse.Namespace, net: Network, meter: CpuMeter) -> dict[s
         )
     else:
         await heartbeats(args, net, meter, d, figures)
-    await leasing(args, net, meter, d, figures)
+    if args.heartbeats_only:
+        print("phase 2: lease + complete skipped (--heartbeats-only)")
+        figures.update(lease_complete_per_s=float("nan"), double_leases=0, double_credits=0)
+    else:
+        await leasing(args, net, meter, d, figures)
     return figures
 
 
@@ -771,6 +775,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=0, help="jobs to submit (default: enough)")
     parser.add_argument(
         "--profile", metavar="FILE", help="py-spy the first app server while leasing (raw stacks)"
+    )
+    parser.add_argument(
+        "--heartbeats-only", action="store_true", help="skip the lease+complete phase"
     )
     parser.add_argument(
         "--lease-only",
