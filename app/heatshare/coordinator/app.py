@@ -138,9 +138,10 @@ class WriteBatcher:
     that arrived together: its statements take microseconds and wait for no network, and
     handing work to another thread cost more than the work (each SQLite call lets go of the
     GIL, and two busy threads then pass it back and forth through the kernel). On PostgreSQL
-    every statement waits for a round trip, so batches run on threads of their own (a few,
-    each in its own transaction: row locks and ``SKIP LOCKED`` keep them apart) while the
-    loop goes on serving.
+    every statement waits for a round trip, so batches run on two threads of their own, each
+    in its own transaction (row locks and ``SKIP LOCKED`` keep them apart), while the loop
+    goes on serving. (Measured on 2 cores: one thread leaves the server waiting on round
+    trips, four spend more CPU handing the GIL around; docs/benchmarks.md.)
 
     Each item sees the ones before it (a node's limit and a job's attempts hold across a
     batch). An item refused with :class:`RefusedError` has written nothing (the service's
@@ -148,7 +149,7 @@ class WriteBatcher:
     the batch back and every item is run again alone, so only the one at fault fails.
     """
 
-    def __init__(self, coordinator: Coordinator, *, inline: bool, threads: int = 4) -> None:
+    def __init__(self, coordinator: Coordinator, *, inline: bool, threads: int = 2) -> None:
         self._c = coordinator
         self._inline = inline
         self._n_threads = threads
