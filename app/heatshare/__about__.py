@@ -4,3 +4,6 @@ __app_name__ = "Heatshare"
 __app_id__ = "org.heatshare.Heatshare"
 __version__ = "0.1.0"
 __author__ = "Heatshare"
+# The systemd unit the Linux packages install for the agent as a system service; the app's
+# "Keep heating when nobody is logged in" turns it on and off by this name.
+__agent_unit__ = "heatshare-agent.service"

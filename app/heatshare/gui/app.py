@@ -27,6 +27,7 @@ from heatshare.gui.bridge import (
 from heatshare.gui.energy_controller import EnergyController
 from heatshare.gui.notifications import Notice, SafetyNotices
 from heatshare.gui.page_polls import PagePolls
+from heatshare.gui.system_service import SystemService
 from heatshare.gui.tasks import TaskRunner
 from heatshare.gui.window import DASHBOARD, HEATING, JOBS, NETWORK, MainWindow
 from heatshare.protocol.discovery import Paths
@@ -77,6 +78,7 @@ class HeatshareApp(QObject):
         *,
         autostart: Autostart | None = None,
         client_factory: ClientFactory | None = None,
+        system_service: SystemService | None = None,
     ) -> None:
         """Args:
         qapp: The application.
@@ -86,6 +88,8 @@ class HeatshareApp(QObject):
             platform's, for ``options.profile_dir``.
         client_factory: Builds the agent client (tests pass one that replays the agent's
             answers); by default the HTTP client.
+        system_service: The agent's systemd unit (tests pass one with a fake runner); by
+            default the real one, or none with ``--connect``.
         """
         super().__init__()
         self.setObjectName("heatshare-app")
@@ -110,6 +114,10 @@ class HeatshareApp(QObject):
         )
 
         self.autostart = autostart if autostart is not None else _make_autostart(options)
+        # This computer's systemd unit: nothing to offer while showing another machine's agent.
+        self.system_service = system_service
+        if system_service is None and not options.connect:
+            self.system_service = SystemService()
         self.icons = _load_icons()
         self.window = MainWindow(self.icons.app if self.icons is not None else None)
         self.charts: ChartPanel | None = None
@@ -524,6 +532,8 @@ class HeatshareApp(QObject):
             self.autostart,
             self.window,
             autostart_unavailable=AUTOSTART_REMOTE if self.options.connect else None,
+            system_service=self.system_service,
+            tasks=self.tasks,
         )
         self.settings_dialog = dialog
 

@@ -2,15 +2,17 @@
 
 Tariff, currency and temperature unit belong to the agent, which validates and saves them.
 Start at login belongs to this computer and this user: the dialog sets it itself, through the
-:class:`~heatshare.gui.autostart.Autostart` the composition root built.
+:class:`~heatshare.gui.autostart.Autostart` the composition root built. So does the agent as a
+system service (Linux): that switch acts at once, since it asks for an administrator's password.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -32,6 +34,8 @@ from heatshare.protocol.local_api import Settings, SettingsPatch
 
 if TYPE_CHECKING:
     from heatshare.gui.autostart import Autostart
+    from heatshare.gui.system_service import ChangeOutcome, ServiceStatus, SystemService
+    from heatshare.gui.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,8 @@ class SettingsDialog(QDialog):
         parent: QWidget | None = None,
         *,
         autostart_unavailable: str | None = None,
+        system_service: SystemService | None = None,
+        tasks: TaskRunner | None = None,
     ) -> None:
         """Args:
         settings: The agent's settings, as last read.
@@ -65,6 +71,8 @@ class SettingsDialog(QDialog):
         parent: The main window, whose style sheet the dialog shares.
         autostart_unavailable: Why start at login cannot be set here, shown under the
             switch when ``autostart.supported`` is False; a general sentence by default.
+        system_service: The agent's systemd unit (Linux); None or unsupported hides its switch.
+        tasks: Runs systemctl and pkexec off the UI thread; inline when None.
         """
         super().__init__(parent)
         self.setWindowTitle("Heatshare settings")
@@ -124,6 +132,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.energy_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(rule)
         layout.addLayout(login)
+        layout.addLayout(self._build_system_service(system_service, tasks))
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
 
@@ -171,6 +180,69 @@ class SettingsDialog(QDialog):
             note.setText("Heatshare opens in the tray; heating does not depend on it.")
         box.setChecked(enabled)
         return enabled
+
+    def _build_system_service(
+        self, service: SystemService | None, tasks: TaskRunner | None
+    ) -> QVBoxLayout:
+        """The system service's switch and its sentence; hidden where there is no systemd."""
+        self.system_service = service
+        self.tasks = tasks
+        self._closed = False  # a systemctl answer after the dialog closed goes nowhere
+        self.finished.connect(self._on_finished)
+        self.keep_heating = QCheckBox("Keep heating when nobody is logged in")
+        self.keep_heating_note = QLabel()
+        self.keep_heating_note.setWordWrap(True)
+        self.keep_heating_note.setObjectName("hint")
+        self.keep_heating_note.setIndent(self.start_at_login_note.indent())
+        self.keep_heating_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box = QVBoxLayout()
+        box.setSpacing(4)
+        box.addWidget(self.keep_heating)
+        box.addWidget(self.keep_heating_note)
+        if service is None or not service.supported:
+            self.keep_heating.hide()
+            self.keep_heating_note.hide()
+            return box
+        # clicked, not toggled: only the person's click asks for a password, never a refresh.
+        self.keep_heating.clicked.connect(self._keep_heating_clicked)
+        self.keep_heating.setEnabled(False)
+        self.keep_heating_note.setText("Asking systemd whether the service is on…")
+        self._in_background(service.status, self._show_service_status)
+        return box
+
+    def _on_finished(self, _result: int) -> None:
+        self._closed = True
+
+    def _in_background(self, fn: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        def deliver(value: Any) -> None:
+            if not self._closed:
+                done(value)
+
+        if self.tasks is None:
+            deliver(fn())
+        else:
+            self.tasks.run("system-service", fn, deliver)
+
+    def _show_service_status(self, status: ServiceStatus, sentence: str | None = None) -> None:
+        self.keep_heating.setChecked(status.enabled)
+        self.keep_heating.setEnabled(status.changeable)
+        self.keep_heating_note.setText(sentence or status.sentence)
+
+    def _keep_heating_clicked(self, on: bool) -> None:
+        service = self.system_service
+        assert service is not None  # the switch is connected only with a service
+        self.keep_heating.setEnabled(False)
+        self.keep_heating_note.setText(
+            "Asking for an administrator's password to "
+            f"{'turn on' if on else 'turn off'} the system service…"
+        )
+
+        def done(outcome: ChangeOutcome) -> None:
+            if not outcome.ok:
+                log.info("System service not changed: %s", outcome.sentence)
+            self._show_service_status(outcome.status, outcome.sentence)
+
+        self._in_background(lambda: service.set_enabled(on), done)
 
     def apply_start_at_login(self) -> str | None:
         """Turn start at login on or off as the switch says; a sentence to show if that failed.
