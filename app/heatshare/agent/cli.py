@@ -88,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     version = f"heatshare-agent {__version__}"
     parser = argparse.ArgumentParser(
         prog="heatshare-agent",
-        description="The Heatshare heater-server service and its command line.",
+        description="The Heatshare agent: the service that reads this computer's sensors, "
+        "keeps its history, heats the room and runs the compute network's jobs. `run` is the "
+        "service itself; every other command asks the running agent. "
+        "`heatshare-agent COMMAND --help` explains each command.",
+        epilog="Exit codes: 0 done; 1 an error (said on stderr); 2 a usage error; "
+        "3 no agent answers.",
     )
     parser.add_argument("--version", action="version", version=version)
     # Options after the command name (a subparser's defaults would overwrite the same options

@@ -88,7 +88,11 @@ def blob_dir(url: str, value: str | None) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="heatshare-coordinator",
-        description="The Heatshare compute network's server and its operator commands.",
+        description="The Heatshare compute network's server and its operator commands: "
+        "`serve` runs the network; `account`, `pair-code` and `requester` admit householders' "
+        "machines and those who submit jobs; `submit` sends a job. "
+        "`heatshare-coordinator COMMAND --help` explains each command.",
+        epilog="Exit codes: 0 done; 1 an error (said on stderr); 2 a usage error.",
     )
     parser.add_argument(
         "--version", action="version", version=f"heatshare-coordinator {__version__}"
@@ -99,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", metavar="URL", help=db_help)
-    common.add_argument("--verbose", "-v", action="store_true", help="log more")
+    common.add_argument(
+        "--verbose", "-v", action="store_true", help="log more: debug messages on stderr too"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser(
@@ -146,21 +152,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
 
-    sub.add_parser("migrate", parents=[common], help="bring the database to the newest schema")
+    sub.add_parser(
+        "migrate",
+        parents=[common],
+        help="bring the database to the newest schema",
+        description="Bring the database to the newest schema and print its revision (serve "
+        "does this too; run it alone before an upgrade, after a backup).",
+    )
 
-    account = sub.add_parser("account", help="householder accounts")
+    account = sub.add_parser(
+        "account",
+        help="householder accounts",
+        description="Householder accounts: each householder's machines join under one, "
+        "and their earnings are credited to it.",
+    )
     account_sub = account.add_subparsers(dest="account_command", required=True, metavar="ACTION")
-    create = account_sub.add_parser("create", parents=[common], help="create an account NAME")
-    create.add_argument("name", metavar="NAME")
+    create = account_sub.add_parser(
+        "create",
+        parents=[common],
+        help="create an account NAME",
+        description="Create the account NAME; then `pair-code NAME` gives its machines "
+        "codes to join with.",
+    )
+    create.add_argument("name", metavar="NAME", help="the account's name, unique in the network")
     create.add_argument("--currency", help="the network's currency if not yet set (default EUR)")
-    account_sub.add_parser("list", parents=[common], help="list the accounts")
+    account_sub.add_parser(
+        "list",
+        parents=[common],
+        help="list the accounts",
+        description="List the accounts: id, name and currency, one a line.",
+    )
 
     pair = sub.add_parser(
         "pair-code",
         parents=[common],
         help="a one-time pairing code for account NAME (the code alone on the last line)",
+        description="Make a one-time pairing code for account NAME. The householder types it "
+        "into the app (Join a network) or runs `heatshare-agent enrol URL CODE`; it joins one "
+        "machine, once, before it expires.",
     )
-    pair.add_argument("name", metavar="NAME")
+    pair.add_argument("name", metavar="NAME", help="the account the machine joins")
     pair.add_argument(
         "--ttl",
         type=int,
@@ -169,7 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="valid for S seconds (default one day)",
     )
 
-    requester = sub.add_parser("requester", help="requesters (who submit jobs)")
+    requester = sub.add_parser(
+        "requester",
+        help="requesters (who submit jobs)",
+        description="Requesters: those who submit jobs to the network and pay for them.",
+    )
     requester_sub = requester.add_subparsers(
         dest="requester_command", required=True, metavar="ACTION"
     )
@@ -177,13 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
         "create",
         parents=[common],
         help="create requester NAME; prints its API key on the last line",
+        description="Create requester NAME and print its API key on the last line (shown "
+        "once: keep it; `submit --api-key` uses it).",
     )
-    rcreate.add_argument("name", metavar="NAME")
+    rcreate.add_argument("name", metavar="NAME", help="the requester's name, unique")
 
     sub.add_parser(
         "admin-token",
         parents=[common],
         help="a new operator token (the old one stops working); printed on the last line",
+        description="Make a new operator token for the /v1 operator API and print it on the "
+        "last line (shown once); any earlier token stops working.",
     )
 
     submit = sub.add_parser(
@@ -207,10 +246,24 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--replication", type=int, choices=(1, 2), default=1, help="2: two machines must agree"
     )
-    submit.add_argument("--cpu-cores", type=int, default=1)
-    submit.add_argument("--memory-mb", type=int, default=512)
-    submit.add_argument("--gpus", type=int, default=0)
-    submit.add_argument("--wall-time-s", type=int, default=3600)
+    submit.add_argument(
+        "--cpu-cores", type=int, default=1, help="CPU cores the job needs (default %(default)s)"
+    )
+    submit.add_argument(
+        "--memory-mb",
+        type=int,
+        default=512,
+        help="memory the job may use, in MB (default %(default)s)",
+    )
+    submit.add_argument(
+        "--gpus", type=int, default=0, help="GPUs the job needs (default %(default)s)"
+    )
+    submit.add_argument(
+        "--wall-time-s",
+        type=int,
+        default=3600,
+        help="the longest the job may run, in seconds, before it is stopped (default %(default)s)",
+    )
     submit.add_argument("--max-attempts", type=int, default=5, help="attempts before it fails")
     submit.add_argument("--deadline-s", type=int, help="expire the job this many seconds from now")
     submit.add_argument(

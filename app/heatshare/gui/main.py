@@ -20,11 +20,14 @@ log = logging.getLogger("heatshare.gui.main")
 TOKEN_ENV = "HEATSHARE_TOKEN"  # noqa: S105 (the name of a variable, not a secret)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="heatshare",
         description="Heatshare: watch the heat your computer puts into the room, and the "
-        "jobs it runs for a compute network.",
+        "jobs it runs for a compute network. The window opens with an icon in the system "
+        "tray; if no agent runs for this profile, the app starts one.",
+        epilog="The agent and the network's server have their own commands: "
+        "heatshare-agent --help, heatshare-coordinator --help.",
     )
     parser.add_argument(
         "--profile-dir",
@@ -34,7 +37,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--connect",
         metavar="HOST:PORT",
-        help="show an agent on another machine (never starts one)",
+        help="show the agent on another machine (a server in the shed) instead of this "
+        "computer's own; never starts one",
     )
     parser.add_argument(
         "--token",
@@ -51,6 +55,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "demo credits, which are not money) and show the Jobs page",
     )
     parser.add_argument("--version", action="version", version=f"heatshare {__version__}")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.connect:
         from heatshare.gui.bridge import parse_host_port
