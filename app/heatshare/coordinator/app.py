@@ -123,7 +123,8 @@ class _Work:
     do: Callable[[Connection], Any]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
-    leases: bool  # leasing: expired leases are settled first
+    # Leasing for this node (expired leases are settled first), or None.
+    lease_node: int | None
 
 
 class WriteBatcher:
@@ -158,11 +159,11 @@ class WriteBatcher:
         self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
 
-    async def run(self, do: Callable[[Connection], _T], *, leases: bool = False) -> _T:
+    async def run(self, do: Callable[[Connection], _T], *, lease_node: int | None = None) -> _T:
         """``do(connection)`` in the next batch's transaction, once it is committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
-        work = _Work(do, loop, future, leases)
+        work = _Work(do, loop, future, lease_node)
         if self._inline:
             self._pending.append(work)
             if len(self._pending) == 1:
@@ -222,11 +223,14 @@ class WriteBatcher:
             self._answer(outcomes)
 
     def _run(self, batch: list[_Work]) -> list[tuple[_Work, Any, bool]]:
-        if any(work.leases for work in batch):
+        if any(work.lease_node is not None for work in batch):
             try:
                 self._c.sweep_if_due()
             except Exception:
                 log.exception("Sweeping expired leases and deadlines failed")
+        # Leases last, in node id order: each locks its node's row, and the heartbeat writer
+        # locks node rows in id order too, so the two never wait on each other in a circle.
+        batch = sorted(batch, key=_lease_order)
         outcomes: list[tuple[_Work, Any, bool]] = []
         try:
             with self._c.connection() as conn:
@@ -300,6 +304,10 @@ class DiskBatcher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def _lease_order(work: _Work) -> tuple[bool, int]:
+    return work.lease_node is not None, work.lease_node or 0
 
 
 def _set_outcomes(answers: Sequence[tuple[_Work | asyncio.Future[Any], Any, bool]]) -> None:
@@ -727,7 +735,7 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
         node_id = await c.node_id_async(_token(auth))
         leased = await c.writes.run(
             lambda conn: service.lease(conn, node_id, body.max_jobs, c.now(), c.settings),
-            leases=True,
+            lease_node=node_id,
         )
         return _json(leased)
 
