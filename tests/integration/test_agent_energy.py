@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 import requests
-from test_plugs_replay import FakePlug
 
 from agent_process import AgentProcess, spawn_agent
 from heatshare.domain.readings import Provenance
@@ -42,6 +41,7 @@ from heatshare.protocol.energy import (
     UsualHeatingSettings,
 )
 from heatshare.protocol.local_api import SettingsPatch
+from plug_replay import FakePlug
 
 STEP_WH = 2.0  # one counter step: 7200 J, below what one second can plausibly pass
 STEP_J = Fraction(7200)

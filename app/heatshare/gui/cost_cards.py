@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPaintEvent, QPen
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -223,7 +223,7 @@ class PlanStrip(QWidget):
             ).normalized()
             p.fillRect(rect, colour)
             if slot.fallback:
-                p.fillRect(rect, QColor(0, 0, 0, 60), Qt.BrushStyle.BDiagPattern)  # type: ignore[call-overload]
+                p.fillRect(rect, QBrush(QColor(0, 0, 0, 60), Qt.BrushStyle.BDiagPattern))
         # Planned power, a step line against 0–100 %.
         path = QPainterPath()
         for i, slot in enumerate(self.plan):
