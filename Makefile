@@ -8,7 +8,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 PROFILE ?=
 
-.PHONY: sysdeps-run sysdeps-test run test check lint typecheck layers pytest bench clean
+.PHONY: sysdeps-run sysdeps-test run test check lint typecheck layers pytest bench clean deb rpm
 
 run: sysdeps-run $(STAMP_RUN)
 	$(BIN)/heatshare $(if $(PROFILE),--profile-dir $(PROFILE))
@@ -56,6 +56,13 @@ $(STAMP_TEST): pyproject.toml | $(VENV)/bin/python
 bench: $(STAMP_TEST)
 	for b in agent_cpu app_start app_cpu_rss chart_update history_query room_sim; do \
 		echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
+
+# Linux packages into dist/ (PyInstaller bundle, then dpkg-deb or rpmbuild).
+deb: sysdeps-test $(STAMP_TEST)
+	packaging/linux/build-deb.sh
+
+rpm: sysdeps-test $(STAMP_TEST)
+	packaging/linux/build-rpm.sh
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

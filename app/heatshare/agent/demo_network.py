@@ -209,6 +209,9 @@ class DemoNetwork:
         return lines[-1]
 
     def _coordinator(self) -> list[str]:
+        if getattr(sys, "frozen", False):
+            # A bundle has no interpreter to take -m: the coordinator is a program beside it.
+            return [str(Path(sys.executable).with_name("heatshare-coordinator"))]
         return [self._python, "-m", "heatshare.coordinator"]
 
     def _log_tail(self) -> str:

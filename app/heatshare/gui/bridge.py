@@ -148,7 +148,11 @@ class AgentLauncher:
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "heatshare.agent", "run"]
+        if getattr(sys, "frozen", False):
+            # A bundle has no interpreter to take -m: its agent is a program beside the app.
+            cmd = [str(Path(sys.executable).with_name("heatshare-agent")), "run"]
+        else:
+            cmd = [sys.executable, "-m", "heatshare.agent", "run"]
         if self.profile_dir is not None:
             cmd += ["--profile-dir", self.profile_dir]
         return cmd
