@@ -6,4 +6,4 @@ __version__ = "0.1.0"
 __author__ = "Heatshare"
 # The systemd unit the Linux packages install for the agent as a system service; the app's
 # "Keep heating when nobody is logged in" turns it on and off by this name.
-__agent_unit__ = "heatshare-agent.service"
+__agent_unit__ = "heatshare-agent@.service"  # a template: one instance per user

@@ -36,7 +36,7 @@ chmod 644 "$DEST/usr/share/metainfo/$APP_ID.metainfo.xml"
 (cd "$ROOT/resources/icons" && find hicolor -type f) | while read -r icon; do
     install -D -m 644 "$ROOT/resources/icons/$icon" "$DEST/usr/share/icons/$icon"
 done
-install -m 644 "$ROOT/packaging/linux/heatshare-agent.service" "$DEST/usr/lib/systemd/system/"
+install -m 644 "$ROOT/packaging/linux/heatshare-agent@.service" "$DEST/usr/lib/systemd/system/"
 printf 'Heatshare %s\nLicense: MIT\n' "$VERSION" > "$DEST/usr/share/doc/heatshare/copyright"
 
 desktop-file-validate "$DEST/usr/share/applications/$APP_ID.desktop"

@@ -10,9 +10,11 @@ run the real ``systemctl is-enabled``.
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from PySide6.QtWidgets import QCheckBox, QLabel
@@ -28,6 +30,7 @@ from heatshare.gui.system_service import (
     RunResult,
     ServiceState,
     SystemService,
+    agent_unit,
     run_command,
 )
 from heatshare.gui.tasks import TaskRunner
@@ -47,15 +50,15 @@ MASKED = RunResult(1, "masked\n", "")
 ENABLED_NOW = RunResult(
     0,
     "",
-    "Created symlink /etc/systemd/system/multi-user.target.wants/heatshare-agent.service → "
-    "/usr/lib/systemd/system/heatshare-agent.service.\n",
+    f"Created symlink /etc/systemd/system/multi-user.target.wants/{AGENT_UNIT} → "
+    "/usr/lib/systemd/system/heatshare-agent@.service.\n",
 )
 NO_UNIT_ENABLE = RunResult(1, "", f"Failed to enable unit, unit {AGENT_UNIT} does not exist.\n")
 NOT_BOOTED = RunResult(
     1,
     "",
-    "Created symlink /etc/systemd/system/multi-user.target.wants/heatshare-agent.service → "
-    "/usr/lib/systemd/system/heatshare-agent.service.\n"
+    f"Created symlink /etc/systemd/system/multi-user.target.wants/{AGENT_UNIT} → "
+    "/usr/lib/systemd/system/heatshare-agent@.service.\n"
     "System has not been booted with systemd as init system (PID 1). Can't operate.\n"
     "Failed to connect to bus: Host is down\n",
 )
@@ -109,8 +112,12 @@ def service(runner: FakeRunner, *, euid: int = 1000, platform: str = "linux") ->
     )
 
 
-def test_the_unit_name_is_the_one_the_packages_install() -> None:
-    assert AGENT_UNIT == __agent_unit__ == "heatshare-agent.service"
+def test_the_unit_is_this_users_instance_of_the_template_the_packages_install() -> None:
+    assert __agent_unit__ == "heatshare-agent@.service"
+    assert f"heatshare-agent@{getpass.getuser()}.service" == AGENT_UNIT
+    assert agent_unit("alice") == "heatshare-agent@alice.service"
+    template = Path(__file__).parents[2] / "packaging" / "linux" / __agent_unit__
+    assert "User=%i" in template.read_text("utf-8")
 
 
 @pytest.mark.parametrize(

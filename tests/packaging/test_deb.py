@@ -174,10 +174,12 @@ def test_the_installed_package_runs_the_demo_and_goes_cleanly(
     for size in ICON_SIZES:
         assert Path(f"/usr/share/icons/hicolor/{size}/apps/{__app_id__}.png").is_file(), size
     assert Path(f"/usr/share/icons/hicolor/scalable/apps/{__app_id__}.svg").is_file()
-    unit = Path("/usr/lib/systemd/system/heatshare-agent.service")
-    assert "ExecStart=/usr/bin/heatshare-agent run" in unit.read_text()
+    unit = Path("/usr/lib/systemd/system/heatshare-agent@.service").read_text()
+    # Each user's own agent, on that user's own profile: the app finds it as its own.
+    assert "User=%i" in unit
+    assert "ExecStart=/usr/bin/heatshare-agent run\n" in unit
     # Installed off: nothing links it into a target until the app asks.
-    assert not list(Path("/etc/systemd/system").glob("*/heatshare-agent.service"))
+    assert not list(Path("/etc/systemd/system").glob("*/heatshare-agent@*.service"))
 
     # The installed app, as the menu starts it, with a profile of its own.
     profile = tmp_path / "profile"

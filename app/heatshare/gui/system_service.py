@@ -1,6 +1,8 @@
 """The agent as a system service on Linux, so heating survives logout and reboots.
 
-The Linux packages install the systemd unit :data:`AGENT_UNIT`, off by default. The settings
+The Linux packages install the systemd template unit ``heatshare-agent@.service``, off by
+default; its instance for a user (:data:`AGENT_UNIT` for this one) runs that user's own agent
+on that user's own profile, so the app finds it as it finds any agent of the user. The settings
 dialog's "Keep heating when nobody is logged in" asks for administrator rights through
 ``pkexec`` and runs ``systemctl enable --now`` (or ``disable --now``); its state is read with
 ``systemctl is-enabled``. Every outcome becomes one sentence for the householder.
@@ -12,6 +14,7 @@ UI thread (a password prompt can take as long as the person takes).
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import subprocess
@@ -22,7 +25,20 @@ from enum import Enum
 
 from heatshare.__about__ import __agent_unit__
 
-AGENT_UNIT = __agent_unit__
+
+def agent_unit(user: str) -> str:
+    """The instance of the agent's template unit that runs ``user``'s agent."""
+    return __agent_unit__.replace("@.", f"@{user}.", 1)
+
+
+def _this_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no name for this uid (a container): the unit needs one
+        return str(os.getuid()) if hasattr(os, "getuid") else "user"
+
+
+AGENT_UNIT = agent_unit(_this_user())
 # is-enabled answers at once; enable --now waits for the password prompt and the start.
 READ_TIMEOUT_S = 10.0
 CHANGE_TIMEOUT_S = 300.0
