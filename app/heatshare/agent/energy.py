@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from heatshare.agent.sampler import Sampler
+from heatshare.agent.stored import load_stored
 from heatshare.domain import heat_cost as hc
 from heatshare.domain.heat import PlugReading
 from heatshare.domain.money import J_PER_KWH, MICRO, minor_per_major
@@ -370,23 +371,7 @@ class EnergyControl:
         return self.settings()
 
     def _load_settings(self) -> EnergySettings:
-        from heatshare.agent.heating_control import salvage
-
-        raw = self._store.get_state(SETTINGS_KEY)
-        if not raw:
-            return EnergySettings()
-        try:
-            data = json.loads(raw)
-            if not isinstance(data, dict):
-                raise TypeError("not an object")
-        except (ValueError, TypeError):
-            self._damaged("they could not be read, so all are back at their defaults")
-            return EnergySettings()
-        settings, dropped = salvage(EnergySettings, data)
-        if dropped:
-            self._damaged(f"these were reset to their defaults: {', '.join(sorted(dropped))}")
-        assert isinstance(settings, EnergySettings)
-        return settings
+        return load_stored(self._store.get_state(SETTINGS_KEY), EnergySettings, self._damaged)
 
     def _damaged(self, what: str) -> None:
         msg = f"Some stored energy settings were not usable; {what}."

@@ -29,7 +29,6 @@ import os
 import secrets
 import threading
 import time
-import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,10 +37,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ValidationError
-
 from heatshare.agent.heating import Capability, HeatingDecision, HeatingInputs, HeatingLoop
 from heatshare.agent.sampler import Sampler
+from heatshare.agent.stored import load_stored
 from heatshare.domain.readings import Snapshot
 from heatshare.domain.safety import GpuFacts, SafetyInputs
 from heatshare.domain.thermostat import RoomReading, TariffSlot
@@ -172,57 +170,6 @@ def local_zone() -> tzinfo:
 
 
 # --- settings: stored, salvaged, secrets kept ------------------------------------------------
-
-
-def _submodel(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model a field holds (``X`` or ``X | None``), or None."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        for arg in typing.get_args(annotation):
-            if isinstance(arg, type) and issubclass(arg, BaseModel):
-                return arg
-    return None
-
-
-def salvage(model: type[BaseModel], data: dict[str, Any], where: str = "") -> tuple[Any, list[str]]:
-    """``model`` from stored ``data``, keeping every value that is still valid.
-
-    A value out of range, or of a field a newer version added, falls back to its default
-    alone (a nested model field by field); a rule across fields that fails drops the fewest
-    values that make it hold. Returns the model and the dotted names that were reset.
-    """
-    known = {k: v for k, v in data.items() if k in model.model_fields}
-    dropped = [f"{where}{k}" for k in data if k not in model.model_fields]
-    for _ in range(len(known) + 2):
-        try:
-            return model.model_validate(known), dropped
-        except ValidationError as exc:
-            bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]} & set(known)
-        if not bad:
-            # A rule across fields: drop one value at a time, first the one that mends it.
-            for key in list(known):
-                trial = {k: v for k, v in known.items() if k != key}
-                try:
-                    model.model_validate(trial)
-                except ValidationError:
-                    continue
-                bad = {key}
-                break
-            else:
-                return model(), dropped + [f"{where}{k}" for k in known]
-        for key in bad:
-            sub = _submodel(model.model_fields[key].annotation)
-            value = known[key]
-            if sub is not None and isinstance(value, dict):
-                fixed, lost = salvage(sub, value, f"{where}{key}.")
-                if lost and fixed is not None:
-                    known[key] = fixed.model_dump(mode="json")
-                    dropped += lost
-                    continue
-            del known[key]
-            dropped.append(f"{where}{key}")
-    return model(), dropped
 
 
 def public(settings: HeatingSettings) -> HeatingSettings:
@@ -596,21 +543,7 @@ class HeatingControl:
         return public(merged)
 
     def _load_settings(self) -> HeatingSettings:
-        raw = self._store.get_state(SETTINGS_KEY)
-        if not raw:
-            return HeatingSettings()
-        try:
-            data = json.loads(raw)
-            if not isinstance(data, dict):
-                raise TypeError("not an object")
-        except (ValueError, TypeError):
-            self._damaged("they could not be read, so all are back at their defaults")
-            return HeatingSettings()
-        settings, dropped = salvage(HeatingSettings, data)
-        if dropped:
-            self._damaged(f"these were reset to their defaults: {', '.join(sorted(dropped))}")
-        assert isinstance(settings, HeatingSettings)
-        return settings
+        return load_stored(self._store.get_state(SETTINGS_KEY), HeatingSettings, self._damaged)
 
     def _damaged(self, what: str) -> None:
         msg = f"Some stored heating settings were not usable; {what}."
@@ -782,6 +715,5 @@ __all__ = [
     "local_zone",
     "public",
     "read_presence",
-    "salvage",
     "with_stored_secrets",
 ]
