@@ -14,6 +14,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from heatshare.protocol.heating import MqttSource
+from heatshare.sensors.net_reason import socket_reason
 
 # Seconds between reconnection attempts: the first soon (a broker restarting), then backing off.
 RECONNECT_MIN_S = 1
@@ -93,27 +94,3 @@ def lost(cfg: MqttSource, reason: Any, *, was_connected: bool) -> str:
     if not was_connected:
         return connect_failed(cfg) + " Retrying."
     return f"Lost the MQTT broker at {where(cfg)} ({reason}); reconnecting."
-
-
-def socket_reason(exc: BaseException) -> str:
-    """The root cause of a failed connection, in a few words ("connection refused")."""
-    stack: list[BaseException] = [exc]
-    seen: set[int] = set()
-    while stack:
-        e = stack.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(e, socket.gaierror):
-            return "the name is not known"
-        if isinstance(e, TimeoutError):
-            return "no answer in time"
-        if isinstance(e, ConnectionResetError):
-            return "the connection was reset"
-        if isinstance(e, OSError) and e.strerror:
-            return e.strerror.lower()
-        nested = [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
-        stack.extend(n for n in nested if isinstance(n, BaseException))
-    return "the connection failed"

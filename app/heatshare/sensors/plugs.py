@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import socket
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -36,6 +35,7 @@ import requests
 from requests.auth import HTTPDigestAuth
 
 from heatshare.domain.heat import PLUG_MAX_POWER_W, PlugReading
+from heatshare.sensors.net_reason import socket_reason
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class _Http:
         except requests.exceptions.ConnectionError as exc:
             # The exception's own text may hold the query, and with it a Tasmota password.
             raise PlugError(
-                f"The plug at {self.base} cannot be reached ({_reason(exc)}); check the "
+                f"The plug at {self.base} cannot be reached ({socket_reason(exc)}); check the "
                 "address and that the plug is on."
             ) from None
         except requests.RequestException:
@@ -169,33 +169,6 @@ class _Http:
             except ValueError:
                 body = None
             return _Answer(resp.status_code, body)
-
-
-def _reason(exc: BaseException) -> str:
-    """The root cause of a failed connection, in a few words ("connection refused").
-
-    Found by walking the causes: requests wraps urllib3's error, which wraps the socket's.
-    (Written here rather than shared with the MQTT code: that module brings paho and pydantic,
-    and this one stays light for the bench scripts.)
-    """
-    stack: list[BaseException] = [exc]
-    seen: set[int] = set()
-    while stack:
-        e = stack.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(e, socket.gaierror):
-            return "the name is not known"
-        if isinstance(e, ConnectionResetError):
-            return "the connection was reset"
-        if isinstance(e, OSError) and e.strerror:
-            return e.strerror.lower()
-        nested = [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
-        stack.extend(n for n in nested if isinstance(n, BaseException))
-    return "the connection failed"
 
 
 # --- values --------------------------------------------------------------------------------------

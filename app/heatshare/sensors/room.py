@@ -36,6 +36,7 @@ from heatshare.protocol.heating import (
     SensorEntity,
 )
 from heatshare.sensors import mqtt_broker
+from heatshare.sensors.net_reason import socket_reason
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +283,7 @@ class HomeAssistantApi:
         except requests.exceptions.SSLError as exc:
             raise ReadingError(
                 f"The TLS certificate of {self.url} was not accepted "
-                f"({mqtt_broker.socket_reason(exc)}); for a self-signed certificate you trust, "
+                f"({socket_reason(exc)}); for a self-signed certificate you trust, "
                 "turn off the certificate check."
             ) from None
         except requests.exceptions.Timeout:
@@ -292,7 +293,7 @@ class HomeAssistantApi:
         except requests.exceptions.ConnectionError as exc:
             raise ReadingError(
                 f"Home Assistant at {self.url} cannot be reached "
-                f"({mqtt_broker.socket_reason(exc)}); check the address and that Home Assistant "
+                f"({socket_reason(exc)}); check the address and that Home Assistant "
                 "is running."
             ) from None
         except requests.RequestException as exc:
