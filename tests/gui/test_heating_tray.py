@@ -356,6 +356,17 @@ def test_dashboard_heating_line_in_the_users_unit(qtbot: QtBot) -> None:
     assert d.heating_line.isHidden()
 
 
+def test_dashboard_heating_line_names_the_mode_once(qtbot: QtBot) -> None:
+    d = Dashboard()
+    qtbot.addWidget(d)
+    reason = "Earn first: computing whenever there is work, within the limits."
+    d.set_status(status(summary(mode=HeatMode.EARN_FIRST, room_c=None, reason=reason)))
+    assert d.heating_line.text() == (
+        "Room no reading → 21.0 °C · Earn first — computing whenever there is work, within the "
+        "limits."
+    )
+
+
 def test_chart_draws_the_room_and_its_target_live_in_the_users_unit(qtbot: QtBot) -> None:
     from heatshare.gui.bridge import HistoryResult
     from heatshare.gui.charts import ROOM_TEMP, SETPOINT, ChartPanel

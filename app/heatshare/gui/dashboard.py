@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from heatshare.gui.bridge import ConnectionState
 from heatshare.gui.formatting import NOT_AVAILABLE, STATE_WORDS, Figures, dashboard_figures
-from heatshare.gui.heating_text import summary_line
+from heatshare.gui.heating_text import MODE_WORDS, summary_line
 from heatshare.protocol.local_api import AgentStatus
 
 BENCH_FIRST_PAINT_ENV = "HEATSHARE_BENCH_FIRST_PAINT"
@@ -198,9 +198,9 @@ class Dashboard(QWidget):
             self.safety_banner.show_text("")
             return
         line = summary_line(h, self.temperature_unit)
-        self.heating_line.setText(
-            f"{line} — {h.reason}" if h.reason and not h.safety_stop else line
-        )
+        # The line names the mode already; the agent's reason starts with it too.
+        reason = h.reason.removeprefix(f"{MODE_WORDS[h.mode]}: ")
+        self.heating_line.setText(f"{line} — {reason}" if reason and not h.safety_stop else line)
         self.safety_banner.show_text(
             f"<b>Computing stopped for safety.</b> {_escape(h.reason)}" if h.safety_stop else ""
         )
