@@ -185,7 +185,7 @@ def test_the_journal_shares_the_history_file_and_migrates_a_v1_file_with_a_copy(
         conn.close()
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS) == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS) == 4
         assert conn.execute("SELECT phase FROM job_attempt").fetchall() == [("leased",)]
     finally:
         conn.close()

@@ -109,6 +109,6 @@ def test_a_version_2_file_gets_the_energy_tables_after_a_copy(tmp_path: Path) ->
     assert backup.exists()
     check = sqlite3.connect(path)
     try:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS) == 3
+        assert check.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS) == 4
     finally:
         check.close()

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from heatshare.jobs.runner import LOG_NAME, JobRunner, LiveJob, Step, StopReason, tail
+from heatshare.jobs.runner import LOG_NAME, JobRunner, LiveJob, Report, Step, StopReason, tail
 from heatshare.network.client import (
     AuthLost,
     CoordinatorClient,
@@ -155,6 +155,7 @@ class NetworkWorker:
         self._earnings: CachedEarnings | None = None
         self._earnings_due = True
         self._outbox_pending = 0
+        self._failures_pending = 0
 
         self._stopping = threading.Event()
         self._wake_jobs = threading.Event()
@@ -199,6 +200,7 @@ class NetworkWorker:
             self._client = CoordinatorClient(enrolment.coordinator_url, token)
             self._earnings = journal.cached_earnings()
             self._outbox_pending = len(journal.outbox(_network_key(enrolment)))
+            self._failures_pending = len(journal.failure_outbox(_network_key(enrolment)))
         self._runner.prune()
         self._stopping.clear()
         self._threads = [
@@ -248,6 +250,7 @@ class NetworkWorker:
                 sandbox_problem=problem,
                 accepting_jobs=self._accepting(),
                 outbox_pending=self._outbox_pending,
+                failures_pending=self._failures_pending if e else 0,
                 balance_minor=cached.earnings.node_balance_minor if e and cached else None,
                 account_balance_minor=(
                     cached.earnings.account_balance_minor if e and cached else None
@@ -279,6 +282,12 @@ class NetworkWorker:
         active = [r.attempt_id for r in journal.active(_network_key(e))]
         self._halt_jobs(StopReason.LEAVE)
         try:
+            if client is not None and self._runner is not None:
+                # One last try for waiting failure reports: the node token goes with the
+                # enrolment, and with it any way to send them.
+                for pending in journal.failure_outbox(_network_key(e)):
+                    with contextlib.suppress(CoordinatorError):
+                        self._runner.report_failure(pending.attempt_id, client)
             for attempt_id in active:
                 if client is not None:
                     with contextlib.suppress(CoordinatorError):
@@ -476,6 +485,7 @@ class NetworkWorker:
             self._reachable = None
             self._last_error = reason
             self._outbox_pending = 0
+            self._failures_pending = 0
         if reason:
             log.warning("Left the network: %s", reason)
 
@@ -807,6 +817,10 @@ class NetworkWorker:
         key = _network_key(e)
         active = journal.active(key)
         self._outbox_pending = sum(1 for r in active if r.phase is JobPhase.OUTBOX)
+        # Failure reports go before new work: each is one small request, and the network
+        # re-queues the job only once it hears of the failure.
+        if time.monotonic() >= next_outbox and not self._send_failures(key, runner, client):
+            return -1.0
         with self._lock:
             # A finished job's result still goes out: the upload's answer settles it (the
             # network may yet credit a result that was late).
@@ -825,7 +839,7 @@ class NetworkWorker:
         if work and not paused and self._sandbox_problem is None:
             step = runner.process(work[0].attempt_id, client, self._should_stop)
             self._after(step, work[0].attempt_id)
-            return 0.0 if step not in (Step.STOPPED, Step.OUTBOX) else 1.0
+            return self._wait_after(step, work[0].attempt_id)
         outbox = [r for r in active if r.phase is JobPhase.OUTBOX]
         if outbox and time.monotonic() >= next_outbox:
             for r in outbox:
@@ -837,6 +851,28 @@ class NetworkWorker:
         if work or paused or not self._accepting():
             return 1.0  # paused (or no sandbox): look again soon, so a resume is quick
         return self._lease(e, client)
+
+    def _wait_after(self, step: Step, attempt_id: int) -> float:
+        """How long to wait after a step of work (as :meth:`_job_step` returns it)."""
+        journal = self._journal
+        if step is Step.FAILED and journal and journal.pending_failure(attempt_id) is not None:
+            self._failures_pending += 1
+            self._outbox_waits()
+            return -1.0  # its report waits: retried with the outbox's back-off
+        return 0.0 if step not in (Step.STOPPED, Step.OUTBOX) else 1.0
+
+    def _send_failures(self, key: str, runner: JobRunner, client: CoordinatorClient) -> bool:
+        """Send the waiting failure reports, oldest first; False when one did not go out."""
+        journal = self._journal
+        assert journal is not None
+        failures = journal.failure_outbox(key)
+        self._failures_pending = len(failures)
+        for pending in failures:
+            if runner.report_failure(pending.attempt_id, client) is Report.WAITING:
+                self._outbox_waits()
+                return False
+            self._failures_pending -= 1
+        return True
 
     def _lease(self, e: Enrolment, client: CoordinatorClient) -> float:
         journal = self._journal
@@ -867,7 +903,10 @@ class NetworkWorker:
             self._wake_net.set()
             self._note_contact()
         elif step is Step.OUTBOX:
-            with self._lock:
-                self._reachable = False
-                self._last_error = "The network cannot be reached; results wait in the outbox."
+            self._outbox_waits("results")
         log.info("Attempt %d: %s", attempt_id, step.value)
+
+    def _outbox_waits(self, what: str = "failure reports") -> None:
+        with self._lock:
+            self._reachable = False
+            self._last_error = f"The network cannot be reached; {what} wait in the outbox."

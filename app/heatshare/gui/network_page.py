@@ -71,13 +71,12 @@ def sandbox_text(network: NetworkStatus) -> tuple[str, str, str]:
 
 
 def outbox_text(network: NetworkStatus) -> tuple[str, str]:
-    n = network.outbox_pending
-    if n == 0:
-        return "None waiting", "every result has reached the network"
-    return (
-        f"{n} result{'s' if n != 1 else ''}",
-        "waiting for the network; sent when it answers",
-    )
+    n, f = network.outbox_pending, network.failures_pending
+    if n == 0 and f == 0:
+        return "None waiting", "every result and failure report has reached the network"
+    parts = [f"{n} result{'s' if n != 1 else ''}"] if n else []
+    parts += [f"{f} failure report{'s' if f != 1 else ''}"] if f else []
+    return ", ".join(parts), "waiting for the network; sent when it answers"
 
 
 class NetworkPage(QWidget):
@@ -146,7 +145,7 @@ class NetworkPage(QWidget):
         self.sandbox_card = FigureCard("Sandbox")
         self.balance_card = FigureCard("Balance")
         self.today_card = FigureCard("Earned today")
-        self.outbox_card = FigureCard("Results waiting")
+        self.outbox_card = FigureCard("Waiting to be sent")
         for card in (
             self.network_card,
             self.node_card,

@@ -55,7 +55,7 @@ from heatshare.network.client import (
     Rejected,
     Unreachable,
 )
-from heatshare.protocol.coordinator_api import MAX_RESULT_BYTES, Failure, Lease
+from heatshare.protocol.coordinator_api import MAX_RESULT_BYTES, AttemptState, Failure, Lease
 from heatshare.protocol.local_api import JobPhase
 from heatshare.store.jobs import AttemptRecord, JobJournal
 
@@ -90,6 +90,14 @@ class Step(StrEnum):
     CANCELLED = "cancelled"
     STOPPED = "stopped"  # still RUNNING in the journal; resumes later
     OUTBOX = "outbox"  # the result waits for the network
+
+
+class Report(StrEnum):
+    """What became of a failure report sent from the outbox."""
+
+    SENT = "sent"  # the network recorded the failure
+    WAITING = "waiting"  # no answer: it stays in the outbox
+    STALE = "stale"  # the network no longer wants it (dropped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -640,14 +648,7 @@ class JobRunner:
         except (bundle.BundleError, OSError, tarfile.TarError) as exc:
             part.unlink(missing_ok=True)
             message = f"The job's outputs could not be packed: {exc}"
-            self.journal.set_phase(
-                rec.attempt_id,
-                JobPhase.FAILED,
-                now=self._clock(),
-                note=message,
-                error=message,
-                finished_at=self._clock(),
-            )
+            self._queue_failure(rec, message)
             return Step.FAILED
         self.journal.set_phase(
             rec.attempt_id,
@@ -668,9 +669,7 @@ class JobRunner:
             # Packing is deterministic, so the outputs packed again are the same bytes.
             if not (self.slot(rec.attempt_id) / JOB_DIR / OUTPUT_DIR).is_dir():
                 message = "The job's result was lost on this machine before it was sent."
-                self.journal.set_phase(
-                    rec.attempt_id, JobPhase.FAILED, now=self._clock(), note=message, error=message
-                )
+                self._queue_failure(rec, message)
                 return Step.FAILED
             step = self._pack(rec)
             if step is not None:
@@ -724,23 +723,69 @@ class JobRunner:
         *,
         exit_code: int | None = None,
     ) -> Step:
-        """Journal the failure, then tell the network (best effort: its lease ends anyway)."""
-        now = self._clock()
-        self.journal.set_phase(
-            rec.attempt_id, JobPhase.FAILED, now=now, note=reason, error=reason, finished_at=now
-        )
+        """Journal the failure with its report, then send the report (it waits if need be)."""
+        self._queue_failure(rec, reason, exit_code=exit_code)
+        self._finish_slot(rec.attempt_id)
+        self.report_failure(rec.attempt_id, client)
+        return Step.FAILED
+
+    def _queue_failure(
+        self, rec: AttemptRecord, reason: str, *, exit_code: int | None = None
+    ) -> None:
+        """Journal the failure and its report in one commit; the outbox sends it."""
         log_tail = tail(self.log_path(rec.attempt_id), LOG_TAIL_CHARS)
+        report = Failure(reason=reason[:2000] or "failed", exit_code=exit_code, log_tail=log_tail)
+        self.journal.fail(rec.attempt_id, report, now=self._clock(), note=reason)
+
+    def report_failure(self, attempt_id: int, client: CoordinatorClient) -> Report:
+        """Send an attempt's journaled failure report; it leaves the outbox once answered.
+
+        The network's answer settles it: taken (the attempt is failed there, the first time
+        or again after a lost answer), or no longer wanted (the lease had run out and the job
+        went elsewhere, or the attempt is not known): dropped with a note, never retried.
+        No answer, or the network's own trouble (5xx, 429): it waits in the outbox.
+
+        Raises:
+            AuthLost: the network no longer knows this machine; the report stays.
+        """
+        pending = self.journal.pending_failure(attempt_id)
+        if pending is None:
+            return Report.SENT  # answered before
         try:
-            client.failure(
-                rec.attempt_id,
-                Failure(reason=reason[:2000] or "failed", exit_code=exit_code, log_tail=log_tail),
-            )
+            answer = client.failure(attempt_id, pending.report)
         except AuthLost:
             raise
-        except (Unreachable, Rejected) as exc:
-            log.info("The failure of attempt %d was not reported: %s", rec.attempt_id, exc)
-        self._finish_slot(rec.attempt_id)
-        return Step.FAILED
+        except Unreachable as exc:
+            return self._report_waits(attempt_id, str(exc))
+        except Rejected as exc:
+            if exc.status >= 500 or exc.status == 429:
+                return self._report_waits(attempt_id, str(exc))
+            # 404: not this machine's attempt (any more); 409: it has a result. Sending the
+            # same report again cannot change that answer.
+            self.journal.failure_settled(
+                attempt_id, now=self._clock(), note=f"failure report refused: {exc}"
+            )
+            log.info("The failure report of attempt %d was dropped: %s", attempt_id, exc)
+            return Report.STALE
+        if answer.state is AttemptState.FAILED:
+            self.journal.failure_settled(attempt_id, now=self._clock(), note="failure reported")
+            return Report.SENT
+        self.journal.failure_settled(
+            attempt_id,
+            now=self._clock(),
+            note=f"failure report not needed: the network has the attempt as {answer.state}",
+        )
+        log.info(
+            "The failure report of attempt %d was dropped: the network has the attempt as %s",
+            attempt_id,
+            answer.state.value,
+        )
+        return Report.STALE
+
+    def _report_waits(self, attempt_id: int, error: str) -> Report:
+        self.journal.failure_not_sent(attempt_id, error=error)
+        log.info("The failure report of attempt %d waits in the outbox: %s", attempt_id, error)
+        return Report.WAITING
 
     # --- housekeeping --------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from heatshare.protocol.coordinator_api import (
     Lease,
     LeaseRequest,
     LeaseResponse,
+    NodeAttempt,
     NodeAttempts,
     Progress,
     ProgressResponse,
@@ -257,8 +258,11 @@ class CoordinatorClient:
             body=Progress(fraction=min(1.0, max(0.0, fraction)), message=message[:500]),
         )
 
-    def failure(self, attempt_id: int, failure: Failure) -> None:
-        self._send("POST", f"/v1/attempts/{attempt_id:d}/failure", retry=True, body=failure)
+    def failure(self, attempt_id: int, failure: Failure) -> NodeAttempt:
+        """Report a failed attempt; the answer says how the network holds the attempt now."""
+        return self._call(
+            "POST", f"/v1/attempts/{attempt_id:d}/failure", NodeAttempt, retry=True, body=failure
+        )
 
     def attempts(self) -> NodeAttempts:
         return self._call("GET", "/v1/nodes/me/attempts", NodeAttempts, retry=True)

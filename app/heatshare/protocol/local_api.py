@@ -186,6 +186,7 @@ class NetworkStatus(_Model):
     sandbox_problem: str | None = None  # why jobs are refused here, in a sentence
     accepting_jobs: bool = False
     outbox_pending: int = 0  # results waiting for the network
+    failures_pending: int = 0  # failure reports waiting for the network
     balance_minor: int | None = None
     account_balance_minor: int | None = None
 

@@ -10,8 +10,13 @@ After a crash, ``kill -9`` or a power cut, the phase of each attempt says what t
   with the same answer, so a result is never credited twice;
 - ``done``, ``failed``, ``cancelled``: history.
 
+A failure is journaled together with its report to the network (the failure outbox, one row
+per attempt) in one commit, before the report is sent; the row goes once the network has
+answered it. After a crash the report is sent again: the coordinator answers a repeated
+report as it answered the first, so the network records the failure once.
+
 The journal lives in the agent's SQLite file (WAL) beside the history; the tables are made by
-schema version 2 (:mod:`heatshare.store.schema`). It also keeps the enrolment (not the node
+schema versions 2 and 4 (:mod:`heatshare.store.schema`). It also keeps the enrolment (not the node
 token, which lives in a 0600 file) and the network's last answer about earnings.
 
 Threads: one connection under a lock; every method is one short transaction.
@@ -27,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Self
 
-from heatshare.protocol.coordinator_api import Earnings, Lease
+from heatshare.protocol.coordinator_api import Earnings, Failure, Lease
 from heatshare.protocol.local_api import JobPhase
 from heatshare.store import schema
 from heatshare.store.errors import StoreError
@@ -106,6 +111,18 @@ class JobEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingFailure:
+    """A failure report in the outbox: journaled, not yet answered by the network."""
+
+    attempt_id: int
+    network: str
+    report: Failure
+    queued_at: float
+    tries: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Enrolment:
     coordinator_url: str
     node_id: int
@@ -146,6 +163,20 @@ def _record(row: tuple[Any, ...]) -> AttemptRecord:
         result_status=row[18],
         credited_minor=row[19],
         error=row[20],
+    )
+
+
+_PENDING_COLUMNS: Final = "attempt_id, network, report_json, queued_at, tries, last_error"
+
+
+def _pending(row: tuple[Any, ...]) -> PendingFailure:
+    return PendingFailure(
+        attempt_id=row[0],
+        network=row[1],
+        report=Failure.model_validate_json(row[2]),
+        queued_at=row[3],
+        tries=row[4],
+        last_error=row[5],
     )
 
 
@@ -239,6 +270,7 @@ class JobJournal:
                     return  # the same lease again: nothing new
                 conn.execute("DELETE FROM job_attempt WHERE attempt_id = ?", (lease.attempt_id,))
                 conn.execute("DELETE FROM job_event WHERE attempt_id = ?", (lease.attempt_id,))
+                conn.execute("DELETE FROM failure_outbox WHERE attempt_id = ?", (lease.attempt_id,))
             conn.execute(
                 "INSERT INTO job_attempt (attempt_id, job_id, network, label, lease_json, phase,"
                 " leased_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -331,6 +363,75 @@ class JobJournal:
                 raise KeyError(attempt_id)
             self._event(conn, attempt_id, now, row[0], note)
 
+    def fail(
+        self, attempt_id: int, report: Failure, *, now: float, note: str, network: str | None = None
+    ) -> None:
+        """Mark an attempt failed and put its report in the failure outbox, in one commit.
+
+        ``network``: the network the report goes to; by default the attempt's own.
+        """
+        with self._tx("record a failure") as conn:
+            row = conn.execute(
+                "SELECT network FROM job_attempt WHERE attempt_id = ?", (attempt_id,)
+            ).fetchone()
+            if row is None:
+                raise KeyError(attempt_id)
+            conn.execute(
+                "UPDATE job_attempt SET phase = ?, updated_at = ?, error = ?, finished_at = ?"
+                " WHERE attempt_id = ?",
+                (JobPhase.FAILED.value, now, note, now, attempt_id),
+            )
+            self._event(conn, attempt_id, now, JobPhase.FAILED.value, note)
+            conn.execute(
+                "INSERT OR REPLACE INTO failure_outbox (attempt_id, network, report_json,"
+                " queued_at) VALUES (?, ?, ?, ?)",
+                (attempt_id, network or row[0], report.model_dump_json(), now),
+            )
+
+    def failure_outbox(self, network: str | None = None) -> list[PendingFailure]:
+        """Failure reports waiting for the network, oldest first."""
+        sql = f"SELECT {_PENDING_COLUMNS} FROM failure_outbox"  # noqa: S608
+        args: list[object] = []
+        if network is not None:
+            sql += " WHERE network = ?"
+            args.append(network)
+        with self._read("list failure reports") as conn:
+            rows = conn.execute(sql + " ORDER BY queued_at, attempt_id", args).fetchall()
+        return [_pending(r) for r in rows]
+
+    def pending_failure(self, attempt_id: int) -> PendingFailure | None:
+        """The attempt's failure report while it waits for the network, else None."""
+        with self._read("read a failure report") as conn:
+            row = conn.execute(
+                f"SELECT {_PENDING_COLUMNS} FROM failure_outbox WHERE attempt_id = ?",  # noqa: S608
+                (attempt_id,),
+            ).fetchone()
+        return None if row is None else _pending(row)
+
+    def failure_not_sent(self, attempt_id: int, *, error: str) -> None:
+        """Count a try that did not reach the network; the report stays in the outbox."""
+        with self._tx("record a failure report's try") as conn:
+            conn.execute(
+                "UPDATE failure_outbox SET tries = tries + 1, last_error = ? WHERE attempt_id = ?",
+                (error, attempt_id),
+            )
+
+    def failure_settled(self, attempt_id: int, *, now: float, note: str) -> bool:
+        """Take a report out of the outbox (the network answered it), with an event.
+
+        Returns whether it was there (False: settled before, nothing written).
+        """
+        with self._tx("record a failure report's answer") as conn:
+            cur = conn.execute("DELETE FROM failure_outbox WHERE attempt_id = ?", (attempt_id,))
+            if cur.rowcount != 1:
+                return False
+            row = conn.execute(
+                "SELECT phase FROM job_attempt WHERE attempt_id = ?", (attempt_id,)
+            ).fetchone()
+            if row is not None:
+                self._event(conn, attempt_id, now, row[0], note)
+            return True
+
     def get(self, attempt_id: int) -> AttemptRecord | None:
         with self._read("read an attempt") as conn:
             row = conn.execute(
@@ -395,6 +496,8 @@ class JobJournal:
             old = conn.execute("SELECT node_id FROM enrolment WHERE id = 1").fetchone()
             if old is not None and old[0] != e.node_id:
                 conn.execute("DELETE FROM earnings_cache")
+                # Reports of the old node: only its token, now replaced, could send them.
+                conn.execute("DELETE FROM failure_outbox")
             conn.execute(
                 "INSERT OR REPLACE INTO enrolment (id, coordinator_url, node_id, account_id,"
                 " account_name, currency, demo, heartbeat_interval_s, enrolled_at)"
@@ -412,7 +515,9 @@ class JobJournal:
             )
 
     def clear_enrolment(self) -> None:
+        """Forget the enrolment; failure reports to its network can no longer be sent."""
         with self._tx("forget the enrolment") as conn:
+            conn.execute("DELETE FROM failure_outbox")
             conn.execute("DELETE FROM enrolment")
             conn.execute("DELETE FROM earnings_cache")
 
@@ -450,5 +555,6 @@ __all__ = [
     "Enrolment",
     "JobEvent",
     "JobJournal",
+    "PendingFailure",
     "lease_label",
 ]

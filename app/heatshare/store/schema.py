@@ -172,7 +172,25 @@ _V3 = Migration(
     ),
 )
 
-MIGRATIONS: list[Migration] = [_V1, _V2, _V3]
+_V4 = Migration(
+    "network: failure reports waiting for the network (the failure outbox)",
+    (
+        # A failure report is written here in the same commit that marks its attempt failed,
+        # and the row goes once the network has answered it (taken, or no longer wanted), so
+        # a report survives an outage and a kill -9 and is settled once. ``report_json`` is
+        # the report as sent (protocol Failure); times are REAL seconds since the epoch, UTC.
+        """CREATE TABLE failure_outbox (
+            attempt_id INTEGER PRIMARY KEY,
+            network TEXT NOT NULL,
+            report_json TEXT NOT NULL,
+            queued_at REAL NOT NULL,
+            tries INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT
+        )""",
+    ),
+)
+
+MIGRATIONS: list[Migration] = [_V1, _V2, _V3, _V4]
 """Every step ever released, in order. ``len(MIGRATIONS)`` is the version this code writes."""
 
 
