@@ -88,6 +88,7 @@ def test_linux_writes_and_removes_the_desktop_file(tmp_path: Path) -> None:
     assert entry["Type"] == "Application"
     assert entry["Name"] == "Heatshare"
     assert entry["Exec"] == "/opt/Heatshare/heatshare --start-hidden"
+    assert entry["TryExec"] == "/opt/Heatshare/heatshare"  # skipped once the app is removed
     assert entry["Icon"] == "org.heatshare.Heatshare"
     assert entry["X-GNOME-Autostart-enabled"] == "true"
     assert entry["Terminal"] == "false"

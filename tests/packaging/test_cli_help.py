@@ -40,8 +40,9 @@ def program(name: str) -> str:
     return found
 
 
-def run(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run(name: str, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEATSHARE_")}
+    env.update(extra_env)
     env["COLUMNS"] = "100"  # argparse wraps to the terminal's width; fixed, so checks hold
     return subprocess.run(
         [program(name), *args], capture_output=True, text=True, timeout=60, env=env, check=False
@@ -121,6 +122,7 @@ def test_the_app_help_names_what_a_householder_uses() -> None:
         ("--token TOKEN", "token"),
         ("--profile-dir DIR", "every file"),
         ("--start-hidden", "tray"),
+        ("--start-at-login {on,off}", "at login"),
     ]:
         assert flat(option) in out
         assert flat(says) in out
@@ -148,3 +150,29 @@ def test_the_services_refuse_a_missing_command_in_a_sentence() -> None:
         done = run(prog)
         assert done.returncode == 2
         assert "the following arguments are required: COMMAND" in done.stderr
+
+
+def test_start_at_login_is_switched_from_the_command_line(tmp_path: Path) -> None:
+    """What an installer or a script runs; the same entry the Settings switch writes."""
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    entry = tmp_path / "config" / "autostart" / "org.heatshare.Heatshare.desktop"
+    done = run("heatshare", "--start-at-login", "on", **env)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert done.stdout == f"Heatshare will start in the tray at login ({entry}).\n"
+    text = entry.read_text()
+    assert "--start-hidden" in text
+    assert f"\nTryExec={program('heatshare')}\n" in text
+
+    done = run("heatshare", "--start-at-login", "off", **env)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert done.stdout == f"Heatshare will not start at login ({entry}).\n"
+    assert not entry.exists()
+
+
+def test_start_at_login_says_why_it_could_not(tmp_path: Path) -> None:
+    blocker = tmp_path / "config"
+    blocker.write_text("a file where the config folder should be")
+    done = run("heatshare", "--start-at-login", "on", XDG_CONFIG_HOME=str(blocker))
+    assert done.returncode == 1
+    assert done.stderr.startswith("Could not change starting at login: ")
+    assert "Traceback" not in done.stderr

@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="join the agent to the demo network it runs itself (example jobs, paid in "
         "demo credits, which are not money) and show the Jobs page",
     )
+    parser.add_argument(
+        "--start-at-login",
+        choices=("on", "off"),
+        help="turn starting in the tray at login on or off for this user (and --profile-dir), "
+        "as the Settings switch does, then exit; for installers and scripts",
+    )
     parser.add_argument("--version", action="version", version=f"heatshare {__version__}")
     return parser
 
@@ -73,6 +79,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     elif args.token:
         parser.error("--token goes with --connect (a local agent's token is read from its file)")
     return args
+
+
+def set_start_at_login(on: bool, profile_dir: str | None) -> int:
+    """``--start-at-login on|off``: the Settings switch without the window; an exit status."""
+    from heatshare.gui.autostart import autostart_for_platform
+
+    autostart = autostart_for_platform(profile_dir=profile_dir)
+    if not autostart.supported:
+        sys.stderr.write("Starting at login is not supported on this system.\n")
+        return 2
+    try:
+        autostart.set_enabled(on)
+    except OSError as exc:
+        sys.stderr.write(f"Could not change starting at login: {exc}\n")
+        return 1
+    where = getattr(autostart, "path", None)
+    said = "will start in the tray at login" if on else "will not start at login"
+    sys.stdout.write(f"Heatshare {said} ({where}).\n" if where else f"Heatshare {said}.\n")
+    return 0
 
 
 def _install_signal_quit() -> tuple[Any, socket.socket, socket.socket]:
@@ -117,6 +142,8 @@ def _remove_signal_quit(handle: tuple[Any, socket.socket, socket.socket]) -> Non
 
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 (the ordered teardown is one sequence on purpose)
     args = parse_args(argv)
+    if args.start_at_login is not None:
+        return set_start_at_login(args.start_at_login == "on", args.profile_dir)
 
     from PySide6.QtCore import QCoreApplication, QEvent, Qt
     from PySide6.QtWidgets import QApplication

@@ -33,16 +33,20 @@ def _quote_arg(arg: str) -> str:
     return arg
 
 
+def _escape(value: str) -> str:
+    """A desktop-file string value (the spec's escapes)."""
+    return (
+        value.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+    )
+
+
 def exec_line(args: Sequence[str]) -> str:
     """The value of an ``Exec=`` key that runs ``args`` exactly.
 
     Quoting comes first, then the string escapes of every desktop-file value (a backslash is
     written twice), as the spec orders them.
     """
-    quoted = " ".join(_quote_arg(a) for a in args)
-    return (
-        quoted.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-    )
+    return _escape(" ".join(_quote_arg(a) for a in args))
 
 
 class XdgAutostart:
@@ -104,6 +108,8 @@ class XdgAutostart:
             f"Name={name}",
             "Comment=Start Heatshare in the tray when you log in",
             f"Exec={exec_line(args)}",
+            # Once the program is gone (the package removed), the session skips the entry.
+            *([f"TryExec={_escape(args[0])}"] if Path(args[0]).is_absolute() else []),
             f"Icon={APP_ID}",
             "Terminal=false",
             "X-GNOME-Autostart-enabled=true",
