@@ -10,11 +10,24 @@ BUNDLE="$ROOT/build/pyinstaller/dist/heatshare"
 VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$ROOT/app/heatshare/__about__.py")
 APP_ID=org.heatshare.Heatshare
 
-PYINSTALLER="$ROOT/.venv/bin/pyinstaller"
-[ -x "$PYINSTALLER" ] || PYINSTALLER=pyinstaller
-"$PYINSTALLER" --noconfirm --log-level ERROR \
-    --distpath "$ROOT/build/pyinstaller/dist" --workpath "$ROOT/build/pyinstaller/work" \
-    "$ROOT/packaging/heatshare.spec"
+# The commit a bundle was built from, when the tree had no changes; with
+# HEATSHARE_REUSE_BUNDLE=1 such a bundle of this very commit is packaged again as it is
+# (the .deb and the .rpm of one build, in CI).
+STAMP="$BUNDLE.commit"
+HEAD=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo none)
+CLEAN=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null || echo unknown)
+if [ "${HEATSHARE_REUSE_BUNDLE:-}" = 1 ] && [ -z "$CLEAN" ] && [ -f "$STAMP" ] \
+    && [ "$(cat "$STAMP")" = "$HEAD" ] && [ -x "$BUNDLE/heatshare" ]; then
+    echo "Reusing the bundle of $HEAD"
+else
+    rm -f "$STAMP"
+    PYINSTALLER="$ROOT/.venv/bin/pyinstaller"
+    [ -x "$PYINSTALLER" ] || PYINSTALLER=pyinstaller
+    "$PYINSTALLER" --noconfirm --log-level ERROR \
+        --distpath "$ROOT/build/pyinstaller/dist" --workpath "$ROOT/build/pyinstaller/work" \
+        "$ROOT/packaging/heatshare.spec"
+    [ -n "$CLEAN" ] || echo "$HEAD" > "$STAMP"
+fi
 
 rm -rf "$DEST"
 mkdir -p "$DEST/usr/lib" "$DEST/usr/bin" "$DEST/usr/share/applications" \

@@ -14,9 +14,10 @@ Installing a package needs root: where the test is not root it skips, unless
 
 from __future__ import annotations
 
-import hashlib
+import configparser
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -29,54 +30,31 @@ import psutil
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gui"))
+from installed import (
+    ICON_SIZES,
+    LIB,
+    PROGRAMS,
+    needs,
+    run,
+    session_env,
+    snapshot,
+    verify_unit,
+)
 from xserver import XServer, wait_until, xserver_for_tests
 
 from heatshare.__about__ import __app_id__, __version__
 
-pytestmark = [pytest.mark.xserver, pytest.mark.slow, pytest.mark.timeout(330)]
+pytestmark = [pytest.mark.xserver, pytest.mark.slow, pytest.mark.timeout(400)]
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "heatshare"
-LIB = Path("/usr/lib/heatshare")
-PROGRAMS = ("heatshare", "heatshare-agent", "heatshare-coordinator")
-ICON_SIZES = ("16x16", "22x22", "24x24", "32x32", "48x48", "64x64", "128x128", "256x256", "512x512")
 START_S = 30.0  # a cold start of the bundle on a busy two-core machine, with margin
 CREDIT_S = 150.0  # the README promises a minute; a loaded CI machine gets more
-REQUIRED = bool(os.environ.get("HEATSHARE_REQUIRE_PACKAGING"))
-
-
-def _needs(condition: bool, reason: str) -> None:
-    if condition:
-        return
-    if REQUIRED:
-        pytest.fail(f"HEATSHARE_REQUIRE_PACKAGING is set, but {reason}")
-    pytest.skip(reason)
-
-
-def run(*args: str, timeout: float = 120.0, **env: str) -> str:
-    """Run a command; its output, or an AssertionError with everything it printed."""
-    done = subprocess.run(
-        list(args),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, **env},
-    )
-    if done.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited with {done.returncode}:\n{done.stdout}\n{done.stderr}"
-        )
-    return done.stdout
 
 
 def installed_env(x11: XServer) -> dict[str, str]:
     """The environment of a desktop session: nothing of this checkout's Python in it."""
-    env = x11.env()
-    for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"):
-        env.pop(name, None)
-    env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    return env
+    return session_env(x11.env())
 
 
 def package_status() -> str:
@@ -109,15 +87,6 @@ def bundle_processes() -> list[psutil.Process]:
     return found
 
 
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` and the sha256 of its content."""
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and not path.is_symlink()
-    }
-
-
 def purge_quietly() -> None:
     """Leave the machine without the package, whatever happened (a failed test included)."""
     for proc in bundle_processes():
@@ -133,13 +102,13 @@ def x11(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XServer]:
 
 @pytest.fixture(scope="module")
 def deb() -> Iterator[Path]:
-    _needs(sys.platform.startswith("linux"), "the .deb is built and installed on Linux only")
-    _needs(os.geteuid() == 0, "installing a package needs root (run as root, as CI does)")
+    needs(sys.platform.startswith("linux"), "the .deb is built and installed on Linux only")
+    needs(os.geteuid() == 0, "installing a package needs root (run as root, as CI does)")
     for tool in ("dpkg-deb", "apt-get", "desktop-file-validate", "appstreamcli"):
-        _needs(
+        needs(
             shutil.which(tool) is not None, f"{tool} is not installed (scripts/system-deps.sh test)"
         )
-    _needs(
+    needs(
         (ROOT / ".venv" / "bin" / "pyinstaller").is_file()
         or shutil.which("pyinstaller") is not None,
         "pyinstaller is not installed (the test extras: pip install -e '.[test]')",
@@ -180,6 +149,7 @@ def test_the_installed_package_runs_the_demo_and_goes_cleanly(
     assert "ExecStart=/usr/bin/heatshare-agent run\n" in unit
     # Installed off: nothing links it into a target until the app asks.
     assert not list(Path("/etc/systemd/system").glob("*/heatshare-agent@*.service"))
+    verify_unit()
 
     # The installed app, as the menu starts it, with a profile of its own.
     profile = tmp_path / "profile"
@@ -236,8 +206,50 @@ def test_the_installed_package_runs_the_demo_and_goes_cleanly(
         except subprocess.TimeoutExpired:
             app.kill()
             app.wait(5)
-    run("/usr/bin/heatshare-agent", "stop", "--profile-dir", str(profile), timeout=60)
-    wait_until(lambda: not bundle_processes(), "the agent and the demo network to end", 30)
+    stop_all(profile)
+
+    # Start at login: the entry the installed app writes, run as a login session runs it.
+    config = tmp_path / "config"
+    said = run(
+        "/usr/bin/heatshare", "--start-at-login", "on", "--profile-dir", str(profile),
+        XDG_CONFIG_HOME=str(config),
+    )  # fmt: skip
+    (entry_file,) = (config / "autostart").glob("*.desktop")
+    assert str(entry_file) in said, said
+    run("desktop-file-validate", str(entry_file))
+    entry = desktop_entry(entry_file)
+    assert entry["TryExec"] == str(LIB / "heatshare"), entry
+    login_args = shlex.split(entry["Exec"])
+    assert login_args == [
+        str(LIB / "heatshare"), "--start-hidden", "--profile-dir", str(profile.resolve())
+    ], login_args  # fmt: skip
+    with (tmp_path / "login-output.txt").open("wb") as output:
+        login = subprocess.Popen(
+            login_args,
+            env={**installed_env(x11), "XDG_CONFIG_HOME": str(config)},
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(
+            lambda: any(panel in ancestors(x11, w) for w in x11.windows_of(login.pid)),
+            "the tray icon of the app started at login",
+            START_S,
+        )
+        # In the tray only: no window opens at login.
+        assert top_level_windows(x11, login.pid, "^Heatshare$") == []
+        said = (tmp_path / "login-output.txt").read_text(errors="replace")
+        assert "Traceback" not in said and "CRITICAL" not in said, said
+    finally:
+        login.send_signal(signal.SIGTERM)
+        try:
+            login.wait(15)
+        except subprocess.TimeoutExpired:
+            login.kill()
+            login.wait(5)
+    stop_all(profile)
 
     # The user's data: the app's settings, the agent's history and the demo network's.
     before = snapshot(profile)
@@ -248,6 +260,24 @@ def test_the_installed_package_runs_the_demo_and_goes_cleanly(
     assert left == [], f"removing the package left its files: {left}"
     assert not LIB.exists(), f"{LIB} is still there: {list(LIB.rglob('*'))[:10]}"
     assert snapshot(profile) == before, "removing the package changed the user's profile"
+    # The start-at-login entry is the user's setting and stays; with its program gone, the
+    # session skips it (TryExec) instead of failing at every login.
+    assert entry_file.is_file()
+    assert not Path(entry["TryExec"]).exists()
+
+
+def stop_all(profile: Path) -> None:
+    """Stop the profile's agent (it ends the demo network) and wait for the bundle to end."""
+    run("/usr/bin/heatshare-agent", "stop", "--profile-dir", str(profile), timeout=60)
+    wait_until(lambda: not bundle_processes(), "the agent and the demo network to end", 30)
+
+
+def desktop_entry(path: Path) -> dict[str, str]:
+    """The keys of a desktop file's ``[Desktop Entry]`` group."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    parser.read(path, encoding="utf-8")
+    return dict(parser["Desktop Entry"])
 
 
 def ancestors(x11: XServer, window: int) -> list[int]:
