@@ -59,6 +59,8 @@ from heatshare.protocol.coordinator_api import (
     LeaseResponse,
     NodeAttempt,
     NodeAttempts,
+    NodeList,
+    NodeRevoked,
     PairingCodeCreate,
     PairingCodeOut,
     Progress,
@@ -84,10 +86,11 @@ _ShaHeader = Annotated[
 _BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 _RAW_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": _BINARY}}
 _SWEEP_CHECK_EVERY = timedelta(seconds=1)
-# A node's token never changes, but a node may some day be removed: its id is taken from
-# memory for at most this long before the database is asked again. Longer than the
-# heartbeat interval (30 s), or a node's every heartbeat would ask; leasing reads the node's
-# row anyway, so a removed node gets no work even while its id is still remembered.
+# A node's token never changes: its id is taken from memory for at most this long before the
+# database is asked again. Longer than the heartbeat interval (30 s), or a node's every
+# heartbeat would ask. A revoked node is not waited out: the server that revokes it forgets
+# it at once, and every server looks at the revocation marker (one read by primary key)
+# with each heartbeat flush, so within about a second (Coordinator.check_revocations).
 _NODE_ID_TTL_S = 90.0
 # Heartbeats are written together this often (they only say a node is alive and how warm).
 _HEARTBEAT_FLUSH_S = 0.5
@@ -352,6 +355,13 @@ class Coordinator:
         self._sweeper: threading.Thread | None = None
         self._flusher: threading.Thread | None = None
         self._node_ids: dict[str, tuple[int, float]] = {}  # token digest → (node id, until)
+        # Guards adding to and dropping from _node_ids against each other (reads need no
+        # lock); the generation changes on every drop, so a lookup that read the database
+        # before a revocation does not remember its answer after the drop.
+        self._node_ids_lock = threading.Lock()
+        self._node_ids_generation = 0
+        with self.read_engine.connect() as connection:
+            self._revocations_seen = service.revocation_marker(connection)
         self._beats: dict[int, service.Beat] = {}  # node id → heartbeat not yet written
         self._beats_lock = threading.Lock()
         self._inline_writes = db.is_sqlite(self.engine)
@@ -415,16 +425,60 @@ class Coordinator:
         node_id = self.cached_node_id(token)
         if node_id is not None:
             return node_id
+        generation = self._node_ids_generation
         # A plain connection, not a session: this runs for every node not in memory.
         with self.read_engine.connect() as connection:
-            node_id = service.node_id_for_token(connection, token)
+            node_id = service.node_id_for_token(connection, token)  # raises when revoked
         if node_id is None:
             raise _unauthorised("node")
-        self.remember_node(token, node_id)
+        self.remember_node(token, node_id, generation)
         return node_id
 
-    def remember_node(self, token: str, node_id: int) -> None:
-        self._node_ids[tokens.digest(token)] = (node_id, time.monotonic() + _NODE_ID_TTL_S)
+    def remember_node(self, token: str, node_id: int, generation: int | None = None) -> None:
+        """Remember a token's node, unless nodes were forgotten since ``generation`` was read
+        (before the database was asked)."""
+        with self._node_ids_lock:
+            if generation is None or generation == self._node_ids_generation:
+                self._node_ids[tokens.digest(token)] = (
+                    node_id,
+                    time.monotonic() + _NODE_ID_TTL_S,
+                )
+
+    @property
+    def node_ids_generation(self) -> int:
+        return self._node_ids_generation
+
+    def forget_nodes(self, node_ids: set[int]) -> None:
+        """Drop these nodes' tokens from memory: their next call asks the database."""
+        with self._node_ids_lock:
+            self._node_ids_generation += 1
+            for digest, (node_id, _until) in list(self._node_ids.items()):
+                if node_id in node_ids:
+                    del self._node_ids[digest]
+
+    def check_revocations(self) -> bool:
+        """Forget revoked nodes when the revocation marker changed (another app server, or
+        the command line, revoked one); True when it had."""
+        with self.read_engine.connect() as connection:
+            marker = service.revocation_marker(connection)
+            if marker == self._revocations_seen:
+                return False
+            revoked = service.revoked_node_ids(connection)
+        self.forget_nodes(revoked)
+        self._revocations_seen = marker
+        return True
+
+    def revoke_node(self, node_id: int, authorise: Callable[[Session], None]) -> NodeRevoked:
+        """Revoke a node: refused from now on here, within a second on the other servers."""
+        with self.transaction() as s:
+            authorise(s)
+            already = service.revoke_node(s, node_id, self.now())
+        self.forget_nodes({node_id})
+        with self.connection() as conn:
+            released = service.release_node_attempts(conn, node_id, self.now())
+        with self.reading() as s:
+            node = service.node_out(s, node_id)
+        return NodeRevoked(node=node, released_attempts=released, already_revoked=already)
 
     async def node_id_async(self, token: str) -> int:
         """:meth:`node_id` for the event loop: the database only on a miss, in a thread."""
@@ -487,6 +541,10 @@ class Coordinator:
                             log.debug("Statistics of %s refreshed", ", ".join(analyzed))
                 except Exception:
                     log.exception("Refreshing the database's statistics failed")
+            try:
+                self.check_revocations()
+            except Exception:
+                log.exception("Looking for revoked nodes failed; trying again")
             now = time.monotonic()
             for digest, (_node_id, until) in list(self._node_ids.items()):
                 if until < now:
@@ -689,6 +747,25 @@ def _operator_routes(app: FastAPI, c: Coordinator) -> None:
             key, row = service.create_requester(s, body.name, c.now())
             return RequesterOut(requester_id=row.id, name=row.name, api_key=key)
 
+    @app.get("/v1/nodes", response_model=NodeList, responses=_errors(), tags=["operator"])
+    def list_nodes(auth: AdminAuth) -> NodeList:
+        with c.reading() as s:
+            _require_admin(s, auth)
+            return NodeList(nodes=service.list_nodes(s))
+
+    @app.post(
+        "/v1/nodes/{node_id}/revoke",
+        response_model=NodeRevoked,
+        responses=_errors(404),
+        tags=["operator"],
+        summary="Remove a machine from the network",
+        description="Its token is refused from now on (at once on this app server, within "
+        "about a second on the others); its leased jobs go back to the queue; what it earned "
+        "stays in the ledger. Revoking it again changes nothing and answers the same node.",
+    )
+    def revoke_node(node_id: _Id, auth: AdminAuth) -> NodeRevoked:
+        return c.revoke_node(node_id, lambda s: _require_admin(s, auth))
+
 
 # --- node ----------------------------------------------------------------------------------
 
@@ -702,10 +779,11 @@ def _node_routes(app: FastAPI, c: Coordinator) -> None:
         tags=["node"],
     )
     def enrol(body: EnrolRequest) -> EnrolResponse:
+        generation = c.node_ids_generation
         with c.transaction() as s:
             enrolled = service.enrol(s, body, c.now(), c.settings)
         # Committed: the new node's first heartbeats need not ask the database who it is.
-        c.remember_node(enrolled.node_token, enrolled.node_id)
+        c.remember_node(enrolled.node_token, enrolled.node_id, generation)
         return enrolled
 
     @app.post(

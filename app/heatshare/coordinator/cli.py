@@ -200,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="valid for S seconds (default one day)",
     )
 
+    _add_node_parser(sub, common)
+
     requester = sub.add_parser(
         "requester",
         help="requesters (who submit jobs)",
@@ -277,6 +279,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_node_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    node = sub.add_parser(
+        "node",
+        help="enrolled machines (list, revoke)",
+        description="The machines enrolled in the network: list them, or revoke one (a "
+        "stolen or misbehaving machine).",
+    )
+    node_sub = node.add_subparsers(dest="node_command", required=True, metavar="ACTION")
+    node_sub.add_parser(
+        "list",
+        parents=[common],
+        help="list the machines",
+        description="List the machines, one a line: id, account, host name, state, last "
+        "heartbeat, leased jobs, earned (minor units), and when revoked, if they were.",
+    )
+    revoke = node_sub.add_parser(
+        "revoke",
+        parents=[common],
+        help="remove machine NODE_ID from the network",
+        description="Remove machine NODE_ID from the network: its token is refused from now "
+        "on (every app server stops taking it within about a second), its leased jobs go "
+        "back to the queue, and what it earned stays in the ledger. Revoking it again "
+        "changes nothing.",
+    )
+    revoke.add_argument("node_id", metavar="NODE_ID", type=int, help="the node's id (node list)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -305,6 +334,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return serve(args)
     if args.command == "submit":
         return submit(args)
+    if args.command == "node":
+        return _node_command(args)
     return _database_command(args)
 
 
@@ -385,6 +416,61 @@ def _database_command(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     return EXIT_OK
+
+
+def _node_command(args: argparse.Namespace) -> int:
+    from heatshare.coordinator import service
+
+    engine = _open(db_url(args.db))
+    try:
+        _node_action(args, engine, datetime.now(UTC))
+    except service.RefusedError as exc:
+        if exc.status == 404:
+            raise _CliError(
+                f"no node with id {args.node_id}; 'heatshare-coordinator node list' lists them"
+            ) from exc
+        raise _CliError(exc.message) from exc
+    finally:
+        engine.dispose()
+    return EXIT_OK
+
+
+def _node_action(args: argparse.Namespace, engine: Any, now: datetime) -> None:
+    from heatshare.coordinator import db, service
+
+    sessions = db.session_factory(engine)
+    if args.node_command == "list":
+        with db.transaction(sessions) as s:
+            nodes = service.list_nodes(s)
+        for n in nodes:
+            beat = "never" if n.last_heartbeat_at is None else _when(n.last_heartbeat_at)
+            revoked = "" if n.revoked_at is None else f"\trevoked {_when(n.revoked_at)}"
+            _out(
+                f"{n.node_id}\t{n.account_name}\t{n.hostname}\t{n.state}\t{beat}"
+                f"\t{n.leased_attempts} leased\t{n.earned_minor} earned{revoked}"
+            )
+        return
+    # Two transactions, as the API does (service.revoke_node says why); the app servers
+    # notice the revocation marker within about a second.
+    with db.transaction(sessions) as s:
+        already = service.revoke_node(s, args.node_id, now)
+    with engine.begin() as conn:
+        released = service.release_node_attempts(conn, args.node_id, now)
+    with db.transaction(sessions) as s:
+        node = service.node_out(s, args.node_id)
+    assert node.revoked_at is not None
+    what = f"Node {node.node_id} ({node.hostname}, account {node.account_name!r})"
+    if already:
+        _out(f"{what} was revoked already, at {_when(node.revoked_at)}.")
+    else:
+        _out(f"{what} is removed from the network from {_when(node.revoked_at)}.")
+    if released:
+        _out(f"{len(released)} leased job(s) went back to the queue.")
+    _out(f"What it earned ({node.earned_minor} minor units) stays in the ledger.")
+
+
+def _when(at: datetime) -> str:
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 # --- serve ---------------------------------------------------------------------------------

@@ -95,6 +95,9 @@ class NodeRow(Base):
     gpu_temp_c: Mapped[float | None]
     cpu_temp_c: Mapped[float | None]
     energy_j_total: Mapped[float] = mapped_column(default=0.0)
+    # Set when the operator removes the machine: its token is refused from then on, but the
+    # row stays, so its ledger entries and attempts keep their node.
+    revoked_at: Mapped[datetime | None]
 
 
 class RequesterRow(Base):

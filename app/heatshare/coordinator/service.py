@@ -34,6 +34,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy import cast as cast_sql
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -56,6 +57,7 @@ from heatshare.coordinator.models import (
 )
 from heatshare.coordinator.settings import Settings
 from heatshare.protocol.coordinator_api import (
+    NODE_REVOKED,
     Account,
     AttemptState,
     BundleOut,
@@ -73,6 +75,7 @@ from heatshare.protocol.coordinator_api import (
     LedgerEntry,
     NodeAttempt,
     NodeAttempts,
+    NodeOut,
     Progress,
     ProgressResponse,
     Resources,
@@ -170,19 +173,40 @@ def is_admin(s: Session, token: str) -> bool:
 
 
 def node_for_token(s: Session, token: str) -> NodeRow | None:
+    """The node of a token, or None; a revoked node's token is refused (raises)."""
     if not token.startswith(tokens.NODE_PREFIX):
         return None
-    return s.scalar(select(NodeRow).where(NodeRow.token_hash == tokens.digest(token)))
+    node = s.scalar(select(NodeRow).where(NodeRow.token_hash == tokens.digest(token)))
+    if node is not None and node.revoked_at is not None:
+        raise revoked_error(node.revoked_at)
+    return node
 
 
-_NODE_ID_BY_TOKEN = select(NodeRow.id).where(NodeRow.token_hash == bindparam("token_hash"))
+_NODE_ID_BY_TOKEN = select(NodeRow.id, NodeRow.revoked_at).where(
+    NodeRow.token_hash == bindparam("token_hash")
+)
 
 
 def node_id_for_token(s: Session | Connection, token: str) -> int | None:
+    """The node id of a token, or None; a revoked node's token is refused (raises)."""
     if not token.startswith(tokens.NODE_PREFIX):
         return None
-    found: int | None = s.scalar(_NODE_ID_BY_TOKEN, {"token_hash": tokens.digest(token)})
-    return found
+    row = s.execute(_NODE_ID_BY_TOKEN, {"token_hash": tokens.digest(token)}).one_or_none()
+    if row is None:
+        return None
+    if row.revoked_at is not None:
+        raise revoked_error(row.revoked_at)
+    return int(row.id)
+
+
+def revoked_error(revoked_at: datetime) -> RefusedError:
+    """The answer to every call of a revoked node: a 401 that says why, for the householder."""
+    return RefusedError(
+        401,
+        f"{NODE_REVOKED} on {revoked_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, so it gets no "
+        "more work. What it earned before stays in the ledger; to join again, enrol it with a "
+        "new pairing code.",
+    )
 
 
 def requester_for_token(s: Session, token: str) -> RequesterRow | None:
@@ -250,6 +274,145 @@ def rotate_requester_key(s: Session, name: str) -> str:
         raise RefusedError(404, f"No requester named {name!r}.")
     key, row.key_hash = tokens.new_token(tokens.REQUESTER_PREFIX)
     return key
+
+
+# --- operator: nodes -------------------------------------------------------------------------
+#
+# Revoking a node is two transactions: the first marks it revoked (and bumps the revocation
+# marker), the second gives its leases back to their jobs. In this order, no lease can be
+# made for the node in between (leasing reads revoked_at under the node's lock), and the
+# second keeps the lock order job → attempt → node, which one transaction holding the node
+# first would break. Should the second fail, revoking again finishes it.
+
+_REVOCATIONS = "revocations"
+_META = cast(Table, Meta.__table__)
+_NEW_MARKER = {
+    "sqlite": sqlite_insert(_META).on_conflict_do_nothing(),
+    "postgresql": postgresql_insert(_META).on_conflict_do_nothing(),
+}
+_BUMP_MARKER = (
+    update(_META)
+    .where(_META.c.key == _REVOCATIONS)
+    .values(value=cast_sql(cast_sql(_META.c.value, Integer) + 1, String(200)))
+)
+_MARKER = select(_META.c.value).where(_META.c.key == _REVOCATIONS)
+_RELEASED = "Released: the machine was removed from the network by its operator."
+
+
+def revocation_marker(s: Session | Connection) -> str:
+    """A value that changes whenever a node is revoked (one read by primary key)."""
+    found: str | None = _conn(s).scalar(_MARKER)
+    return found or "0"
+
+
+def revoked_node_ids(s: Session | Connection) -> set[int]:
+    return set(_conn(s).scalars(select(NodeRow.id).where(NodeRow.revoked_at.is_not(None))))
+
+
+def list_nodes(s: Session, node_id: int | None = None) -> list[NodeOut]:
+    """Every node (or one), oldest first, with what it holds and what it earned."""
+    leased = (
+        select(func.count(AttemptRow.id))
+        .where(AttemptRow.node_id == NodeRow.id, AttemptRow.state == AttemptState.LEASED.value)
+        .correlate(NodeRow)
+        .scalar_subquery()
+    )
+    earned = (
+        select(func.coalesce(func.sum(LedgerRow.amount_minor), 0))
+        .where(LedgerRow.node_id == NodeRow.id)
+        .correlate(NodeRow)
+        .scalar_subquery()
+    )
+    query = (
+        select(NodeRow, AccountRow.name, leased, earned)
+        .join(AccountRow, AccountRow.id == NodeRow.account_id)
+        .order_by(NodeRow.id)
+    )
+    if node_id is not None:
+        query = query.where(NodeRow.id == node_id)
+    return [
+        NodeOut(
+            node_id=n.id,
+            account_id=n.account_id,
+            account_name=account_name,
+            hostname=n.hostname,
+            os=n.os,
+            arch=n.arch,
+            sandbox=n.sandbox,
+            agent_version=n.agent_version,
+            enrolled_at=n.enrolled_at,
+            last_heartbeat_at=n.last_heartbeat_at,
+            state=n.state,
+            trust=n.trust,
+            leased_attempts=int(n_leased or 0),
+            earned_minor=int(n_earned or 0),
+            revoked_at=n.revoked_at,
+        )
+        for n, account_name, n_leased, n_earned in s.execute(query)
+    ]
+
+
+def node_out(s: Session, node_id: int) -> NodeOut:
+    found = list_nodes(s, node_id)
+    if not found:
+        raise _not_found("node")
+    return found[0]
+
+
+def revoke_node(s: Session, node_id: int, now: datetime) -> bool:
+    """Mark a node revoked from ``now``; True when it was revoked already (nothing changes).
+
+    Its ledger entries, attempts and row stay: money is never deleted. Once committed,
+    :func:`release_node_attempts` gives its leases back, in a transaction of its own.
+    """
+    if not 0 < node_id <= _MAX_STORED_INT:
+        raise _not_found("node")
+    node = s.get(NodeRow, node_id, with_for_update=True)
+    if node is None:
+        raise _not_found("node")
+    if node.revoked_at is not None:
+        return True
+    node.revoked_at = now
+    s.flush()
+    conn = s.connection()
+    # Created first, then bumped: the UPDATE locks the row, so two revocations at once on
+    # PostgreSQL both count, and the marker changes after each one commits.
+    conn.execute(_NEW_MARKER[conn.dialect.name], {"key": _REVOCATIONS, "value": "0"})
+    conn.execute(_BUMP_MARKER)
+    log.info("Node %d (%s) was revoked by the operator", node.id, node.hostname)
+    return False
+
+
+_NODE_LEASED = (
+    select(AttemptRow.id)
+    .where(
+        AttemptRow.node_id == bindparam("node_id"),
+        AttemptRow.state == AttemptState.LEASED.value,
+    )
+    .order_by(AttemptRow.id)
+)
+
+
+def release_node_attempts(s: Session | Connection, node_id: int, now: datetime) -> list[int]:
+    """Give a revoked node's leases back to their jobs (leasable again at once); their ids.
+
+    Each attempt becomes failed, so nothing it uploads later is taken or credited, and it
+    no longer counts against its job's attempts: the job did nothing wrong.
+    """
+    conn = _conn(s)
+    released: list[int] = []
+    for attempt_id in list(conn.scalars(_NODE_LEASED, {"node_id": node_id})):
+        attempt, job = _lock_attempt_and_job(conn, node_id, attempt_id)
+        if attempt.state != AttemptState.LEASED.value:
+            continue  # settled meanwhile (a result, a failure, the sweep)
+        # Read before the count changes: _with_attempts trusts it to say who else is there.
+        attempts = _with_attempts(conn, job, attempt)
+        attempt.set(state=AttemptState.FAILED.value, finished_at=now, failure=_RELEASED)
+        job.attempts_count -= 1
+        _settle_and_store(conn, job, attempts, now)
+        released.append(attempt_id)
+        log.info("Attempt %d (job %d) released: node %d was revoked", attempt_id, job.id, node_id)
+    return released
 
 
 # --- node: enrolment and heartbeat ---------------------------------------------------------
@@ -339,7 +502,9 @@ _NODES = cast(Table, NodeRow.__table__)
 # Built once: heartbeats are written many at a time in one executemany.
 _WRITE_BEATS = (
     update(_NODES)
-    .where(_NODES.c.id == bindparam("b_id"))
+    # A revoked node's last beats (its id may be remembered for up to a second more on
+    # other app servers) are not written: its row stays as it was when it was removed.
+    .where(_NODES.c.id == bindparam("b_id"), _NODES.c.revoked_at.is_(None))
     .values(
         state=bindparam("b_state"),
         last_heartbeat_at=bindparam("b_at"),
@@ -690,6 +855,7 @@ _NODE_FOR_LEASE = (
         _NODES.c.gpu_min_memory_bytes,
         _NODES.c.os,
         _NODES.c.arch,
+        _NODES.c.revoked_at,
     )
     .where(_NODES.c.id == bindparam("node_id"))
     # FOR NO KEY UPDATE: a credit's foreign key to the node need not wait for it.
@@ -753,6 +919,10 @@ def lease(
     node = conn.execute(_NODE_FOR_LEASE, {"node_id": node_id}).one_or_none()
     if node is None:
         raise RefusedError(401, "This call needs a valid node token (Authorization: Bearer …).")
+    if node.revoked_at is not None:
+        # Read under the node's lock: no lease is made after the revocation is committed,
+        # whatever an app server still remembers of the token.
+        raise revoked_error(node.revoked_at)
     if node.sandbox == SandboxKind.NONE.value:
         raise RefusedError(
             403,

@@ -2,7 +2,7 @@
 
 Who calls what, and with which bearer token (``Authorization: Bearer <token>``):
 
-- operator (``hsa_…`` admin token): accounts and pairing codes;
+- operator (``hsa_…`` admin token): accounts and pairing codes, nodes (list, revoke);
 - node (``hsn_…`` node token, returned once by ``POST /v1/enrol``): heartbeat, lease,
   progress, result, failure, its own jobs and earnings, bundles of jobs it holds;
 - requester (``hsr_…`` API key): bundles, jobs, results of its own jobs.
@@ -75,6 +75,42 @@ class RequesterOut(_Model):
     requester_id: int
     name: str
     api_key: str  # shown once; stored hashed
+
+
+#: How a revoked node's every call is refused (401); the agent shows the sentence as it is.
+NODE_REVOKED = "This machine was removed from the network by its operator"
+
+
+class NodeOut(_Model):
+    """A machine in the network, as the operator sees it (``GET /v1/nodes``)."""
+
+    node_id: int
+    account_id: int
+    account_name: str
+    hostname: str
+    os: str
+    arch: str
+    sandbox: str
+    agent_version: str
+    enrolled_at: datetime
+    last_heartbeat_at: datetime | None = None
+    state: str
+    trust: int
+    leased_attempts: int  # attempts it holds now
+    earned_minor: int  # all it was credited, kept after it is revoked
+    revoked_at: datetime | None = None
+
+
+class NodeList(_Model):
+    nodes: list[NodeOut]
+
+
+class NodeRevoked(_Model):
+    """Answer to ``POST /v1/nodes/{id}/revoke``; revoking again answers the same node."""
+
+    node: NodeOut
+    released_attempts: list[int]  # leases given back to the queue by this call
+    already_revoked: bool
 
 
 # --- node: enrolment ------------------------------------------------------------------------
