@@ -124,6 +124,11 @@ class NetworkPage(QWidget):
         )
         self.not_enrolled_text.setWordWrap(True)
         self.not_enrolled_text.setObjectName("hint")
+        # Why this machine left the network when it did not choose to (the operator revoked
+        # it), in the network's own words.
+        self.left_reason = QLabel()
+        self.left_reason.setWordWrap(True)
+        self.left_reason.hide()
         ne_join = QPushButton("Join a network…")
         ne_join.clicked.connect(self.join_requested)
         ne_demo = QPushButton("Try the demo network")
@@ -135,6 +140,7 @@ class NetworkPage(QWidget):
         ne_layout = QVBoxLayout(self.not_enrolled)
         ne_layout.setContentsMargins(20, 16, 20, 16)
         ne_layout.addWidget(ne_title)
+        ne_layout.addWidget(self.left_reason)
         ne_layout.addWidget(self.not_enrolled_text)
         ne_layout.addLayout(ne_buttons)
 
@@ -236,6 +242,8 @@ class NetworkPage(QWidget):
         self.lower_split.setVisible(enrolled)
         self.leave_button.setVisible(enrolled)
         self.join_button.setText("Join another network…" if enrolled else "Join a network…")
+        self.left_reason.setText("" if enrolled else network.last_error or "")
+        self.left_reason.setVisible(not enrolled and bool(network.last_error))
         if not enrolled:
             self.earnings = None  # a network left; the next one has figures of its own
             return

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from heatshare.protocol.coordinator_api import (
     MAX_BUNDLE_BYTES,
+    NODE_REVOKED,
     SHA256_HEADER,
     ApiError,
     Earnings,
@@ -374,6 +375,8 @@ def _error(resp: requests.Response, base_url: str) -> Rejected:
             + "."
         )
     status = resp.status_code
+    if status == 401 and message.startswith(NODE_REVOKED):
+        return AuthLost(status, message)  # says why and what to do, as it is
     if status == 401:
         return AuthLost(
             status,
