@@ -175,3 +175,22 @@ def test_a_pending_failure_report_survives_kill_9_and_is_sent_once_after_restart
     assert notes.count("failure reported") == 1, notes
     (after,) = agent.jobs()
     assert after.phase is JobPhase.FAILED and after.attempt_id == info.attempt_id
+
+
+def test_leaving_the_network_while_it_is_down_lets_waiting_reports_go(
+    network: Network, agent: Agent
+) -> None:
+    job_id = submit_failing(network, seconds=6, max_attempts=1)
+    api, info = fail_while_down(network, agent, job_id)
+    status = api.leave_network()  # one last try, which cannot reach it
+    assert not status.enrolled and status.failures_pending == 0
+    assert agent.notes(info.attempt_id)[-1].startswith("The job ended with exit status 3")
+    assert agent.proc is not None
+    conn = sqlite3.connect(f"file:{agent.proc.paths.db_file}?mode=ro", uri=True)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM failure_outbox").fetchone() == (0,)
+    finally:
+        conn.close()
+    # Back on the same profile, nothing is left to send and no old network to send it to.
+    agent.stop()
+    assert agent.start().network().failures_pending == 0
