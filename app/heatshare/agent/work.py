@@ -7,7 +7,8 @@ Two threads:
   earnings; a demo enrolment restarts the embedded demo coordinator first;
 - ``heatshare-jobs`` is long-lived and is the only thread that starts sandboxes (a job dies
   with the thread that started it: ``PR_SET_PDEATHSIG`` is per thread). It resumes journaled
-  attempts, flushes the outbox oldest first and leases new work, one job at a time.
+  attempts, flushes the outbox oldest first (failure reports before new work, results when
+  no job runs) and leases new work, one job at a time.
 
 Files: the enrolment, the job journal and cached earnings are in the agent's SQLite file
 (:mod:`heatshare.store.jobs`); the node token is ``node-token`` (0600) in the config folder.
