@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from agentproc import RealAgent
-from PySide6.QtWidgets import QApplication
+from appfactory import AppFactory
 from pytestqt.qtbot import QtBot
 
-from heatshare.gui.app import HeatshareApp, Options
+from heatshare.gui.app import HeatshareApp
 from heatshare.gui.bridge import ConnectionState
 from heatshare.gui.formatting import NOT_AVAILABLE
 
 
 @pytest.fixture
-def app(qtbot: QtBot, qapp: QApplication, real_agent: RealAgent) -> Iterator[HeatshareApp]:
-    root = HeatshareApp(qapp, Options(profile_dir=str(real_agent.profile)), real_agent.paths)
-    root.start()
-    yield root
-    root.shutdown()
-    root.window.deleteLater()
-    root.deleteLater()
+def app(real_agent: RealAgent, make_app: AppFactory) -> HeatshareApp:
+    return make_app(agent=real_agent, wizard=True)
 
 
 def test_live_figures_from_the_real_agent(qtbot: QtBot, app: HeatshareApp) -> None:

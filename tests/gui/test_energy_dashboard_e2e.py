@@ -21,12 +21,10 @@ from typing import Any
 
 import pytest
 from agentproc import RealAgent
-from PySide6.QtWidgets import QApplication
+from appfactory import AppFactory
 from pytestqt.qtbot import QtBot
 
 from heatshare.domain.readings import Provenance
-from heatshare.gui.app import HeatshareApp, Options
-from heatshare.gui.bridge import ConnectionState
 from heatshare.gui.cost_cards import PeriodCard
 from heatshare.protocol.client import AgentClient
 from heatshare.protocol.energy import (
@@ -200,7 +198,11 @@ def check_figures(f: CostFigures) -> None:
 
 
 def test_the_dashboard_shows_the_hand_calculated_cost_of_heat(
-    qtbot: QtBot, qapp: QApplication, real_agent: RealAgent, client: AgentClient, plug: FakePlug
+    qtbot: QtBot,
+    real_agent: RealAgent,
+    client: AgentClient,
+    plug: FakePlug,
+    make_app: AppFactory,
 ) -> None:
     book_the_steps(client, plug)
 
@@ -214,50 +216,41 @@ def test_the_dashboard_shows_the_hand_calculated_cost_of_heat(
     assert client.status().cost_today_minor == HAND_PENCE
 
     # The real app on the same profile.
-    app = HeatshareApp(qapp, Options(profile_dir=str(real_agent.profile)), real_agent.paths)
-    app.ui_settings.setValue("wizard/dismissed", True)
-    try:
-        app.start()
-        app.window.show()
-        qtbot.waitUntil(lambda: app.bridge.state is ConnectionState.CONNECTED, timeout=10_000)
-        panel = app.energy.panel
-        dashboard = app.window.dashboard
-        # The costs, the energy settings (the usual heating's name) and the status arrive
-        # apart: wait for all three.
-        qtbot.waitUntil(
-            lambda: (
-                panel.costs is not None
-                and panel.usual is UsualHeatingKind.GAS_BOILER
-                and dashboard.status is not None
-                and dashboard.price_now is not None
-            ),
-            timeout=15_000,
-        )
-        assert not panel.error_banner.isVisible()
+    app = make_app(agent=real_agent)
+    panel = app.energy.panel
+    dashboard = app.window.dashboard
+    # The costs, the energy settings (the usual heating's name) and the status arrive
+    # apart: wait for all three.
+    qtbot.waitUntil(
+        lambda: (
+            panel.costs is not None
+            and panel.usual is UsualHeatingKind.GAS_BOILER
+            and dashboard.status is not None
+            and dashboard.price_now is not None
+        ),
+        timeout=15_000,
+    )
+    assert not panel.error_banner.isVisible()
 
-        for card in (panel.today, panel.month):
-            assert card.headline.text() == SHOWN_HEADLINE
-            assert card.headline_detail.text() == SHOWN_USUAL
-            rows = card_rows(card)
-            for label, value in SHOWN.items():
-                assert rows[label] == value, (card.title.text(), label, rows)
-            assert "Saving" not in rows  # an extra cost, said as one
-        assert panel.source.text() == (
-            "Heat measured by the smart plug · Electricity now £0.3555 per kWh"
-        )
-        assert not panel.plug_banner.isVisible()
-        # The "Electricity cost today" card: the agent's status, the same penny.
-        assert dashboard.cost.value.text() == "£0.01"
-        assert dashboard.cost.detail.text() == "now £0.3555 per kWh"
+    for card in (panel.today, panel.month):
+        assert card.headline.text() == SHOWN_HEADLINE
+        assert card.headline_detail.text() == SHOWN_USUAL
+        rows = card_rows(card)
+        for label, value in SHOWN.items():
+            assert rows[label] == value, (card.title.text(), label, rows)
+        assert "Saving" not in rows  # an extra cost, said as one
+    assert panel.source.text() == (
+        "Heat measured by the smart plug · Electricity now £0.3555 per kWh"
+    )
+    assert not panel.plug_banner.isVisible()
+    # The "Electricity cost today" card: the agent's status, the same penny.
+    assert dashboard.cost.value.text() == "£0.01"
+    assert dashboard.cost.detail.text() == "now £0.3555 per kWh"
 
-        # And the app shows what the agent says now: the same figures, no booking between.
-        assert panel.costs is not None
-        again = client.costs()
-        for shown, said in ((panel.costs.today, again.today), (panel.costs.month, again.month)):
-            assert shown == said
-            check_figures(said)
-        assert client.status().cost_today_minor == HAND_PENCE
-    finally:
-        app.shutdown()
-        app.window.deleteLater()
-        app.deleteLater()
+    # And the app shows what the agent says now: the same figures, no booking between.
+    assert panel.costs is not None
+    again = client.costs()
+    for shown, said in ((panel.costs.today, again.today), (panel.costs.month, again.month)):
+        assert shown == said
+        check_figures(said)
+    assert client.status().cost_today_minor == HAND_PENCE

@@ -11,11 +11,11 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from appfactory import AppFactory
 from fake_agent import FakeAgentClient
 from fake_energy import SHELLY_ADDRESS, SHELLY_PASSWORD, TASMOTA_ADDRESS
 from PySide6.QtCore import QTimer
@@ -24,55 +24,18 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from heatshare.domain.readings import Provenance
-from heatshare.gui.app import WIZARD_DISMISSED_KEY, HeatshareApp, Options
-from heatshare.gui.bridge import ConnectionState
+from heatshare.gui.app import HeatshareApp
 from heatshare.gui.energy_settings import EnergySettingsDialog
 from heatshare.gui.formatting import NOT_AVAILABLE, format_money_minor
 from heatshare.gui.statement_export import StatementDialog, render_statement_pdf
 from heatshare.gui.window import HEATING
 from heatshare.protocol.client import AgentError
-from heatshare.protocol.discovery import Paths
 from heatshare.protocol.energy import (
     PlugKind,
     TariffKind,
     UsualHeatingKind,
     UsualHeatingSettings,
 )
-
-AppFactory = Callable[[], HeatshareApp]
-
-
-@pytest.fixture
-def fake() -> FakeAgentClient:
-    return FakeAgentClient()
-
-
-@pytest.fixture
-def make_app(
-    qtbot: QtBot, qapp: QApplication, tmp_path: Path, fake: FakeAgentClient
-) -> Iterator[AppFactory]:
-    made: list[HeatshareApp] = []
-
-    def make() -> HeatshareApp:
-        profile = tmp_path / "profile"
-        root = HeatshareApp(
-            qapp,
-            Options(profile_dir=str(profile), connect="127.0.0.1:1"),
-            Paths.for_profile(profile),
-            client_factory=lambda _endpoint: fake,
-        )
-        root.ui_settings.setValue(WIZARD_DISMISSED_KEY, True)  # not this file's subject
-        made.append(root)
-        root.start()
-        root.window.show()
-        qtbot.waitUntil(lambda: root.bridge.state is ConnectionState.CONNECTED, timeout=5000)
-        return root
-
-    yield make
-    for root in made:
-        root.shutdown()
-        root.window.deleteLater()
-        root.deleteLater()
 
 
 def card_rows(card: object) -> dict[str, str]:

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 from agentproc import RealAgent
-from PySide6.QtWidgets import QApplication
+from appfactory import AppFactory
 from pytestqt.qtbot import QtBot
 
-from heatshare.gui.app import HeatshareApp, Options
-from heatshare.gui.bridge import ConnectionState
+from heatshare.gui.app import HeatshareApp
 from heatshare.gui.formatting import format_money_minor
 from heatshare.protocol.client import AgentClient
 from heatshare.protocol.discovery import read_runtime, read_token
@@ -26,16 +25,8 @@ from heatshare.protocol.energy import TariffKind, UsualHeatingKind
 
 
 @pytest.fixture
-def root(qtbot: QtBot, qapp: QApplication, real_agent: RealAgent) -> Iterator[HeatshareApp]:
-    app = HeatshareApp(qapp, Options(profile_dir=str(real_agent.profile)), real_agent.paths)
-    app.ui_settings.setValue("wizard/dismissed", True)
-    app.start()
-    app.window.show()
-    qtbot.waitUntil(lambda: app.bridge.state is ConnectionState.CONNECTED, timeout=10_000)
-    yield app
-    app.shutdown()
-    app.window.deleteLater()
-    app.deleteLater()
+def root(real_agent: RealAgent, make_app: AppFactory) -> HeatshareApp:
+    return make_app(agent=real_agent)
 
 
 @pytest.fixture

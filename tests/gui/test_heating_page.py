@@ -7,11 +7,11 @@ one seam, the client (tests/gui/fake_agent.py), answering as the agreed heating 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
+from appfactory import AppFactory
 from fake_agent import (
     HA_NO_TOKEN,
     HA_UNREACHABLE,
@@ -23,11 +23,9 @@ from fake_agent import (
     window_open_event,
 )
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from heatshare.gui.app import HeatshareApp, Options
-from heatshare.gui.bridge import ConnectionState
+from heatshare.gui.app import HeatshareApp
 from heatshare.gui.heating_page import (
     TAB_LIMITS,
     TAB_ROOM,
@@ -37,7 +35,6 @@ from heatshare.gui.heating_page import (
 )
 from heatshare.gui.window import DASHBOARD, HEATING
 from heatshare.protocol.client import AgentError
-from heatshare.protocol.discovery import Paths
 from heatshare.protocol.heating import (
     HeatingSettings,
     HeatMode,
@@ -46,40 +43,6 @@ from heatshare.protocol.heating import (
     RoomSourceKind,
     SetpointRequest,
 )
-
-AppFactory = Callable[..., HeatshareApp]
-
-
-@pytest.fixture
-def fake() -> FakeAgentClient:
-    return FakeAgentClient()
-
-
-@pytest.fixture
-def make_app(
-    qtbot: QtBot, qapp: QApplication, tmp_path: Path, fake: FakeAgentClient
-) -> Iterator[AppFactory]:
-    made: list[HeatshareApp] = []
-
-    def make() -> HeatshareApp:
-        profile = tmp_path / "profile"
-        root = HeatshareApp(
-            qapp,
-            Options(profile_dir=str(profile), connect="127.0.0.1:1"),
-            Paths.for_profile(profile),
-            client_factory=lambda _endpoint: fake,
-        )
-        root.ui_settings.setValue("wizard/dismissed", True)  # this file is about heating
-        made.append(root)
-        root.start()
-        qtbot.waitUntil(lambda: root.bridge.state is ConnectionState.CONNECTED, timeout=5000)
-        return root
-
-    yield make
-    for root in made:
-        root.shutdown()
-        root.window.deleteLater()
-        root.deleteLater()
 
 
 def open_heating(qtbot: QtBot, app: HeatshareApp) -> HeatingPage:

@@ -8,15 +8,13 @@ failure is the agent's own sentence about a server that does not answer.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 from agentproc import RealAgent
-from PySide6.QtWidgets import QApplication
+from appfactory import AppFactory
 from pytestqt.qtbot import QtBot
 
-from heatshare.gui.app import HeatshareApp, Options
-from heatshare.gui.bridge import ConnectionState
+from heatshare.gui.app import HeatshareApp
 from heatshare.gui.heating_page import TAB_ROOM, HeatingPage
 from heatshare.gui.window import HEATING
 from heatshare.protocol.client import AgentClient
@@ -25,15 +23,8 @@ from heatshare.protocol.heating import HeatMode, RoomSourceKind
 
 
 @pytest.fixture
-def root(qtbot: QtBot, qapp: QApplication, real_agent: RealAgent) -> Iterator[HeatshareApp]:
-    app = HeatshareApp(qapp, Options(profile_dir=str(real_agent.profile)), real_agent.paths)
-    app.ui_settings.setValue("wizard/dismissed", True)
-    app.start()
-    qtbot.waitUntil(lambda: app.bridge.state is ConnectionState.CONNECTED, timeout=10_000)
-    yield app
-    app.shutdown()
-    app.window.deleteLater()
-    app.deleteLater()
+def root(real_agent: RealAgent, make_app: AppFactory) -> HeatshareApp:
+    return make_app(agent=real_agent)
 
 
 def closed_port() -> int:

@@ -7,11 +7,10 @@ one seam, the client (tests/gui/fake_agent.py), replaying the local API's models
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
+from appfactory import AppFactory
 from fake_agent import (
     EXPIRED_CODE,
     UNREACHABLE,
@@ -20,51 +19,13 @@ from fake_agent import (
     FakeAgentClient,
     demo_network,
 )
-from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from heatshare.gui.app import WIZARD_DISMISSED_KEY, HeatshareApp, Options
-from heatshare.gui.bridge import ConnectionState
+from heatshare.gui.app import WIZARD_DISMISSED_KEY
 from heatshare.gui.window import DASHBOARD, JOBS, NETWORK
 from heatshare.gui.wizard import code_problem, url_problem
 from heatshare.protocol.client import AgentError
-from heatshare.protocol.discovery import Paths
 from heatshare.protocol.local_api import JobPhase, NetworkStatus
-
-AppFactory = Callable[..., HeatshareApp]
-
-
-@pytest.fixture
-def fake() -> FakeAgentClient:
-    return FakeAgentClient()
-
-
-@pytest.fixture
-def make_app(
-    qtbot: QtBot, qapp: QApplication, tmp_path: Path, fake: FakeAgentClient
-) -> Iterator[AppFactory]:
-    made: list[HeatshareApp] = []
-
-    def make(*, demo: bool = False, client: FakeAgentClient | None = None) -> HeatshareApp:
-        profile = tmp_path / "profile"
-        root = HeatshareApp(
-            qapp,
-            # --connect: a fixed endpoint, so nothing looks for or starts a local agent.
-            Options(profile_dir=str(profile), connect="127.0.0.1:1", demo=demo),
-            Paths.for_profile(profile),
-            client_factory=lambda _endpoint: client or fake,
-        )
-        made.append(root)
-        root.start()
-        qtbot.waitUntil(lambda: root.bridge.state is ConnectionState.CONNECTED, timeout=5000)
-        return root
-
-    yield make
-    for root in made:
-        root.shutdown()
-        root.window.deleteLater()
-        root.deleteLater()
-
 
 # -- the wizard ------------------------------------------------------------------------------
 
@@ -98,7 +59,7 @@ def test_code_check(code: str, ok: bool) -> None:
 def test_the_wizard_offers_itself_once_when_not_enrolled(
     qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
 ) -> None:
-    app = make_app()
+    app = make_app(wizard=True)
     qtbot.waitUntil(lambda: app.wizard is not None and app.wizard.isVisible(), timeout=5000)
     wizard = app.wizard
     assert wizard is not None
@@ -119,11 +80,11 @@ def test_the_wizard_offers_itself_once_when_not_enrolled(
 def test_a_dismissed_wizard_stays_away_but_the_network_page_opens_it(
     qtbot: QtBot, make_app: AppFactory
 ) -> None:
-    first = make_app()
+    first = make_app(wizard=True)
     qtbot.waitUntil(lambda: first.wizard is not None, timeout=5000)
     assert first.wizard is not None
     first.wizard.reject()
-    second = make_app()
+    second = make_app(wizard=True)
     qtbot.waitUntil(lambda: second.bridge.network is not None, timeout=5000)
     qtbot.wait(200)
     assert second.wizard is None
@@ -142,7 +103,7 @@ def test_join_shows_the_agents_sentence_for_each_failure(
 ) -> None:
     fake.enrol_outcome = error
     fake.enrol_gate = threading.Event()
-    app = make_app()
+    app = make_app(wizard=True)
     qtbot.waitUntil(lambda: app.wizard is not None, timeout=5000)
     wizard = app.wizard
     assert wizard is not None
@@ -166,7 +127,7 @@ def test_join_shows_the_agents_sentence_for_each_failure(
 def test_join_that_works_closes_the_wizard_and_shows_the_jobs(
     qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
 ) -> None:
-    app = make_app()
+    app = make_app(wizard=True)
     qtbot.waitUntil(lambda: app.wizard is not None, timeout=5000)
     wizard = app.wizard
     assert wizard is not None
@@ -182,7 +143,7 @@ def test_join_that_works_closes_the_wizard_and_shows_the_jobs(
 def test_the_demo_button_starts_the_demo_and_says_credits_are_not_money(
     qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
 ) -> None:
-    app = make_app()
+    app = make_app(wizard=True)
     qtbot.waitUntil(lambda: app.wizard is not None, timeout=5000)
     wizard = app.wizard
     assert wizard is not None
@@ -200,7 +161,7 @@ def test_the_demo_button_starts_the_demo_and_says_credits_are_not_money(
 def test_demo_option_starts_the_demo_and_shows_jobs(
     qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
 ) -> None:
-    app = make_app(demo=True)
+    app = make_app(demo=True, wizard=True)
     assert app.window.page == JOBS
     qtbot.waitUntil(lambda: len(fake.called("start_demo")) == 1, timeout=5000)
     qtbot.waitUntil(lambda: not app.window.jobs_page.notice.isVisible(), timeout=5000)
@@ -211,7 +172,7 @@ def test_demo_option_on_a_machine_already_in_the_demo_does_not_start_it_again(
     qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
 ) -> None:
     fake.network_model = demo_network(fake.now)
-    app = make_app(demo=True)
+    app = make_app(demo=True, wizard=True)
     qtbot.waitUntil(lambda: app.bridge.network is not None, timeout=5000)
     qtbot.waitUntil(lambda: bool(fake.called("jobs")), timeout=5000)
     assert not fake.called("start_demo")
@@ -224,7 +185,7 @@ def test_demo_that_fails_says_why_on_the_jobs_page(
     fake.demo_outcome = AgentError(
         409, "This machine is enrolled in another network: leave it before starting the demo."
     )
-    app = make_app(demo=True)
+    app = make_app(demo=True, wizard=True)
     page = app.window.jobs_page
     qtbot.waitUntil(page.banner.isVisible, timeout=5000)
     assert "leave it before starting the demo" in page.banner.label.text()
@@ -237,7 +198,7 @@ def test_pages_poll_only_while_they_show(
     qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
 ) -> None:
     fake.network_model = demo_network(fake.now)
-    app = make_app()
+    app = make_app(wizard=True)
     assert app.window.page == DASHBOARD
     qtbot.waitUntil(lambda: bool(fake.called("network")), timeout=5000)  # once, at connect
     # In a network, the dashboard's earnings chart (beside heat) asks every 30 s.
@@ -273,7 +234,7 @@ def test_jobs_page_shows_the_running_job_the_history_and_a_chosen_result(
     qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
 ) -> None:
     fake.network_model = demo_network(fake.now)
-    app = make_app()
+    app = make_app(wizard=True)
     app.window.show_page(JOBS)
     page = app.window.jobs_page
     qtbot.waitUntil(lambda: page.jobs is not None, timeout=5000)
@@ -353,7 +314,7 @@ def test_a_job_that_does_not_say_how_far_it_is_gets_a_busy_bar(
     )
     fake.jobs_model = fake.jobs_model.model_copy(update={"current": [running]})
     fake.network_model = demo_network(now)
-    app = make_app()
+    app = make_app(wizard=True)
     app.window.show_page(JOBS)
     page = app.window.jobs_page
     qtbot.waitUntil(lambda: page.jobs is not None, timeout=5000)
@@ -365,7 +326,7 @@ def test_a_job_that_does_not_say_how_far_it_is_gets_a_busy_bar(
 def test_jobs_page_without_jobs(qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient) -> None:
     fake.jobs_model = fake.jobs_model.model_copy(update={"current": [], "history": []})
     fake.network_model = demo_network(fake.now)
-    app = make_app()
+    app = make_app(wizard=True)
     app.window.show_page(JOBS)
     page = app.window.jobs_page
     qtbot.waitUntil(lambda: page.jobs is not None, timeout=5000)
@@ -383,7 +344,7 @@ def test_network_page_shows_node_link_sandbox_outbox_and_balances(
         last_error="The network did not answer: connection refused.",
         outbox_pending=2,
     )
-    app = make_app()
+    app = make_app(wizard=True)
     app.window.show_page(NETWORK)
     page = app.window.network_page
     qtbot.waitUntil(lambda: page.earnings is not None, timeout=5000)
@@ -429,7 +390,7 @@ def test_network_page_explains_a_machine_that_refuses_jobs(
     fake.network_model = demo_network(
         fake.now, sandbox=None, sandbox_problem=problem, accepting_jobs=False
     )
-    app = make_app()
+    app = make_app(wizard=True)
     app.window.show_page(NETWORK)
     page = app.window.network_page
     qtbot.waitUntil(lambda: page.network is not None and page.network.sandbox is None, timeout=5000)
@@ -443,7 +404,7 @@ def test_leave_asks_first_then_leaves(
     from PySide6.QtWidgets import QMessageBox
 
     fake.network_model = demo_network(fake.now)
-    app = make_app()
+    app = make_app(wizard=True)
     app.window.show_page(NETWORK)
     page = app.window.network_page
     qtbot.waitUntil(lambda: page.network is not None and page.network.enrolled, timeout=5000)
@@ -460,7 +421,7 @@ def test_leave_asks_first_then_leaves(
 def test_closing_the_window_closes_the_wizard_without_a_dismissal(
     qtbot: QtBot, make_app: AppFactory
 ) -> None:
-    app = make_app()
+    app = make_app(wizard=True)
     qtbot.waitUntil(lambda: app.wizard is not None, timeout=5000)
     wizard = app.wizard
     assert wizard is not None
@@ -498,7 +459,7 @@ def test_the_dashboard_shows_earnings_beside_heat_while_in_a_network(
     qtbot: QtBot, make_app: AppFactory, fake: FakeAgentClient
 ) -> None:
     fake.network_model = demo_network(fake.now)
-    app = make_app()
+    app = make_app(wizard=True)
     app.window.show()
     qtbot.waitUntil(lambda: app.earnings_chart is not None, timeout=5000)
     chart = app.earnings_chart

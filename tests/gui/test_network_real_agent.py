@@ -8,41 +8,16 @@ sandbox; the app shows what comes back.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
 
 import pytest
 from agentproc import RealAgent
+from appfactory import AppFactory
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from heatshare.gui import tray_menu
-from heatshare.gui.app import HeatshareApp, Options
-from heatshare.gui.bridge import ConnectionState
 from heatshare.gui.window import JOBS, NETWORK
 from heatshare.protocol.local_api import JobPhase
-
-AppFactory = Callable[..., HeatshareApp]
-
-
-@pytest.fixture
-def app(qtbot: QtBot, qapp: QApplication, real_agent: RealAgent) -> Iterator[AppFactory]:
-    made: list[HeatshareApp] = []
-
-    def make(*, demo: bool = False) -> HeatshareApp:
-        root = HeatshareApp(
-            qapp, Options(profile_dir=str(real_agent.profile), demo=demo), real_agent.paths
-        )
-        made.append(root)
-        root.start()
-        qtbot.waitUntil(lambda: root.bridge.state is ConnectionState.CONNECTED, timeout=10_000)
-        return root
-
-    yield make
-    for root in made:
-        root.shutdown()
-        root.window.deleteLater()
-        root.deleteLater()
 
 
 def closed_port() -> int:
@@ -51,8 +26,10 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_the_wizard_shows_the_real_agents_sentence(qtbot: QtBot, app: AppFactory) -> None:
-    root = app()
+def test_the_wizard_shows_the_real_agents_sentence(
+    qtbot: QtBot, real_agent: RealAgent, make_app: AppFactory
+) -> None:
+    root = make_app(agent=real_agent, wizard=True)
     qtbot.waitUntil(lambda: root.wizard is not None, timeout=10_000)  # a new agent: not enrolled
     wizard = root.wizard
     assert wizard is not None
@@ -71,8 +48,10 @@ def test_the_wizard_shows_the_real_agents_sentence(qtbot: QtBot, app: AppFactory
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_demo_jobs_run_and_credits_arrive_in_the_app(qtbot: QtBot, app: AppFactory) -> None:
-    root = app(demo=True)
+def test_demo_jobs_run_and_credits_arrive_in_the_app(
+    qtbot: QtBot, real_agent: RealAgent, make_app: AppFactory
+) -> None:
+    root = make_app(agent=real_agent, demo=True, wizard=True)
     assert root.window.page == JOBS
     page = root.window.jobs_page
     # A finished, credited job with its picture, within the newcomer's minute (and some).

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from agentproc import RealAgent
+from appfactory import AppFactory
 from PySide6.QtCore import QRect, QTimer
 from PySide6.QtWidgets import (
     QApplication,
@@ -295,16 +296,10 @@ def test_an_app_showing_another_machine_offers_no_autostart(
 
 
 @pytest.fixture
-def live_app(
-    qtbot: QtBot, qapp: QApplication, real_agent: RealAgent, xdg: Path
-) -> Iterator[HeatshareApp]:
-    root = HeatshareApp(qapp, Options(profile_dir=str(real_agent.profile)), real_agent.paths)
-    root.start()
+def live_app(qtbot: QtBot, real_agent: RealAgent, xdg: Path, make_app: AppFactory) -> HeatshareApp:
+    root = make_app(agent=real_agent, wizard=True)
     qtbot.waitUntil(lambda: root.bridge.settings is not None, timeout=5000)
-    yield root
-    root.shutdown()
-    root.window.deleteLater()
-    root.deleteLater()
+    return root
 
 
 def run_dialog(app: HeatshareApp, interact: Callable[[SettingsDialog], None]) -> None:
