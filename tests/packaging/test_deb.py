@@ -132,6 +132,8 @@ def test_the_installed_package_runs_the_demo_and_goes_cleanly(
     )  # fmt: skip
     assert package_status() == "install ok installed"
     files = [Path(line) for line in run("dpkg-query", "-L", PACKAGE).splitlines() if line]
+    dangling = [p for p in LIB.rglob("*") if p.is_symlink() and not p.exists()]
+    assert dangling == [], f"links to nothing in the bundle: {dangling}"
 
     # What the desktop and the PATH see.
     for program in PROGRAMS:
