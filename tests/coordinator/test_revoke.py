@@ -106,6 +106,14 @@ def test_a_revoked_node_is_refused_at_once_its_lease_released_its_money_kept(net
     for r in _every_node_call(net, token, lease["attempt_id"], lease["bundle_sha256"]):
         _assert_revoked(r)
 
+    # As on an app server that has not looked at the marker yet: the id still remembered, a
+    # result for the released attempt is refused all the same, and the job stays queued.
+    net.coordinator.remember_node(token, node_id)
+    late = net.upload(token, lease["attempt_id"], RESULT)
+    assert late.status_code == 409, late.text
+    assert "removed from the network by its operator" in ApiError.model_validate(late.json()).error
+    net.coordinator.forget_nodes({node_id})
+
     # The job is queued again, its one attempt not used up, and another machine earns it.
     assert net.job(key, held["job_id"])["state"] == "queued"
     [again] = net.lease(other_token)
@@ -216,6 +224,11 @@ def test_another_app_server_stops_taking_the_token_within_a_second(
         headers={**net.auth(token), SHA256_HEADER: sha(RESULT)},
     )
     assert late.status_code in (401, 409), late.text
+    if late.status_code == 409:
+        assert ApiError.model_validate(late.json()).error == (
+            "Released: the machine was removed from the network by its operator, "
+            "so this attempt takes no result now."
+        )
     while (r := _heartbeat(second_server, token)).status_code == 200:
         assert time.monotonic() - revoked_at < 1.5, "the other app server still takes the token"
         time.sleep(0.02)
@@ -258,3 +271,34 @@ def _cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     if ok:
         assert done.returncode == 0, done.stderr
     return done
+
+
+def test_the_migration_adds_revoked_at_to_existing_nodes_and_goes_back(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from heatshare.coordinator import db
+
+    engine = db.make_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(db.alembic_config(connection), "0003")
+        assert "revoked_at" not in {c["name"] for c in inspect(engine).get_columns("nodes")}
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO accounts (id, name, currency, created_at) "
+                "VALUES (1, 'home', 'EUR', '2026-01-05 12:00:00')"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO nodes (id, account_id, token_hash, hostname, os, arch, cpu_cores, "
+                "memory_bytes, gpu_count, gpu_min_memory_bytes, cuda, sandbox, agent_version, "
+                "inventory, trust, enrolled_at, state, energy_j_total) VALUES (1, 1, 'x', "
+                "'shed', 'linux', 'x86_64', 4, 1, 0, 0, false, 'bubblewrap', '0.1', '{}', 0, "
+                "'2026-01-05 12:00:00', 'idle', 0)"
+            )
+        db.migrate(engine)
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT hostname, revoked_at FROM nodes").all()
+        assert [tuple(r) for r in rows] == [("shed", None)]
+    finally:
+        engine.dispose()

@@ -1104,6 +1104,8 @@ def record_result(
                 "an attempt has one result.",
             )
         return _result_answer(attempt, job)
+    if attempt.state == AttemptState.FAILED.value and attempt.failure == _RELEASED:
+        raise RefusedError(409, f"{_RELEASED[:-1]}, so this attempt takes no result now.")
     if attempt.state == AttemptState.FAILED.value:
         raise RefusedError(409, "This attempt was reported as failed; it cannot have a result now.")
     if keep is not None:
