@@ -438,8 +438,9 @@ class HeatshareApp(QObject):
         answer = QMessageBox.question(
             self.window,
             "Leave this network?",
-            "This machine stops taking the network's jobs. Results waiting in the outbox "
-            "are not sent, and joining again needs a new pairing code.",
+            "This machine stops taking the network's jobs. Results and failure reports "
+            "still waiting to be sent are dropped, and joining again needs a new pairing "
+            "code.",
         )
         if answer == QMessageBox.StandardButton.Yes:
             self.bridge.leave_network()
