@@ -27,7 +27,18 @@ from pathlib import Path
 
 import psutil
 
-from heatshare.jobs.limits import JobCgroup, apply_rlimits, create_job_cgroup
+from heatshare.jobs.limits import (
+    CGROUP_MOUNT,
+    JobCgroup,
+    ScopeCgroup,
+    apply_rlimits,
+    create_job_cgroup,
+    is_unified,
+    probe_user_scope,
+    scope_env,
+    scope_unit,
+    systemd_run_argv,
+)
 from heatshare.jobs.sandbox import (
     CHECKPOINT_DIR,
     CHECKPOINT_ETA_FILE,
@@ -76,6 +87,13 @@ _SIGNAL_BASE = 128
 # The wrapper waits for one line on stdin: by then the agent has put it in its cgroups
 # and set its rlimits, so bwrap and the job start inside them.
 _WRAPPER = 'read _ || exit 125; exec 0</dev/null; exec "$@"'
+# In a user scope the wrapper leaves a keeper behind: it holds the scope (which systemd
+# removes once empty) until the agent has read its event counts and closes the pipe, or
+# dies. It shrugs off the SIGTERM a stop sends to every process of the job.
+_SCOPE_WRAPPER = (
+    "read _ || exit 125; exec 3<&0 0</dev/null; "
+    '(trap "" TERM INT HUP; read _ <&3) & exec 3<&-; exec "$@"'
+)
 _WRAPPER_NOT_RELEASED = 125
 _TMP_LOOKS = 6  # after 5, 10, 20, 40, 80 and 160 ms
 _BWRAP_PROCESSES = 2  # bwrap's monitor outside, the sandbox's pid 1 inside
@@ -98,16 +116,31 @@ class BubblewrapSandbox(Sandbox):
         use_cgroups: make a cgroup per job where the agent may (False forces the rlimit
             and watch fallback, for tests).
         poll_s: how often the watch looks at the job's time, disk and (fallback) memory.
+        cgroup_mount: where the cgroup hierarchies are mounted.
+        systemd_run: the systemd-run program for a user scope per job; found on PATH when
+            None; "" for none.
     """
 
     kind = "bubblewrap"
 
     def __init__(
-        self, *, bwrap: str | None = None, use_cgroups: bool = True, poll_s: float = 0.25
+        self,
+        *,
+        bwrap: str | None = None,
+        use_cgroups: bool = True,
+        poll_s: float = 0.25,
+        cgroup_mount: Path = CGROUP_MOUNT,
+        systemd_run: str | None = None,
     ) -> None:
         self._bwrap = bwrap if bwrap is not None else shutil.which("bwrap")
         self._use_cgroups = use_cgroups
         self._poll_s = poll_s
+        self._mount = cgroup_mount
+        self._systemd_run = systemd_run if systemd_run is not None else shutil.which("systemd-run")
+        # How jobs are limited here ("cgroup", "scope" or "rlimits") and why, in a sentence:
+        # chosen once, with the probe.
+        self._limits_mode = "rlimits"
+        self._limits_said = ""
         self._problem: str | None = None
         self._probed = False
         self._supports_disable_userns = False
@@ -119,8 +152,47 @@ class BubblewrapSandbox(Sandbox):
         with self._lock:
             if not self._probed:
                 self._problem = self._probe()
+                if self._problem is None:
+                    self._limits_mode, self._limits_said = self._choose_limits()
+                    log.info("Job limits here: %s", self._limits_said)
                 self._probed = True
             return self._problem
+
+    def limit_mechanism(self) -> str | None:
+        """How jobs are limited here and why, in a sentence; None where jobs cannot run."""
+        if self.problem() is not None:
+            return None
+        with self._lock:
+            return self._limits_said
+
+    def _choose_limits(self) -> tuple[str, str]:
+        """In this order: a cgroup the agent makes itself (v1, or a writable delegated v2
+        group), a systemd user scope per job (v2), rlimits and the watch."""
+        if not self._use_cgroups:
+            return "rlimits", "rlimits and the watch (this sandbox is set to use no cgroups)."
+        try:
+            group = create_job_cgroup(f"job-{os.getpid()}-probe", _PROBE_LIMITS, mount=self._mount)
+        except OSError as exc:
+            no_group = f"no cgroup the agent may make ({exc.strerror or exc})"
+        else:
+            group.remove()
+            if is_unified(self._mount):
+                return "cgroup", "a cgroup v2 group per job, under a group delegated to the agent."
+            return "cgroup", "a cgroup v1 group per job and controller, under the agent's own."
+        return self._scope_or_rlimits(no_group)
+
+    def _scope_or_rlimits(self, no_group: str) -> tuple[str, str]:
+        if not is_unified(self._mount):
+            return "rlimits", f"rlimits and the watch: {no_group}."
+        if not self._systemd_run:
+            return "rlimits", f"rlimits and the watch: {no_group}, and no systemd-run."
+        scope_problem = probe_user_scope(self._systemd_run)
+        if scope_problem is not None:
+            return "rlimits", f"rlimits and the watch: {no_group}, and {scope_problem}."
+        return "scope", (
+            f"a systemd user scope per job (systemd-run --user --scope): {no_group}, "
+            "and the user manager makes scopes."
+        )
 
     def _probe(self) -> str | None:
         if not sys.platform.startswith("linux"):
@@ -166,11 +238,15 @@ class BubblewrapSandbox(Sandbox):
         for sub in (OUTPUT_DIR, CHECKPOINT_DIR):
             (request.slot / sub).mkdir(exist_ok=True)
         name = f"job-{os.getpid()}-{next(_names)}"
-        cgroup = self._make_cgroup(name, request)
+        with self._lock:
+            mode = self._limits_mode
+        cgroup = self._make_cgroup(name, request) if mode == "cgroup" else None
+        unit = (
+            scope_unit(name, request.env.get("HEATSHARE_ATTEMPT_ID")) if mode == "scope" else None
+        )
         status_r, status_w = os.pipe()
         go_r, go_w = os.pipe()
-        args = ["/bin/sh", "-c", _WRAPPER, "heatshare-sandbox", self._bwrap]
-        args += self._args(request, status_w)
+        args, env = self._launch_args(request, status_w, unit)
         try:
             with request.log_path.open("ab") as log_file:
                 popen = subprocess.Popen(
@@ -179,7 +255,7 @@ class BubblewrapSandbox(Sandbox):
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     pass_fds=(status_w,),
-                    env={"PATH": os.defpath},
+                    env=env,
                 )
         except BaseException as exc:
             for fd in (status_r, status_w, go_r, go_w):
@@ -192,26 +268,66 @@ class BubblewrapSandbox(Sandbox):
         os.close(go_r)
         os.close(status_w)
         try:
+            if unit is not None:
+                cgroup = self._find_scope(popen, unit)
             cgroup = self._release(popen.pid, go_w, cgroup, request)
         except BaseException as exc:
             popen.kill()
             popen.wait()
             os.close(status_r)
+            os.close(go_w)
             if cgroup is not None:
                 cgroup.remove()
+            if isinstance(exc, _NoScope):
+                # Nothing of the job ran: it waited in the wrapper for its go.
+                return self.start(request)
             if isinstance(exc, OSError):
                 message = f"The sandbox could not set the job's limits ({exc})."
                 raise SandboxUnavailable(message) from exc
             raise
-        finally:
+        if unit is None:
             os.close(go_w)
-        return BubblewrapProcess(popen, status_r, cgroup, request, name, self._poll_s)
+            go_w = -1
+        # In a scope the go pipe stays open: the keeper holds the scope until it closes.
+        return BubblewrapProcess(popen, status_r, cgroup, request, name, self._poll_s, go_w)
+
+    def _launch_args(
+        self, request: SandboxRequest, status_fd: int, unit: str | None
+    ) -> tuple[list[str], dict[str, str]]:
+        """The wrapper and bwrap's command line, in a new user scope where ``unit`` is set."""
+        assert self._bwrap is not None
+        if unit is None:
+            prefix, wrapper, env = [], _WRAPPER, {"PATH": os.defpath}
+        else:
+            assert self._systemd_run
+            prefix = systemd_run_argv(self._systemd_run, unit, request.limits)
+            wrapper, env = _SCOPE_WRAPPER, scope_env()
+        args = [*prefix, "/bin/sh", "-c", wrapper, "heatshare-sandbox", self._bwrap]
+        return [*args, *self._args(request, status_fd)], env
+
+    def _find_scope(self, popen: subprocess.Popen[bytes], unit: str) -> ScopeCgroup:
+        try:
+            return ScopeCgroup.find(
+                popen.pid, unit, mount=self._mount, running=lambda: popen.poll() is None
+            )
+        except OSError as exc:
+            # Said once, and no job is sent that way again: the probe said yes, so the
+            # user manager went away or will not limit; rlimits from now on.
+            with self._lock:
+                self._limits_mode = "rlimits"
+                self._limits_said = (
+                    f"rlimits and the watch: the job's systemd user scope failed ({exc})."
+                )
+                log.info("Job limits here from now on: %s", self._limits_said)
+            raise _NoScope from exc
 
     def _make_cgroup(self, name: str, request: SandboxRequest) -> JobCgroup | None:
         if not self._use_cgroups:
             return None
         try:
-            cgroup = create_job_cgroup(name, request.limits, sweep=not self._swept)
+            cgroup = create_job_cgroup(
+                name, request.limits, sweep=not self._swept, mount=self._mount
+            )
         except OSError as exc:
             self._no_cgroup(exc)
             return None
@@ -277,6 +393,14 @@ class BubblewrapSandbox(Sandbox):
         for key, value in _job_env(request).items():
             args += ["--setenv", key, value]
         return [*args, "--", *request.command]
+
+
+class _NoScope(Exception):  # noqa: N818 - a state, caught in start()
+    """The job's user scope could not be made or used; the job is started without it."""
+
+
+# What the probe group is made with: it holds no process and is removed at once.
+_PROBE_LIMITS = Limits(memory_bytes=64 << 20, max_processes=16, disk_bytes=1 << 20, wall_time_s=1)
 
 
 def _namespace_args(usage: str) -> list[str]:
@@ -365,8 +489,10 @@ class BubblewrapProcess(SandboxProcess):
         request: SandboxRequest,
         name: str,
         poll_s: float,
+        keeper_fd: int = -1,
     ) -> None:
         self._popen = popen
+        self._keeper_fd = keeper_fd
         self._status_fd = status_fd
         fcntl.fcntl(status_fd, fcntl.F_SETFL, fcntl.fcntl(status_fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         self._status_buf = b""
@@ -563,6 +689,8 @@ class BubblewrapProcess(SandboxProcess):
             # job reports it itself, in the words of its runtime.
             oom = _says_out_of_memory(self._request.log_path)
         os.close(self._status_fd)
+        if self._keeper_fd >= 0:
+            os.close(self._keeper_fd)  # the scope's keeper ends, and systemd removes the scope
         if self._pidfd is not None:
             os.close(self._pidfd)
         # As when the watch sees it while the job runs: a refused fork is the job's fault,

@@ -11,8 +11,13 @@ children and that the agent may write to: for a desktop user, the ``app.slice`` 
 systemd delegates to them; for root, the slice of the agent's service. (A group that
 holds processes cannot hand controllers down, so the agent's own group rarely serves.)
 
-Where no group can be made (cgroup v2 without a delegated subtree, a read-only cgroupfs)
-the fallback is rlimits set on the job's first process before it runs, plus the agent's
+cgroup v2 where the agent has no such group (a desktop user whose agent runs in its login
+session's scope): a transient systemd user scope per job, made by ``systemd-run --user
+--scope`` with the job's limits as unit properties; the agent finds its group in
+/proc/<pid>/cgroup and drives it as any v2 group (freeze, kill, events).
+
+Where no group can be made (no user manager to ask, a read-only cgroupfs) the fallback is
+rlimits set on the job's first process before it runs, plus the agent's
 watch (every poll: memory in use, number of processes), which stops a job over a limit.
 RLIMIT_NPROC counts every process of the real user id on the whole machine, not the
 job's, and does not bind root at all; so it is set to what the user already runs plus
@@ -25,9 +30,13 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import resource
+import secrets
 import signal
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -83,13 +92,20 @@ class JobCgroup(Protocol):
     def set_cpu_cores(self, cores: int) -> bool: ...
 
 
-def create_job_cgroup(name: str, limits: Limits, *, sweep: bool = False) -> JobCgroup:
+def create_job_cgroup(
+    name: str, limits: Limits, *, sweep: bool = False, mount: Path = CGROUP_MOUNT
+) -> JobCgroup:
     """The job's cgroup on this machine's hierarchy; raises OSError where none may be made."""
-    if (CGROUP_MOUNT / "memory" / "cgroup.procs").exists():
-        return CgroupV1.create(name, limits, sweep=sweep)
-    if (CGROUP_MOUNT / "cgroup.controllers").exists():
-        return CgroupV2.create(name, limits, sweep=sweep)
+    if (mount / "memory" / "cgroup.procs").exists():
+        return CgroupV1.create(name, limits, sweep=sweep, mount=mount)
+    if is_unified(mount):
+        return CgroupV2.create(name, limits, sweep=sweep, base=CgroupV2.base(mount))
     raise OSError(errno.ENOENT, "no cgroup hierarchy with a memory controller")
+
+
+def is_unified(mount: Path = CGROUP_MOUNT) -> bool:
+    """Whether ``mount`` is a cgroup v2 hierarchy."""
+    return (mount / "cgroup.controllers").exists()
 
 
 class CgroupV1:
@@ -99,23 +115,25 @@ class CgroupV1:
         self.dirs = dirs
 
     @staticmethod
-    def bases() -> dict[str, Path]:
+    def bases(root: Path = CGROUP_MOUNT) -> dict[str, Path]:
         """Where the job groups go, per controller; raises OSError where v1 is not here."""
         own = _own_v1_paths()
         bases: dict[str, Path] = {}
         for controller in _CONTROLLERS:
-            mount = CGROUP_MOUNT / controller
+            mount = root / controller
             if controller not in own or not (mount / "cgroup.procs").exists():
                 raise OSError(errno.ENOENT, f"no cgroup v1 {controller} controller")
             bases[controller] = mount / own[controller].lstrip("/") / _GROUP_DIR
         for controller in _OPTIONAL_CONTROLLERS:
-            mount = CGROUP_MOUNT / controller
+            mount = root / controller
             if controller in own and (mount / "cgroup.procs").exists():
                 bases[controller] = mount / own[controller].lstrip("/") / _GROUP_DIR
         return bases
 
     @classmethod
-    def create(cls, name: str, limits: Limits, *, sweep: bool = False) -> CgroupV1:
+    def create(
+        cls, name: str, limits: Limits, *, sweep: bool = False, mount: Path = CGROUP_MOUNT
+    ) -> CgroupV1:
         """Makes the job's groups with its limits set; raises OSError where it may not.
 
         ``sweep`` first removes the empty groups of agents that were killed.
@@ -123,7 +141,7 @@ class CgroupV1:
         made: dict[str, Path] = {}
         group = cls(made)
         try:
-            for controller, base in cls.bases().items():
+            for controller, base in cls.bases(mount).items():
                 base.mkdir(exist_ok=True)
                 if sweep:
                     _sweep_stale(base)
@@ -340,6 +358,164 @@ class CgroupV2:
     def remove(self) -> None:
         if self.path is not None:
             _rmdir(self.path)
+        self.path = None
+
+
+# The user scope: what a desktop user's agent may ask of its systemd user manager.
+# The controllers a scope must have for its limits to hold; systemd sets a property whose
+# controller the user is not given without a word, so the agent checks for itself.
+SCOPE_CONTROLLERS: tuple[str, ...] = ("memory", "pids")
+SCOPE_PROBE_TIMEOUT_S = 5.0
+SCOPE_FIND_TIMEOUT_S = 10.0
+# A scope's one process besides the job's: the wrapper's keeper, which holds the scope (and
+# so its event counts) until the agent has read them (see bubblewrap.py).
+SCOPE_EXTRA_PROCESSES = 1
+# What systemd-run needs to reach the user manager; nothing else of the agent's
+# environment goes along (bwrap clears the job's anyway).
+_SCOPE_ENV = ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS")
+_UNIT_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def scope_unit(name: str, attempt: str | None = None) -> str:
+    """A fresh unit name for a job's scope: ``heatshare-job-<attempt>-<random>``.
+
+    The random part: a unit of a killed agent's job may still be unloading under its name.
+    """
+    label = _UNIT_SAFE.sub("_", attempt)[:64] if attempt else name
+    return f"heatshare-job-{label}-{secrets.token_hex(4)}"
+
+
+def systemd_run_argv(systemd_run: str, unit: str, limits: Limits) -> list[str]:
+    """The command that runs what follows it in a new user scope with the job's limits."""
+    return [
+        systemd_run,
+        "--user",
+        "--scope",
+        "--quiet",
+        # Unloaded however it ends: a failed job's scope does not linger in the manager.
+        "--collect",
+        "--unit",
+        unit,
+        "-p",
+        f"MemoryMax={limits.memory_bytes}",
+        "-p",
+        "MemorySwapMax=0",
+        "-p",
+        f"TasksMax={limits.max_processes + SCOPE_EXTRA_PROCESSES}",
+        "-p",
+        f"CPUQuota={limits.cpu_cores * 100}%",
+        # The scope's group is handed to the user: systemd leaves its inside alone.
+        "-p",
+        "Delegate=yes",
+        "--",
+    ]
+
+
+def scope_env() -> dict[str, str]:
+    env = {"PATH": os.defpath}
+    for key in _SCOPE_ENV:
+        value = os.environ.get(key)
+        if value:
+            env[key] = value
+    return env
+
+
+def probe_user_scope(systemd_run: str, timeout_s: float = SCOPE_PROBE_TIMEOUT_S) -> str | None:
+    """Why no user scope can be made here, as a clause; None where one can.
+
+    Asked once, before any job depends on it: a job's start must not be the first to find
+    out that there is no user manager to ask.
+    """
+    argv = [systemd_run, "--user", "--scope", "--quiet", "--collect", "--", "true"]
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout_s, check=False, env=scope_env()
+        )
+    except subprocess.TimeoutExpired:
+        return f"systemd-run --user --scope did not answer within {timeout_s:g} s"
+    except OSError as exc:
+        return f"systemd-run could not be run ({exc})"
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        return f"systemd-run --user --scope failed ({said[0]})"
+    return None
+
+
+def scope_path(proc_cgroup: str, unit: str) -> str | None:
+    """The v2 group of ``unit``'s scope in a /proc/<pid>/cgroup text; None if not there yet."""
+    for line in proc_cgroup.splitlines():
+        if line.startswith("0::"):
+            path = line[3:]
+            if path.rsplit("/", 1)[-1] == f"{unit}.scope":
+                return path
+    return None
+
+
+class ScopeCgroup(CgroupV2):
+    """A job's transient systemd user scope, driven as a v2 group.
+
+    systemd set its limits (memory.max, memory.swap.max, pids.max, cpu.max) from the unit's
+    properties; the agent writes only what the kernel offers any owner of a group: a freeze,
+    a kill, and a lower CPU quota for the heating controller (a ``daemon-reload`` of the
+    user manager may put the unit's own quota back until the next one). systemd removes the
+    group once it is empty, so the event counts are kept as last read.
+    """
+
+    def __init__(self, path: Path, unit: str) -> None:
+        super().__init__(path)
+        self.unit = unit
+        self._seen: dict[tuple[str, str], int] = {}
+
+    @classmethod
+    def find(
+        cls,
+        pid: int,
+        unit: str,
+        *,
+        mount: Path = CGROUP_MOUNT,
+        running: Callable[[], bool],
+        timeout_s: float = SCOPE_FIND_TIMEOUT_S,
+    ) -> ScopeCgroup:
+        """The scope ``pid`` was moved into by systemd-run; raises OSError where it was not."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                path = scope_path(_read(Path(f"/proc/{pid}/cgroup")), unit)
+            except OSError:
+                path = None
+            if path is not None:
+                group = mount / path.lstrip("/")
+                available = set(_read(group / "cgroup.controllers").split())
+                missing = [c for c in SCOPE_CONTROLLERS if c not in available]
+                if missing:
+                    raise OSError(
+                        errno.EACCES,
+                        f"the user manager does not give its scopes the {' and '.join(missing)} "
+                        "controller, so the job's limits would not hold",
+                    )
+                return cls(group, unit)
+            if not running():
+                raise OSError(errno.ESRCH, "systemd-run ended without making the job's scope")
+            if time.monotonic() > deadline:
+                raise OSError(errno.ETIMEDOUT, f"no scope {unit} after {timeout_s:g} s")
+            time.sleep(0.002)
+
+    def add(self, pid: int) -> None:
+        """Nothing to do: systemd-run put its own process, the job's first, in the scope."""
+
+    def _event(self, file: str, key: str) -> int:
+        value = max(super()._event(file, key), self._seen.get((file, key), 0))
+        self._seen[(file, key)] = value
+        return value
+
+    def kill_all(self, timeout_s: float = 2.0) -> bool:
+        # Read while the keeper still holds the group: once it is empty systemd removes it.
+        self.oom_kills()
+        self.process_limit_hits()
+        return super().kill_all(timeout_s)
+
+    def remove(self) -> None:
+        # The group is systemd's to remove (--collect): the agent only lets go of it.
         self.path = None
 
 
