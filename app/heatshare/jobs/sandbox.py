@@ -120,6 +120,11 @@ class Sandbox(abc.ABC):
     @abc.abstractmethod
     def start(self, request: SandboxRequest) -> SandboxProcess: ...
 
+    def limit_mechanism(self) -> str | None:
+        """How jobs' limits are enforced here and why, in a sentence; None where jobs
+        cannot run."""
+        return None
+
 
 class SandboxUnavailable(Exception):  # noqa: N818 - names a state the app shows
     """Raised by :meth:`Sandbox.start` where :meth:`Sandbox.problem` is not None."""
