@@ -8,7 +8,7 @@ RUN_PKGS="libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-rend
 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libegl1 libgl1 libfontconfig1 \
 libdbus-1-3"
 TEST_PKGS="xvfb trayer xdotool x11-utils imagemagick bubblewrap postgresql mosquitto poppler-utils \
-desktop-file-utils appstream rpm binutils systemd"
+desktop-file-utils appstream rpm binutils icu-devtools systemd"
 
 case "${1:-run}" in
     run) want="$RUN_PKGS" ;;
