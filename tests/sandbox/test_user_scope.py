@@ -19,6 +19,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -281,6 +284,63 @@ def test_a_scope_without_the_needed_controllers_is_given_up_before_the_job_runs(
     # The probe, the first job's scope, then no more calls.
     assert len(fake_systemd_run.calls()) == 2
     assert [_procs(s) for s in fake_systemd_run.scopes()] == [[]]
+
+
+AGENT = """
+import sys
+from pathlib import Path
+from heatshare.jobs import limits
+from heatshare.jobs.bubblewrap import BubblewrapSandbox
+from heatshare.jobs.sandbox import Limits, SandboxRequest
+
+limits.SCOPE_CONTROLLERS = ()  # as in scope_sandbox: this machine's v2 has neither
+slot = Path(sys.argv[1])
+sandbox = BubblewrapSandbox(cgroup_mount=Path(sys.argv[2]), systemd_run=sys.argv[3])
+job = "setsid sleep 300 & sleep 300"
+proc = sandbox.start(SandboxRequest(
+    slot=slot, command=["sh", "-c", job], log_path=slot.parent / "job.log",
+    limits=Limits(memory_bytes=128 << 20, max_processes=32, disk_bytes=64 << 20,
+                  wall_time_s=120)))
+print("started", proc.pid, flush=True)
+proc.wait()
+"""
+
+
+@needs_unified
+def test_nothing_is_left_in_the_scope_when_the_agent_is_killed(
+    fake_systemd_run: FakeSystemdRun, slot: Path
+) -> None:
+    agent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            AGENT,
+            os.fspath(slot),
+            os.fspath(UNIFIED),
+            os.fspath(fake_systemd_run.path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert agent.stdout is not None
+        assert agent.stdout.readline().startswith("started")
+        (scope,) = fake_systemd_run.scopes()
+        deadline = time.monotonic() + 10
+        # bwrap, the sandbox's pid 1, the keeper, the shell and its two sleeps.
+        while len(_procs(scope)) < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(_procs(scope)) == 6, (slot.parent / "job.log").read_text()
+        agent.send_signal(signal.SIGKILL)
+        agent.wait()
+        deadline = time.monotonic() + 2
+        while _procs(scope) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _procs(scope) == []
+    finally:
+        agent.kill()
+        agent.wait()
+        agent.stdout.close()  # type: ignore[union-attr]
 
 
 # What the fake tree shows and this machine's v2 hierarchy cannot.
