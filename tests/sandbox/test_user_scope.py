@@ -94,8 +94,9 @@ def test_a_user_scope_that_cannot_be_made_is_found_before_any_job_and_rlimits_li
 
 FAKE_SYSTEMD_RUN = """#!/bin/sh
 # What systemd does for `systemd-run --user --scope --unit U ... -- CMD`: a group for the
-# scope, this process moved into it, then CMD in its place. Each call's arguments are kept.
-printf '%s\\n' "$@" > "{record}/$$.args"
+# scope, this process moved into it, then CMD in its place. Each call's arguments are kept,
+# each followed by a line "---".
+{{ printf '%s\\n' "$@"; echo ---; }} >> "{record}"
 unit=
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -115,7 +116,6 @@ exec "$@"
 class FakeSystemdRun:
     def __init__(self, tmp_path: Path, slice_dir: Path) -> None:
         self.record = tmp_path / "systemd-run-calls"
-        self.record.mkdir()
         self.slice = slice_dir
         self.path = tmp_path / "bin" / "systemd-run"
         self.path.parent.mkdir()
@@ -128,10 +128,15 @@ class FakeSystemdRun:
         self.path.chmod(0o755)
 
     def calls(self) -> list[list[str]]:
-        return [p.read_text().splitlines() for p in sorted(self.record.iterdir())]
+        """Each call's arguments, in the order of the calls."""
+        if not self.record.exists():
+            return []
+        text = self.record.read_text()
+        return [call.splitlines() for call in text.split("---\n")[:-1]]
 
     def scopes(self) -> list[Path]:
-        return sorted(self.slice.glob("*.scope"))
+        """The jobs' scopes (systemd would have removed the probe's already)."""
+        return sorted(p for p in self.slice.glob("*.scope") if "-job-probe-" not in p.name)
 
 
 @pytest.fixture
@@ -189,8 +194,13 @@ def test_a_job_runs_in_its_own_user_scope_with_its_limits_on_the_command_line(
     said = scope_sandbox.limit_mechanism()
     assert said is not None
     assert said.startswith("a systemd user scope per job (systemd-run --user --scope)"), said
-    # The probe: one call, nothing but `true` in a scope.
-    assert fake_systemd_run.calls() == [["--user", "--scope", "--quiet", "--collect", "--", "true"]]
+    # The probe: one call, `true` in a scope asked for as a job's is.
+    (probe,) = fake_systemd_run.calls()
+    probe_unit = probe[probe.index("--unit") + 1]
+    assert probe_unit.startswith("heatshare-job-probe-")
+    assert probe[:6] == ["--user", "--scope", "--quiet", "--collect", "--unit", probe_unit]
+    assert "Delegate=yes" in probe
+    assert probe[-2:] == ["--", "true"]
     ran = run_job(
         ["sh", "-c", "echo made > out/made"],
         env={"HEATSHARE_ATTEMPT_ID": "att-42"},
@@ -307,9 +317,12 @@ proc.wait()
 
 
 @needs_unified
+@pytest.mark.parametrize("at_once", [False, True], ids=["running", "just-released"])
 def test_nothing_is_left_in_the_scope_when_the_agent_is_killed(
-    fake_systemd_run: FakeSystemdRun, slot: Path
+    fake_systemd_run: FakeSystemdRun, slot: Path, at_once: bool
 ) -> None:
+    # just-released: killed the moment the job is let go, before bwrap can have asked the
+    # kernel to end it with its parent (--die-with-parent): the keeper ends the scope.
     agent = subprocess.Popen(
         [
             sys.executable,
@@ -325,12 +338,14 @@ def test_nothing_is_left_in_the_scope_when_the_agent_is_killed(
     try:
         assert agent.stdout is not None
         assert agent.stdout.readline().startswith("started")
+        if at_once:
+            agent.send_signal(signal.SIGKILL)
         (scope,) = fake_systemd_run.scopes()
         deadline = time.monotonic() + 10
         # bwrap, the sandbox's pid 1, the keeper, the shell and its two sleeps.
-        while len(_procs(scope)) < 6 and time.monotonic() < deadline:
+        while not at_once and len(_procs(scope)) < 6 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert len(_procs(scope)) == 6, (slot.parent / "job.log").read_text()
+        assert at_once or len(_procs(scope)) == 6, (slot.parent / "job.log").read_text()
         agent.send_signal(signal.SIGKILL)
         agent.wait()
         deadline = time.monotonic() + 2

@@ -87,12 +87,16 @@ _SIGNAL_BASE = 128
 # The wrapper waits for one line on stdin: by then the agent has put it in its cgroups
 # and set its rlimits, so bwrap and the job start inside them.
 _WRAPPER = 'read _ || exit 125; exec 0</dev/null; exec "$@"'
-# In a user scope the wrapper leaves a keeper behind: it holds the scope (which systemd
-# removes once empty) until the agent has read its event counts and closes the pipe, or
-# dies. It shrugs off the SIGTERM a stop sends to every process of the job.
+# In a user scope the wrapper leaves a keeper behind. It holds the scope (which systemd
+# removes once empty) until the agent has read its event counts and closes the pipe, and
+# it ends the whole scope by cgroup.kill when the pipe closes: an agent killed before bwrap
+# has set --die-with-parent (a window after its exec) leaves nothing running. It shrugs off
+# the SIGTERM a stop sends to every process of the job.
 _SCOPE_WRAPPER = (
     "read _ || exit 125; exec 3<&0 0</dev/null; "
-    '(trap "" TERM INT HUP; read _ <&3) & exec 3<&-; exec "$@"'
+    '(trap "" TERM INT HUP; read _ <&3; while read -r l; do case $l in 0::/*) '
+    'echo 1 >"$HEATSHARE_CGROUP${l#0::}/cgroup.kill";; esac; done </proc/self/cgroup) & '
+    'exec 3<&-; exec "$@"'
 )
 _WRAPPER_NOT_RELEASED = 125
 _TMP_LOOKS = 6  # after 5, 10, 20, 40, 80 and 160 ms
@@ -301,7 +305,10 @@ class BubblewrapSandbox(Sandbox):
         else:
             assert self._systemd_run
             prefix = systemd_run_argv(self._systemd_run, unit, request.limits)
-            wrapper, env = _SCOPE_WRAPPER, scope_env()
+            wrapper, env = (
+                _SCOPE_WRAPPER,
+                {**scope_env(), "HEATSHARE_CGROUP": os.fspath(self._mount)},
+            )
         args = [*prefix, "/bin/sh", "-c", wrapper, "heatshare-sandbox", self._bwrap]
         return [*args, *self._args(request, status_fd)], env
 

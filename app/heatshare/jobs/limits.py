@@ -424,9 +424,11 @@ def probe_user_scope(systemd_run: str, timeout_s: float = SCOPE_PROBE_TIMEOUT_S)
     """Why no user scope can be made here, as a clause; None where one can.
 
     Asked once, before any job depends on it: a job's start must not be the first to find
-    out that there is no user manager to ask.
+    out that there is no user manager to ask. Asked as a job's scope is, so a manager that
+    refuses one of its properties says so here.
     """
-    argv = [systemd_run, "--user", "--scope", "--quiet", "--collect", "--", "true"]
+    probe = Limits(memory_bytes=64 << 20, max_processes=16, disk_bytes=1 << 20, wall_time_s=1)
+    argv = [*systemd_run_argv(systemd_run, scope_unit("probe"), probe), "true"]
     try:
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout_s, check=False, env=scope_env()
