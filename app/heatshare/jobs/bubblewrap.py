@@ -321,11 +321,12 @@ class BubblewrapSandbox(Sandbox):
             # Said once, and no job is sent that way again: the probe said yes, so the
             # user manager went away or will not limit; rlimits from now on.
             with self._lock:
-                self._limits_mode = "rlimits"
-                self._limits_said = (
-                    f"rlimits and the watch: the job's systemd user scope failed ({exc})."
-                )
-                log.info("Job limits here from now on: %s", self._limits_said)
+                if self._limits_mode == "scope":  # not again for a job started alongside
+                    self._limits_mode = "rlimits"
+                    self._limits_said = (
+                        f"rlimits and the watch: the job's systemd user scope failed ({exc})."
+                    )
+                    log.info("Job limits here from now on: %s", self._limits_said)
             raise _NoScope from exc
 
     def _make_cgroup(self, name: str, request: SandboxRequest) -> JobCgroup | None:
