@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,9 +21,10 @@ from typing import Any
 import httpx
 import pytest
 from coordinator_net import Clock, LiveServer, Net, make_settings, sha, targz
+from sqlalchemy import func, select
 
 from heatshare.coordinator.app import create_app
-from heatshare.coordinator.models import NodeRow
+from heatshare.coordinator.models import AttemptRow, JobRow, LedgerRow, NodeRow
 from heatshare.coordinator.service import Beat
 from heatshare.protocol.coordinator_api import (
     NODE_REVOKED,
@@ -31,6 +35,10 @@ from heatshare.protocol.coordinator_api import (
 )
 
 RESULT = targz({"out/answer.txt": b"42\n"})
+# App servers look at the revocation marker every 0.5 s (with each heartbeat flush), so a
+# revoked token is refused within about a second; the margin is for a loaded two-core CI
+# machine, where the flusher thread may wait its turn. Without the marker it would be 90 s.
+NOTICED_WITHIN_S = 3.0
 EXE = Path(sys.executable).with_name("heatshare-coordinator")
 
 
@@ -230,7 +238,7 @@ def test_another_app_server_stops_taking_the_token_within_a_second(
             "so this attempt takes no result now."
         )
     while (r := _heartbeat(second_server, token)).status_code == 200:
-        assert time.monotonic() - revoked_at < 1.5, "the other app server still takes the token"
+        assert time.monotonic() - revoked_at < NOTICED_WITHIN_S, "the other server takes it"
         time.sleep(0.02)
     _assert_revoked(r)
     assert _nodes(net)[node_id].earned_minor == 0
@@ -251,7 +259,7 @@ def test_the_command_line_lists_and_revokes_and_a_running_server_follows(
     assert "stays in the ledger" in done.stdout
     revoked_at = time.monotonic()
     while (r := _heartbeat(net.client, token)).status_code == 200:
-        assert time.monotonic() - revoked_at < 1.5, "the server still takes the token"
+        assert time.monotonic() - revoked_at < NOTICED_WITHIN_S, "the server still takes it"
         time.sleep(0.02)
     _assert_revoked(r)
 
@@ -302,3 +310,70 @@ def test_the_migration_adds_revoked_at_to_existing_nodes_and_goes_back(db_url: s
         assert [tuple(r) for r in rows] == [("shed", None)]
     finally:
         engine.dispose()
+
+
+def test_revoking_while_machines_lease_and_complete_loses_and_doubles_nothing(
+    net: Net, second_server: httpx.Client
+) -> None:
+    """Eight machines on two app servers work through 60 jobs; three are revoked half-way.
+
+    On PostgreSQL this runs the revocation's transactions against leases, results and the
+    heartbeat writer at once: no deadlock, no error; every job done once, credited once.
+    """
+    jobs, price, revoked = 60, 7, 3
+    key = net.requester()
+    bundle = net.bundle(key)
+    for i in range(jobs):
+        net.submit(key, bundle, price_minor=price, label=f"job {i}")
+    nodes = [net.node() for _ in range(8)]
+    urls = [str(net.client.base_url), str(second_server.base_url)]
+    statuses: list[int] = []
+    halfway = threading.Event()
+    done_jobs: list[int] = []
+
+    def work(n: int) -> None:
+        _node_id, token = nodes[n]
+        headers = net.auth(token)
+        with httpx.Client(base_url=urls[n % 2], timeout=60) as client:
+            while True:
+                _heartbeat(client, token)
+                r = client.post("/v1/leases", json={"max_jobs": 2}, headers=headers)
+                statuses.append(r.status_code)
+                if r.status_code == 401 or not r.json()["leases"]:
+                    return
+                for lease in r.json()["leases"]:
+                    up = client.put(
+                        f"/v1/attempts/{lease['attempt_id']}/result",
+                        content=RESULT,
+                        headers={**headers, SHA256_HEADER: sha(RESULT)},
+                    )
+                    statuses.append(up.status_code)
+                    if up.status_code == 200:
+                        done_jobs.append(lease["job_id"])
+                        if len(done_jobs) >= jobs // 3:
+                            halfway.set()
+
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        futures = [pool.submit(work, n) for n in range(len(nodes))]
+        assert halfway.wait(60), "the machines did not get going"
+        for node_id, _token in nodes[:revoked]:
+            assert not _revoke(net, node_id).already_revoked
+        for future in futures:
+            future.result()
+
+    assert set(statuses) <= {200, 401, 409}, Counter(statuses)
+    with net.coordinator.reading() as s:
+        revoked_ids = [node_id for node_id, _ in nodes[:revoked]]
+        still_leased = s.scalar(
+            select(func.count(AttemptRow.id)).where(
+                AttemptRow.node_id.in_(revoked_ids), AttemptRow.state == "leased"
+            )
+        )
+        credits = Counter(s.scalars(select(LedgerRow.job_id)))
+        states = Counter(s.scalars(select(JobRow.state)))
+    assert still_leased == 0
+    assert states == {"done": jobs}
+    assert len(credits) == jobs and set(credits.values()) == {1}
+    listed = _nodes(net)
+    assert sum(n.earned_minor for n in listed.values()) == jobs * price
+    assert all(listed[i].revoked_at is not None for i in revoked_ids)

@@ -367,7 +367,8 @@ def revoke_node(s: Session, node_id: int, now: datetime) -> bool:
     """
     if not 0 < node_id <= _MAX_STORED_INT:
         raise _not_found("node")
-    node = s.get(NodeRow, node_id, with_for_update=True)
+    # FOR NO KEY UPDATE: inserting an attempt or a credit that names the node need not wait.
+    node = s.get(NodeRow, node_id, with_for_update={"key_share": True})
     if node is None:
         raise _not_found("node")
     if node.revoked_at is not None:
