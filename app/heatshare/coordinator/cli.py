@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="heatshare-coordinator",
         description="The Heatshare compute network's server and its operator commands: "
         "`serve` runs the network; `account`, `pair-code` and `requester` admit householders' "
-        "machines and those who submit jobs; `submit` sends a job. "
+        "machines and those who submit jobs; `node` lists the machines and removes one; "
+        "`submit` sends a job. "
         "`heatshare-coordinator COMMAND --help` explains each command.",
         epilog="Exit codes: 0 done; 1 an error (said on stderr); 2 a usage error.",
     )
