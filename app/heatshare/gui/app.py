@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QCheckBox, QMessageBox
 
 from heatshare.gui.bridge import (
@@ -133,6 +133,8 @@ class HeatshareApp(QObject):
         self._notice_timer = QTimer(self)
         self._notice_timer.setObjectName("safety-notice-recheck")
         self._notice_timer.setSingleShot(True)
+        # A coarse timer may fire 5 % early: before the stop's hold is over, one ask too many.
+        self._notice_timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._notice_timer.timeout.connect(self.bridge.load_heating)
         self.polls = PagePolls(self.window, self.bridge, self)
         self.energy = EnergyController(self.window, self.bridge, self)  # the cost of heat

@@ -212,7 +212,7 @@ class Dashboard(QWidget):
         if self.status is not None and not self._painted_real:
             self._painted_real = True
             # Emitted after this paint returns, so listeners never delay the first frame.
-            QTimer.singleShot(0, self.first_real_paint.emit)
+            QTimer.singleShot(0, self, self.first_real_paint.emit)  # dies with the page
             target = os.environ.get(BENCH_FIRST_PAINT_ENV)
             if target:
                 Path(target).write_text(f"{time.time():.6f}\n", "utf-8")
