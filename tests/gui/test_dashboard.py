@@ -98,3 +98,25 @@ def test_first_real_paint_is_signalled_and_timed(
         d.set_status(status())
         d.repaint()
     assert float(target.read_text()) > 0
+
+
+def test_a_dashboard_deleted_right_after_its_first_paint_is_quiet(
+    qtbot: QtBot, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The first-paint signal is queued; a page closed before it runs takes it along."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    d = Dashboard()
+    d.show()
+    qtbot.waitExposed(d)
+    qtbot.wait(200)  # the first frames, without the agent's figures
+    emitted: list[bool] = []
+    d.first_real_paint.connect(lambda: emitted.append(True))
+    d.set_status(status())
+    d.repaint()
+    assert d._painted_real and not emitted  # painted, and the emit queued
+    d.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QCoreApplication.processEvents()  # a queued emit of a deleted page would run now
+    # PySide6 prints the error of such an emit instead of raising it.
+    assert "has been deleted" not in capfd.readouterr().err
