@@ -216,7 +216,8 @@ def test_a_job_runs_in_its_own_user_scope_with_its_limits_on_the_command_line(
     expected = systemd_run_argv("systemd-run", unit, LIMITS)[1:-1]
     assert job_call[:dash] == expected
     assert f"MemoryMax={LIMITS.memory_bytes}" in expected
-    assert f"TasksMax={LIMITS.max_processes + 1}" in expected
+    # The job's, and the wrapper and its keeper.
+    assert f"TasksMax={LIMITS.max_processes + 2}" in expected
     assert "CPUQuota=100%" in expected
     assert job_call[dash + 1 : dash + 3] == ["/bin/sh", "-c"]
     assert job_call[-4:] == ["--", "sh", "-c", "echo made > out/made"]
@@ -257,7 +258,8 @@ def test_a_scoped_job_is_frozen_thawed_and_killed_through_its_group(
         while (slot / "out" / "count").read_text() == frozen_at:
             assert time.monotonic() < deadline, "the job did not go on after a thaw"
             time.sleep(0.02)
-        assert len(_procs(scope)) >= 4  # bwrap, the sandbox's pid 1, the job, the keeper
+        # The wrapper, bwrap, the sandbox's pid 1, the job, the keeper.
+        assert len(_procs(scope)) >= 5
         result = proc.stop(grace_s=1.0)
     finally:
         proc.stop(grace_s=0.1)
@@ -342,10 +344,10 @@ def test_nothing_is_left_in_the_scope_when_the_agent_is_killed(
             agent.send_signal(signal.SIGKILL)
         (scope,) = fake_systemd_run.scopes()
         deadline = time.monotonic() + 10
-        # bwrap, the sandbox's pid 1, the keeper, the shell and its two sleeps.
-        while not at_once and len(_procs(scope)) < 6 and time.monotonic() < deadline:
+        # The wrapper, bwrap, the sandbox's pid 1, the keeper, the shell and its two sleeps.
+        while not at_once and len(_procs(scope)) < 7 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert at_once or len(_procs(scope)) == 6, (slot.parent / "job.log").read_text()
+        assert at_once or len(_procs(scope)) == 7, (slot.parent / "job.log").read_text()
         agent.send_signal(signal.SIGKILL)
         agent.wait()
         deadline = time.monotonic() + 2

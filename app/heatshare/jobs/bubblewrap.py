@@ -85,19 +85,52 @@ _JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
 # bwrap's exit status: 128 + the signal that ended the job's command.
 _SIGNAL_BASE = 128
 # The wrapper waits for one line on stdin: by then the agent has put it in its cgroups
-# and set its rlimits, so bwrap and the job start inside them.
-_WRAPPER = 'read _ || exit 125; exec 0</dev/null; exec "$@"'
-# In a user scope the wrapper leaves a keeper behind. It holds the scope (which systemd
-# removes once empty) until the agent has read its event counts and closes the pipe, and
-# it ends the whole scope by cgroup.kill when the pipe closes: an agent killed before bwrap
-# has set --die-with-parent (a window after its exec) leaves nothing running. It shrugs off
-# the SIGTERM a stop sends to every process of the job.
-_SCOPE_WRAPPER = (
-    "read _ || exit 125; exec 3<&0 0</dev/null; "
-    '(trap "" TERM INT HUP; read _ <&3; while read -r l; do case $l in 0::/*) '
-    'echo 1 >"$HEATSHARE_CGROUP${l#0::}/cgroup.kill";; esac; done </proc/self/cgroup) & '
-    'exec 3<&-; exec "$@"'
+# and set its rlimits, so bwrap and the job start inside them. The line names the file
+# the keeper writes to if the agent dies (``JobCgroup.keeper_file``), or is empty.
+#
+# Then the wrapper runs bwrap as its child and waits for it (its exit status is bwrap's),
+# beside a keeper that waits for the agent's end of the pipe to close. bwrap sets
+# --die-with-parent a few milliseconds after its exec, first in itself, then in the
+# sandbox's pid 1: an agent that was bwrap's parent could die in between and leave the
+# job running. The wrapper, bwrap's parent instead, outlives the agent, and when the pipe
+# closes while bwrap runs, the keeper ends the job: by cgroup.kill where the group has
+# one; else it stops bwrap (so that it makes no more processes), then SIGKILLs bwrap's
+# children (the sandbox's pid 1, whose end ends every process in the job's PID namespace)
+# and bwrap. The agent lets go of the pipe only once bwrap is reaped, and the keeper then
+# just ends. The two are processes of the job's group (``KEEPER_PROCESSES``), not the
+# job's. The wrapper also holds a read end of bwrap's status pipe (bwrap may not: the job
+# would inherit it): bwrap writing its status to a pipe nobody holds would die of SIGPIPE
+# before the sandbox's pid 1 had set its own --die-with-parent.
+_KEEPER = (
+    "trap '' TERM INT HUP; read _; "
+    'case $1 in */cgroup.kill) echo 1 >"$1" && exit;; esac; '
+    'read -r _ _ _ pp _ <"/proc/$2/stat" || exit 0; '
+    '[ "$pp" = "$3" ] || exit 0; '
+    'kill -STOP "$2"; i=0; '
+    'while [ $i -lt 100000 ] && read -r _ _ s _ <"/proc/$2/stat"; do '
+    "case $s in T|t|Z|X) break;; esac; i=$((i+1)); done; "
+    "k=; "
+    'if [ -r "/proc/$2/task/$2/children" ]; then read -r k <"/proc/$2/task/$2/children"; '
+    'else for f in /proc/[0-9]*/stat; do read -r c _ _ p _ <"$f" && [ "$p" = "$2" ] && '
+    'k="$k $c"; done; fi; '
+    'for c in $k; do kill -KILL "$c"; done; kill -KILL "$2"'
 )
+
+
+def _wrapper(status_fd: int) -> str:
+    """The wrapper's script; ``status_fd`` is bwrap's status pipe (any number)."""
+    # dash redirects only descriptors 0-9: two of them that are not the status pipe's,
+    # for the go pipe (the keeper's) and the status pipe's read end held.
+    go, held = [fd for fd in range(3, 10) if fd != status_fd][:2]
+    return (
+        f"IFS= read -r g || exit 125; k=$1; shift; "
+        f"exec {go}<&0 0</dev/null {held}</proc/self/fd/{status_fd}; "
+        f'"$@" {go}<&- {held}<&- & b=$!; '
+        f'/bin/sh -c "$k" heatshare-keeper "$g" "$b" $$ <&{go} >/dev/null 2>&1 {held}<&- & '
+        f'exec {go}<&-; wait "$b"'
+    )
+
+
 _WRAPPER_NOT_RELEASED = 125
 _TMP_LOOKS = 6  # after 5, 10, 20, 40, 80 and 160 ms
 _BWRAP_PROCESSES = 2  # bwrap's monitor outside, the sandbox's pid 1 inside
@@ -289,10 +322,7 @@ class BubblewrapSandbox(Sandbox):
                 message = f"The sandbox could not set the job's limits ({exc})."
                 raise SandboxUnavailable(message) from exc
             raise
-        if unit is None:
-            os.close(go_w)
-            go_w = -1
-        # In a scope the go pipe stays open: the keeper holds the scope until it closes.
+        # The go pipe stays open while the job runs: its keeper ends the job once it closes.
         return BubblewrapProcess(popen, status_r, cgroup, request, name, self._poll_s, go_w)
 
     def _launch_args(
@@ -300,16 +330,12 @@ class BubblewrapSandbox(Sandbox):
     ) -> tuple[list[str], dict[str, str]]:
         """The wrapper and bwrap's command line, in a new user scope where ``unit`` is set."""
         assert self._bwrap is not None
-        if unit is None:
-            prefix, wrapper, env = [], _WRAPPER, {"PATH": os.defpath}
-        else:
+        prefix, env = [], {"PATH": os.defpath}
+        if unit is not None:
             assert self._systemd_run
-            prefix = systemd_run_argv(self._systemd_run, unit, request.limits)
-            wrapper, env = (
-                _SCOPE_WRAPPER,
-                {**scope_env(), "HEATSHARE_CGROUP": os.fspath(self._mount)},
-            )
-        args = [*prefix, "/bin/sh", "-c", wrapper, "heatshare-sandbox", self._bwrap]
+            prefix, env = systemd_run_argv(self._systemd_run, unit, request.limits), scope_env()
+        wrapper = [_wrapper(status_fd), "heatshare-sandbox", _KEEPER]
+        args = [*prefix, "/bin/sh", "-c", *wrapper, self._bwrap]
         return [*args, *self._args(request, status_fd)], env
 
     def _find_scope(self, popen: subprocess.Popen[bytes], unit: str) -> ScopeCgroup:
@@ -354,7 +380,8 @@ class BubblewrapSandbox(Sandbox):
                 cgroup.remove()
                 cgroup = None
         apply_rlimits(pid, request.limits, cgroup=cgroup is not None)
-        os.write(go_fd, b"\n")
+        keeper_file = cgroup.keeper_file() if cgroup is not None else None
+        os.write(go_fd, os.fsencode(keeper_file or "") + b"\n")
         return cgroup
 
     def _no_cgroup(self, exc: OSError) -> None:
@@ -679,7 +706,7 @@ class BubblewrapProcess(SandboxProcess):
 
     def _finish(self, returncode: int | None) -> None:
         if returncode is None:  # an exception in the watch: leave nothing running
-            self._popen.kill()
+            self._kill()
             returncode = self._popen.wait()
         self._read_status()
         self._end_leftovers()
@@ -698,7 +725,7 @@ class BubblewrapProcess(SandboxProcess):
             oom = _says_out_of_memory(self._request.log_path)
         os.close(self._status_fd)
         if self._keeper_fd >= 0:
-            os.close(self._keeper_fd)  # the scope's keeper ends, and systemd removes the scope
+            os.close(self._keeper_fd)  # the keeper ends (a scope, empty, is then removed)
         if self._pidfd is not None:
             os.close(self._pidfd)
         # As when the watch sees it while the job runs: a refused fork is the job's fault,
@@ -782,9 +809,22 @@ class BubblewrapProcess(SandboxProcess):
             os.close(fd)
 
     def _job_pids(self) -> set[int]:
-        """The job's processes, bwrap's own two left out."""
-        pids = self._cgroup.pids() if self._cgroup is not None else _descendants(self._popen.pid)
-        return pids - {self._popen.pid, self._init_pid or -1}
+        """The job's processes, without the sandbox's own: the wrapper, its children (bwrap
+        and the keeper) and bwrap's (the sandbox's pid 1).
+
+        Not the keeper: a job frozen by SIGSTOP must leave it awake to end the job should
+        the agent die meanwhile, and a stop's SIGTERM is not for it."""
+        wrapper = self._popen.pid
+        if self._cgroup is not None:
+            pids = self._cgroup.pids()
+            beside = _children(wrapper)
+            ours = {wrapper, *beside, *(c for pid in beside for c in _children(pid))}
+        else:
+            children = _children_map()
+            pids = _below(children, wrapper)
+            beside = set(children.get(wrapper, ()))
+            ours = {wrapper, *beside, *(c for pid in beside for c in children.get(pid, ()))}
+        return pids - ours - {self._init_pid or -1}
 
     def _signal_job(self, sig: signal.Signals) -> None:
         # Not bwrap itself: it would die at once and take the job with it, with no grace.
@@ -795,10 +835,14 @@ class BubblewrapProcess(SandboxProcess):
                 os.kill(pid, sig)
 
     def _kill(self) -> None:
-        # SIGKILL to bwrap ends the sandbox's pid 1 (--die-with-parent), and with it the
-        # kernel ends every process in the PID namespace; the cgroup is swept afterwards.
+        # The wrapper first, so it starts nothing more; then bwrap, whose end ends the
+        # sandbox's pid 1 (--die-with-parent), and with it the kernel ends every process in
+        # the PID namespace; the job's processes too, and the cgroup is swept afterwards.
         with contextlib.suppress(ProcessLookupError):
             self._popen.send_signal(signal.SIGKILL)
+        for pid in _children(self._popen.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         self._signal_job(signal.SIGKILL)
         self.thaw()  # a frozen group takes its SIGKILLs only once thawed
 
@@ -866,8 +910,16 @@ class BubblewrapProcess(SandboxProcess):
         self._kill()
 
 
-def _descendants(root: int) -> set[int]:
-    """Every process below ``root``, from one pass over /proc.
+def _children(pid: int) -> set[int]:
+    """The children of a running ``pid``; from a pass over /proc where the kernel has no
+    ``children`` file (CONFIG_PROC_CHILDREN) or the process is gone."""
+    with contextlib.suppress(OSError, ValueError):
+        return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    return set(_children_map().get(pid, ()))
+
+
+def _children_map() -> dict[int, list[int]]:
+    """Each process's children, from one pass over /proc.
 
     Made by hand rather than with psutil's children(): under a fork bomb processes come
     and go during the scan, and one that vanished must not lose the whole answer.
@@ -885,6 +937,11 @@ def _descendants(root: int) -> set[int]:
             fields = stat[stat.rfind(b")") + 2 :].split()
             if len(fields) > 1:
                 children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def _below(children: dict[int, list[int]], root: int) -> set[int]:
+    """Every process below ``root``."""
     found: set[int] = set()
     stack = [root]
     while stack:

@@ -55,6 +55,10 @@ _GROUP_DIR = "heatshare"
 _V2_GROUP_DIR = "heatshare-jobs"
 _CPU_PERIOD_US = 100_000
 NPROC_SLACK = 8
+# A job's processes besides its own and bwrap's two: the wrapper, bwrap's parent, and its
+# keeper, which ends the job when the agent's pipe closes (see bubblewrap.py). The group's
+# process limit is raised by as much, so the job itself may still run its limit's worth.
+KEEPER_PROCESSES = 2
 
 
 def _own_v1_paths() -> dict[str, str]:
@@ -87,6 +91,7 @@ class JobCgroup(Protocol):
     def process_limit_hits(self) -> int: ...
     def oom_kills(self) -> int: ...
     def kill_all(self, timeout_s: float = 2.0) -> bool: ...
+    def keeper_file(self) -> Path | None: ...
     def remove(self) -> None: ...
     def freeze(self, frozen: bool) -> bool: ...
     def set_cpu_cores(self, cores: int) -> bool: ...
@@ -138,13 +143,18 @@ class CgroupV1:
 
         ``sweep`` first removes the empty groups of agents that were killed.
         """
+        bases = cls.bases(mount)
+        for base in bases.values():
+            base.mkdir(exist_ok=True)
+        if sweep:
+            stale = {n for base in bases.values() for n in _stale_names(base)}
+            for old in sorted(stale):
+                dirs = {c: base / old for c, base in bases.items() if (base / old).is_dir()}
+                _end_stale(cls(dirs))
         made: dict[str, Path] = {}
         group = cls(made)
         try:
-            for controller, base in cls.bases(mount).items():
-                base.mkdir(exist_ok=True)
-                if sweep:
-                    _sweep_stale(base)
+            for controller, base in bases.items():
                 path = base / name
                 path.mkdir()
                 made[controller] = path
@@ -155,7 +165,7 @@ class CgroupV1:
                 # Memory plus swap at the same figure: a job may not swap its way past it.
                 with contextlib.suppress(OSError):
                     _write(swap, str(limits.memory_bytes))
-            _write(made["pids"] / "pids.max", str(limits.max_processes))
+            _write(made["pids"] / "pids.max", str(limits.max_processes + KEEPER_PROCESSES))
             _write(made["cpu"] / "cpu.cfs_period_us", str(_CPU_PERIOD_US))
             _write(made["cpu"] / "cpu.cfs_quota_us", str(limits.cpu_cores * _CPU_PERIOD_US))
         except OSError:
@@ -206,6 +216,13 @@ class CgroupV1:
         _signal_all(self, signal.SIGKILL)
         self.freeze(False)
         return _kill_until_empty(self, timeout_s)
+
+    def keeper_file(self) -> Path | None:
+        """None: v1 has no cgroup.kill, and the keeper ends the job by its PID namespace.
+
+        (Not the freezer's state: a frozen group's keeper is frozen with it. What a frozen
+        job leaves when its agent dies is ended by the next agent's sweep.)"""
+        return None
 
     def freeze(self, frozen: bool) -> bool:
         """Freezes (or thaws) the job's group; False where there is no freezer."""
@@ -281,7 +298,8 @@ class CgroupV2:
         if not set(wanted) <= enabled:
             _write(base / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
         if sweep:
-            _sweep_stale(base)
+            for old in _stale_names(base):
+                _end_stale(cls(base / old))
         path = base / name
         path.mkdir()
         group = cls(path)
@@ -289,7 +307,7 @@ class CgroupV2:
             _write(path / "memory.max", str(limits.memory_bytes))
             if (path / "memory.swap.max").exists():
                 _write(path / "memory.swap.max", "0")
-            _write(path / "pids.max", str(limits.max_processes))
+            _write(path / "pids.max", str(limits.max_processes + KEEPER_PROCESSES))
             if "cpu" in wanted:
                 _write(path / "cpu.max", f"{limits.cpu_cores * _CPU_PERIOD_US} {_CPU_PERIOD_US}")
         except OSError:
@@ -334,6 +352,13 @@ class CgroupV2:
                 _write(self.path / "cgroup.kill", "1")  # Linux 5.14: every process at once
         return _kill_until_empty(self, timeout_s)
 
+    def keeper_file(self) -> Path | None:
+        """What the keeper writes to once the agent is gone: ``cgroup.kill``, which ends
+        every process of the group (the keeper too) at once; None before Linux 5.14."""
+        if self.path is None or not (self.path / "cgroup.kill").exists():
+            return None
+        return self.path / "cgroup.kill"
+
     def freeze(self, frozen: bool) -> bool:
         """``cgroup.freeze`` (Linux 5.2); False where the group has none."""
         if self.path is None or not (self.path / "cgroup.freeze").exists():
@@ -367,9 +392,9 @@ class CgroupV2:
 SCOPE_CONTROLLERS: tuple[str, ...] = ("memory", "pids")
 SCOPE_PROBE_TIMEOUT_S = 5.0
 SCOPE_FIND_TIMEOUT_S = 10.0
-# A scope's one process besides the job's: the wrapper's keeper, which holds the scope (and
-# so its event counts) until the agent has read them (see bubblewrap.py).
-SCOPE_EXTRA_PROCESSES = 1
+# A scope's keeper also holds the scope (and so its event counts) until the agent has read
+# them (see bubblewrap.py).
+SCOPE_EXTRA_PROCESSES = KEEPER_PROCESSES
 # What systemd-run needs to reach the user manager; nothing else of the agent's
 # environment goes along (bwrap clears the job's anyway).
 _SCOPE_ENV = ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS")
@@ -565,13 +590,26 @@ def _rmdir(path: Path) -> None:
             time.sleep(0.002)
 
 
-def _sweep_stale(base: Path) -> None:
-    """Removes empty groups left by an agent that was killed (their names hold its pid)."""
+def _stale_names(base: Path) -> list[str]:
+    """The groups of agents that are gone (a job group's name holds its agent's pid)."""
+    names = []
     for entry in base.iterdir():
         agent_pid = entry.name.split("-")[1] if entry.name.count("-") >= 2 else ""
         if entry.is_dir() and agent_pid.isdigit() and not psutil.pid_exists(int(agent_pid)):
-            with contextlib.suppress(OSError):
-                entry.rmdir()
+            names.append(entry.name)
+    return names
+
+
+def _end_stale(group: JobCgroup) -> None:
+    """Ends what still runs in a gone agent's group, then removes it: a job frozen when its
+    agent died (which neither bwrap's --die-with-parent nor the keeper could end while it
+    stayed frozen), or one whose keeper was killed too."""
+    left = group.pids()
+    if left:
+        log.info("Ending %d processes left in the job group of an agent that is gone", len(left))
+        if not group.kill_all():
+            log.error("Processes left by a gone agent's job survived SIGKILL: %s", group.pids())
+    group.remove()
 
 
 def apply_rlimits(pid: int, limits: Limits, *, cgroup: bool) -> None:
@@ -586,10 +624,10 @@ def apply_rlimits(pid: int, limits: Limits, *, cgroup: bool) -> None:
     # stops a burst faster than one poll.
     _set(pid, resource.RLIMIT_DATA, 2 * limits.memory_bytes)
     if os.getuid() != 0:
-        # bwrap's monitor and the sandbox's pid 1 are two more processes of the job, and a
+        # bwrap's monitor, the sandbox's pid 1, the wrapper and the keeper are four more; a
         # little slack lets the watch see the job pass its limit (and stop it) rather than
         # leave a fork bomb spinning on refused forks until its time is up.
-        allowance = limits.max_processes + 2 + NPROC_SLACK
+        allowance = limits.max_processes + 2 + KEEPER_PROCESSES + NPROC_SLACK
         _set(pid, resource.RLIMIT_NPROC, user_process_count() + allowance)
 
 
