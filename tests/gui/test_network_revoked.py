@@ -29,3 +29,16 @@ def test_a_revoked_machine_is_told_why_until_it_joins_again(qtbot: QtBot) -> Non
         NetworkStatus(enrolled=True, coordinator_url="https://heat.example.org", node_id=4)
     )
     assert not page.not_enrolled.isVisible() and not page.left_reason.isVisible()
+
+
+def test_out_of_a_network_the_card_keeps_its_height(qtbot: QtBot) -> None:
+    page = NetworkPage()
+    qtbot.addWidget(page)
+    page.resize(900, 700)
+    page.show()
+    page.set_network(NetworkStatus(enrolled=False, last_error=REASON))
+    qtbot.waitUntil(page.not_enrolled.isVisible)
+    card = page.not_enrolled
+    # The card is as tall as what it says, not the page's height spread between its lines.
+    assert card.height() <= card.sizeHint().height() + 4, (card.height(), card.sizeHint())
+    assert page.not_enrolled_title.text() == "This computer is not part of a compute network"

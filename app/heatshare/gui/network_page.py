@@ -79,6 +79,10 @@ def outbox_text(network: NetworkStatus) -> tuple[str, str]:
     return ", ".join(parts), "waiting for the network; sent when it answers"
 
 
+NOT_ENROLLED_TITLE = "This computer is not part of a compute network yet"
+LEFT_TITLE = "This computer is not part of a compute network"  # a reason follows
+
+
 class NetworkPage(QWidget):
     """Node, link, sandbox, outbox, balances, and the earnings chart and ledger.
 
@@ -116,7 +120,7 @@ class NetworkPage(QWidget):
         # -- not in a network yet -------------------------------------------------------------
         self.not_enrolled = QFrame()
         self.not_enrolled.setObjectName("figureCard")
-        ne_title = QLabel("This computer is not part of a compute network yet")
+        self.not_enrolled_title = ne_title = QLabel(NOT_ENROLLED_TITLE)
         ne_title.setFont(_title_font(3))
         self.not_enrolled_text = QLabel(
             "Join your network with the pairing code its operator gave you, or try the demo "
@@ -227,6 +231,10 @@ class NetworkPage(QWidget):
         layout.addWidget(self.not_enrolled)
         layout.addWidget(self.cards)
         layout.addWidget(self.lower_split, 1)
+        # Out of a network, the card keeps its height and the room below stays empty.
+        self._filler = QWidget()
+        layout.addWidget(self._filler, 1)
+        self._filler.hide()
         self.not_enrolled.hide()
         for card in (self.network_card, self.node_card, self.link_card, self.sandbox_card):
             card.set(NOT_AVAILABLE, "waiting for the agent")
@@ -238,6 +246,10 @@ class NetworkPage(QWidget):
         self.error_banner.show_text("")
         enrolled = network.enrolled
         self.not_enrolled.setVisible(not enrolled)
+        self._filler.setVisible(not enrolled)
+        self.not_enrolled_title.setText(
+            LEFT_TITLE if not enrolled and network.last_error else NOT_ENROLLED_TITLE
+        )
         self.cards.setVisible(enrolled)
         self.lower_split.setVisible(enrolled)
         self.leave_button.setVisible(enrolled)
