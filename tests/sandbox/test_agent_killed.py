@@ -16,11 +16,14 @@ import sys
 import textwrap
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import marked_processes
+from conftest import LIMITS, Ran, marked_processes
+from heatshare.jobs.bubblewrap import BubblewrapSandbox
+from heatshare.jobs.limits import CgroupV1
 
 TRIES = 10
 
@@ -89,3 +92,39 @@ def test_nothing_of_a_job_runs_on_once_its_agent_is_killed_as_it_releases_it(
             leaked.append(n)
             _kill_all(left)
     assert leaked == [], f"{len(leaked)} of {TRIES} jobs ran on after their agent was killed"
+
+
+def test_a_new_agent_ends_what_a_gone_agents_frozen_job_left(
+    run_job: Callable[..., Ran], cgroups: bool
+) -> None:
+    # A job frozen when its agent died: a frozen task takes its SIGKILL only once thawed,
+    # and its keeper is frozen with it. The next agent's first job sweeps the group.
+    if not cgroups:
+        pytest.skip("no cgroup the agent may make here")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    group = CgroupV1.create(f"job-{gone.pid}-1", LIMITS)
+    dirs = list(group.dirs.values())
+    marker = f"hs-frozen-{uuid.uuid4().hex}"
+    # Not this test's child (init reaps it), as a gone agent's job is not the new agent's.
+    started = subprocess.run(
+        ["sh", "-c", f'python3 -c "import time; time.sleep(300)" {marker} >&- 2>&- & echo $!'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    left = int(started.stdout)
+    try:
+        group.add(left)
+        assert group.freeze(True) or "freezer" not in group.dirs
+        ran = run_job(["true"], using=BubblewrapSandbox())
+        assert ran.result.exit_code == 0, ran.log
+        deadline = time.monotonic() + 2
+        while marked_processes(marker) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert marked_processes(marker) == []
+        assert not any(path.exists() for path in dirs)
+    finally:
+        _kill_all([left])
+        group.freeze(False)
+        group.remove()
