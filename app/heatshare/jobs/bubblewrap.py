@@ -835,14 +835,16 @@ class BubblewrapProcess(SandboxProcess):
                 os.kill(pid, sig)
 
     def _kill(self) -> None:
-        # The wrapper first, so it starts nothing more; then bwrap, whose end ends the
-        # sandbox's pid 1 (--die-with-parent), and with it the kernel ends every process in
-        # the PID namespace; the job's processes too, and the cgroup is swept afterwards.
-        with contextlib.suppress(ProcessLookupError):
-            self._popen.send_signal(signal.SIGKILL)
-        for pid in _children(self._popen.pid):
+        # bwrap (and the keeper), whose end ends the sandbox's pid 1 (--die-with-parent),
+        # and with it the kernel ends every process in the PID namespace; the wrapper,
+        # once its children are known (they would go to init with it); the job's processes
+        # too. The cgroup, or the watch without one, sweeps up afterwards.
+        beside = _children(self._popen.pid)
+        for pid in beside:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            self._popen.send_signal(signal.SIGKILL)
         self._signal_job(signal.SIGKILL)
         self.thaw()  # a frozen group takes its SIGKILLs only once thawed
 
