@@ -94,26 +94,29 @@ _SIGNAL_BASE = 128
 # sandbox's pid 1: an agent that was bwrap's parent could die in between and leave the
 # job running. The wrapper, bwrap's parent instead, outlives the agent, and when the pipe
 # closes while bwrap runs, the keeper ends the job: by cgroup.kill where the group has
-# one; else it stops bwrap (so that it makes no more processes), then SIGKILLs bwrap's
-# children (the sandbox's pid 1, whose end ends every process in the job's PID namespace)
-# and bwrap. The agent lets go of the pipe only once bwrap is reaped, and the keeper then
-# just ends. The two are processes of the job's group (``KEEPER_PROCESSES``), not the
-# job's. The wrapper also holds a read end of bwrap's status pipe (bwrap may not: the job
-# would inherit it): bwrap writing its status to a pipe nobody holds would die of SIGPIPE
-# before the sandbox's pid 1 had set its own --die-with-parent.
+# one; else it stops the wrapper (so that it starts no bwrap) and bwrap (so that it
+# makes no more processes), then SIGKILLs bwrap's children (the sandbox's pid 1, whose end
+# ends every process in the job's PID namespace), bwrap and the wrapper. The agent lets go
+# of the pipe only once the wrapper is reaped, and the keeper then just ends. The two are
+# processes of the job's group (``KEEPER_PROCESSES``), not the job's. The wrapper also
+# holds a read end of bwrap's status pipe (bwrap may not: the job would inherit it):
+# bwrap writing its status to a pipe nobody holds would die of SIGPIPE before the
+# sandbox's pid 1 had set its own --die-with-parent.
 _KEEPER = (
+    # s PID: waits until PID is stopped (or gone); c PID: its children, in $k.
+    's() { i=0; while [ $i -lt 100000 ] && read -r _ _ t _ <"/proc/$1/stat"; do '
+    "case $t in T|t|Z|X) return;; esac; i=$((i+1)); done; }; "
+    'c() { k=; if [ -r "/proc/$1/task/$1/children" ]; then '
+    'read -r k <"/proc/$1/task/$1/children"; else for f in /proc/[0-9]*/stat; do '
+    'read -r x _ _ p _ <"$f" && [ "$p" = "$1" ] && k="$k $x"; done; fi; }; '
     "trap '' TERM INT HUP; read _; "
     'case $1 in */cgroup.kill) echo 1 >"$1" && exit;; esac; '
-    'read -r _ _ _ pp _ <"/proc/$2/stat" || exit 0; '
-    '[ "$pp" = "$3" ] || exit 0; '
-    'kill -STOP "$2"; i=0; '
-    'while [ $i -lt 100000 ] && read -r _ _ s _ <"/proc/$2/stat"; do '
-    "case $s in T|t|Z|X) break;; esac; i=$((i+1)); done; "
-    "k=; "
-    'if [ -r "/proc/$2/task/$2/children" ]; then read -r k <"/proc/$2/task/$2/children"; '
-    'else for f in /proc/[0-9]*/stat; do read -r c _ _ p _ <"$f" && [ "$p" = "$2" ] && '
-    'k="$k $c"; done; fi; '
-    'for c in $k; do kill -KILL "$c"; done; kill -KILL "$2"'
+    # The wrapper is gone only once bwrap is: nothing left to end.
+    'read -r me _ _ pp _ </proc/self/stat; [ "$pp" = "$2" ] || exit 0; '
+    # The wrapper stopped starts no bwrap; bwrap stopped starts no pid 1.
+    'kill -STOP "$2"; s "$2"; c "$2"; '
+    'for b in $k; do [ "$b" = "$me" ] && continue; kill -STOP "$b"; s "$b"; c "$b"; '
+    'for x in $k; do kill -KILL "$x"; done; kill -KILL "$b"; done; kill -KILL "$2"'
 )
 
 
@@ -125,9 +128,9 @@ def _wrapper(status_fd: int) -> str:
     return (
         f"IFS= read -r g || exit 125; k=$1; shift; "
         f"exec {go}<&0 0</dev/null {held}</proc/self/fd/{status_fd}; "
-        f'"$@" {go}<&- {held}<&- & b=$!; '
-        f'/bin/sh -c "$k" heatshare-keeper "$g" "$b" $$ <&{go} >/dev/null 2>&1 {held}<&- & '
-        f'exec {go}<&-; wait "$b"'
+        # The keeper first: a job's fork bomb cannot take its place in the group.
+        f'/bin/sh -c "$k" heatshare-keeper "$g" $$ <&{go} >/dev/null 2>&1 {held}<&- & '
+        f'exec {go}<&-; "$@" {held}<&- & wait $!'
     )
 
 
