@@ -86,7 +86,8 @@ _JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
 _SIGNAL_BASE = 128
 # The wrapper waits for one line on stdin: by then the agent has put it in its cgroups
 # and set its rlimits, so bwrap and the job start inside them. The line names the file
-# the keeper writes to if the agent dies (``JobCgroup.keeper_file``), or is empty.
+# the keeper writes to if the agent dies (``JobCgroup.keeper_file``), or is empty; after
+# "hold " in a user scope (below).
 #
 # Then the wrapper runs bwrap as its child and waits for it (its exit status is bwrap's),
 # beside a keeper that waits for the agent's end of the pipe to close. bwrap sets
@@ -126,11 +127,16 @@ def _wrapper(status_fd: int) -> str:
     # for the go pipe (the keeper's) and the status pipe's read end held.
     go, held = [fd for fd in range(3, 10) if fd != status_fd][:2]
     return (
-        f"IFS= read -r g || exit 125; k=$1; shift; "
+        f"IFS= read -r g || exit 125; k=$1; shift; h=; "
+        f'case $g in "hold "*) h=1 g=${{g#hold }};; esac; '
         f"exec {go}<&0 0</dev/null {held}</proc/self/fd/{status_fd}; "
         # The keeper first: a job's fork bomb cannot take its place in the group.
         f'/bin/sh -c "$k" heatshare-keeper "$g" $$ <&{go} >/dev/null 2>&1 {held}<&- & '
-        f'exec {go}<&-; "$@" {held}<&- & wait $!'
+        f'q=$!; exec {go}<&-; "$@" {held}<&- & wait $!; e=$?; '
+        # Once bwrap has ended the keeper has nothing to end: the wrapper ends and reaps it,
+        # so that nothing of the job outlives it (and the group is empty at once). Not in
+        # a scope, which it holds until the agent has read the scope's counts.
+        f'[ -n "$h" ] || {{ kill -KILL $q; wait $q; }} 2>/dev/null; exit $e'
     )
 
 
@@ -384,7 +390,8 @@ class BubblewrapSandbox(Sandbox):
                 cgroup = None
         apply_rlimits(pid, request.limits, cgroup=cgroup is not None)
         keeper_file = cgroup.keeper_file() if cgroup is not None else None
-        os.write(go_fd, os.fsencode(keeper_file or "") + b"\n")
+        hold = b"hold " if isinstance(cgroup, ScopeCgroup) else b""
+        os.write(go_fd, hold + os.fsencode(keeper_file or "") + b"\n")
         return cgroup
 
     def _no_cgroup(self, exc: OSError) -> None:
