@@ -141,7 +141,8 @@ class CgroupV1:
     ) -> CgroupV1:
         """Makes the job's groups with its limits set; raises OSError where it may not.
 
-        ``sweep`` first removes the empty groups of agents that were killed.
+        ``sweep`` first ends what still runs in the groups of agents that are gone, and
+        removes those groups.
         """
         bases = cls.bases(mount)
         for base in bases.values():
