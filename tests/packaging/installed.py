@@ -11,8 +11,13 @@ import os
 import subprocess
 from pathlib import Path
 
+import psutil
 import pytest
 
+from heatshare.__about__ import __version__
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = "heatshare"
 LIB = Path("/usr/lib/heatshare")
 PROGRAMS = ("heatshare", "heatshare-agent", "heatshare-coordinator")
 ICON_SIZES = ("16x16", "22x22", "24x24", "32x32", "48x48", "64x64", "128x128", "256x256", "512x512")
@@ -67,3 +72,33 @@ def snapshot(folder: Path) -> dict[str, str]:
 def verify_unit() -> None:
     """systemd's own check of the installed agent unit, for one user's instance."""
     run("systemd-analyze", "verify", "--man=no", "heatshare-agent@root.service")
+
+
+def package_status() -> str:
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", PACKAGE], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip()
+
+
+def the_deb() -> Path:
+    """dist/'s .deb when it was built from this commit with a clean tree, else a fresh one."""
+    arch = run("dpkg", "--print-architecture").strip()
+    deb = ROOT / "dist" / f"heatshare_{__version__}_{arch}.deb"
+    stamp = deb.with_name(deb.name + ".commit")
+    head = run("git", "-C", str(ROOT), "rev-parse", "HEAD").strip()
+    if deb.is_file() and stamp.is_file() and stamp.read_text().strip() == head:
+        return deb
+    run(str(ROOT / "packaging" / "linux" / "build-deb.sh"), timeout=300)
+    assert deb.is_file(), f"build-deb.sh did not write {deb}"
+    return deb
+
+
+def bundle_processes() -> list[psutil.Process]:
+    """Processes running the installed bundle's executable."""
+    found = []
+    for proc in psutil.process_iter(["exe"]):
+        exe = proc.info["exe"] or ""
+        if exe.startswith(f"{LIB}/"):
+            found.append(proc)
+    return found

@@ -26,18 +26,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gui"))
 from installed import (
     ICON_SIZES,
     LIB,
+    PACKAGE,
     PROGRAMS,
+    bundle_processes,
     needs,
+    package_status,
     run,
     session_env,
     snapshot,
+    the_deb,
     verify_unit,
 )
 from xserver import XServer, wait_until, xserver_for_tests
@@ -47,7 +50,6 @@ from heatshare.__about__ import __app_id__, __version__
 pytestmark = [pytest.mark.xserver, pytest.mark.slow, pytest.mark.timeout(400)]
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = "heatshare"
 START_S = 30.0  # a cold start of the bundle on a busy two-core machine, with margin
 CREDIT_S = 150.0  # the README promises a minute; a loaded CI machine gets more
 
@@ -55,36 +57,6 @@ CREDIT_S = 150.0  # the README promises a minute; a loaded CI machine gets more
 def installed_env(x11: XServer) -> dict[str, str]:
     """The environment of a desktop session: nothing of this checkout's Python in it."""
     return session_env(x11.env())
-
-
-def package_status() -> str:
-    done = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Status}", PACKAGE], capture_output=True, text=True, check=False
-    )
-    return done.stdout.strip()
-
-
-def the_deb() -> Path:
-    """dist/'s .deb when it was built from this commit with a clean tree, else a fresh one."""
-    arch = run("dpkg", "--print-architecture").strip()
-    deb = ROOT / "dist" / f"heatshare_{__version__}_{arch}.deb"
-    stamp = deb.with_name(deb.name + ".commit")
-    head = run("git", "-C", str(ROOT), "rev-parse", "HEAD").strip()
-    if deb.is_file() and stamp.is_file() and stamp.read_text().strip() == head:
-        return deb
-    run(str(ROOT / "packaging" / "linux" / "build-deb.sh"), timeout=300)
-    assert deb.is_file(), f"build-deb.sh did not write {deb}"
-    return deb
-
-
-def bundle_processes() -> list[psutil.Process]:
-    """Processes running the installed bundle's executable."""
-    found = []
-    for proc in psutil.process_iter(["exe"]):
-        exe = proc.info["exe"] or ""
-        if exe.startswith(f"{LIB}/"):
-            found.append(proc)
-    return found
 
 
 def purge_quietly() -> None:

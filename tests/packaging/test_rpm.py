@@ -20,23 +20,28 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
-from installed import ICON_SIZES, LIB, PROGRAMS, needs, run, session_env, snapshot, verify_unit
+from installed import (
+    ICON_SIZES,
+    LIB,
+    PACKAGE,
+    PROGRAMS,
+    bundle_processes,
+    needs,
+    run,
+    session_env,
+    snapshot,
+    verify_unit,
+)
 
 from heatshare.__about__ import __app_id__, __version__
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = "heatshare"
 CREDIT_S = 150.0
 # What the package may leave on removal: folders other packages share.
 SHARED_DIRS = {"/usr", "/usr/bin", "/usr/lib", "/usr/share", "/usr/share/applications"}
-
-
-def bundle_processes() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["exe"]) if (p.info["exe"] or "").startswith(f"{LIB}/")]
 
 
 @pytest.fixture(scope="module")
