@@ -217,7 +217,12 @@ class BubblewrapSandbox(Sandbox):
         if not self._use_cgroups:
             return "rlimits", "rlimits and the watch (this sandbox is set to use no cgroups)."
         try:
-            group = create_job_cgroup(f"job-{os.getpid()}-probe", _PROBE_LIMITS, mount=self._mount)
+            # The probe runs when the agent starts: it also ends what a gone agent's jobs left
+            # (a job frozen when its agent died holds its memory until then).
+            group = create_job_cgroup(
+                f"job-{os.getpid()}-probe", _PROBE_LIMITS, sweep=True, mount=self._mount
+            )
+            self._swept = True
         except OSError as exc:
             no_group = f"no cgroup the agent may make ({exc.strerror or exc})"
         else:
