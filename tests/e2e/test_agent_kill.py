@@ -8,70 +8,17 @@ the agent never heard).
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from slow_proxy import SlowProxy
 
-from agent_process import AgentProcess, spawn_agent
-from conftest import Network, needs_sandbox, wait_for
-from heatshare.agent.work import NODE_TOKEN_FILE
-from heatshare.protocol.client import AgentClient
-from heatshare.protocol.local_api import JobInfo, JobPhase
+from conftest import Agent, Network, needs_sandbox, wait_for
+from heatshare.protocol.local_api import JobPhase
+from processes import marked_processes
 
 pytestmark = [needs_sandbox, pytest.mark.slow]
-
-
-class Agent:
-    """One profile; the agent process on it can be killed and started again."""
-
-    def __init__(self, profile: Path) -> None:
-        self.profile = profile
-        self.proc: AgentProcess | None = None
-        self.api: AgentClient | None = None
-        self.pids: list[int] = []
-
-    def start(self) -> AgentClient:
-        self.proc = spawn_agent(self.profile)
-        self.api = self.proc.client()
-        self.pids.append(self.proc.proc.pid)
-        return self.api
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.proc.send_signal(signal.SIGKILL)
-        self.proc.proc.wait(timeout=10)
-        self.proc.kill()  # closes its clients
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            if self.proc.proc.poll() is None:
-                self.proc.terminate(timeout_s=30)
-            self.proc.kill()
-
-    @property
-    def node_token(self) -> str:
-        return (self.profile / "config" / NODE_TOKEN_FILE).read_text().strip()
-
-    def job(self) -> JobInfo | None:
-        assert self.api is not None
-        jobs = self.api.jobs()
-        infos = [*jobs.current, *jobs.history]
-        assert len(infos) <= 1, infos
-        return infos[0] if infos else None
-
-
-@pytest.fixture
-def agent(tmp_path: Path) -> Iterator[Agent]:
-    a = Agent(tmp_path / "agent")
-    try:
-        yield a
-    finally:
-        a.stop()
 
 
 @pytest.fixture
@@ -81,21 +28,6 @@ def proxy(network: Network) -> Iterator[SlowProxy]:
         yield p
     finally:
         p.close()
-
-
-def job_processes(*markers: str) -> list[int]:
-    """Processes whose command line holds one of ``markers`` (a job and its sandbox)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if any(m in cmdline for m in markers) and int(entry.name) != os.getpid():
-            found.append(int(entry.name))
-    return found
 
 
 def credits_for(network: Network, token: str, job_id: int) -> list[int]:
@@ -118,10 +50,10 @@ def test_kill_9_mid_job_resumes_from_the_checkpoint_and_is_credited_once(
         "the job to be a third done", lambda: (j := agent.job()) and (j.progress or 0) >= 0.3 and j
     )
     markers = (f"slots/{info.attempt_id}/", "run.py 24 0.5")
-    assert len(job_processes(*markers)) >= 2, "the sandbox and the job should be running"
+    assert len(marked_processes(*markers)) >= 2, "the sandbox and the job should be running"
     agent.kill9()
     # Nothing of the job outlives the agent that started it.
-    wait_for("the job's processes to end", lambda: not job_processes(*markers), 10)
+    wait_for("the job's processes to end", lambda: not marked_processes(*markers), 10)
     api = agent.start()
     done = wait_for(
         "the job to be done",

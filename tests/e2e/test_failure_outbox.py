@@ -8,16 +8,12 @@ it; the agent's journal (its SQLite file, read beside it) says how it settled ea
 from __future__ import annotations
 
 import re
-import signal
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from agent_process import AgentProcess, spawn_agent
-from conftest import Network, needs_sandbox, wait_for
-from heatshare.agent.work import NODE_TOKEN_FILE
+from conftest import Agent, Network, needs_sandbox, wait_for
 from heatshare.protocol.client import AgentClient
 from heatshare.protocol.local_api import JobInfo, JobPhase
 
@@ -25,62 +21,6 @@ pytestmark = [needs_sandbox, pytest.mark.slow]
 
 FAILING_JOB = Path(__file__).with_name("failing_job")
 ACCESS_LOG = pytest.mark.parametrize("network", [("--access-log",)], indirect=True)
-
-
-class Agent:
-    """One profile; the agent process on it can be killed and started again."""
-
-    def __init__(self, profile: Path) -> None:
-        self.profile = profile
-        self.proc: AgentProcess | None = None
-        self.api: AgentClient | None = None
-
-    def start(self) -> AgentClient:
-        self.proc = spawn_agent(self.profile)
-        self.api = self.proc.client()
-        return self.api
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.proc.send_signal(signal.SIGKILL)
-        self.proc.proc.wait(timeout=10)
-        self.proc.kill()  # closes its clients
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            if self.proc.proc.poll() is None:
-                self.proc.terminate(timeout_s=30)
-            self.proc.kill()
-
-    @property
-    def node_token(self) -> str:
-        return (self.profile / "config" / NODE_TOKEN_FILE).read_text().strip()
-
-    def jobs(self) -> list[JobInfo]:
-        assert self.api is not None
-        jobs = self.api.jobs()
-        return sorted([*jobs.current, *jobs.history], key=lambda j: j.attempt_id)
-
-    def notes(self, attempt_id: int) -> list[str]:
-        """The journal's events of an attempt, read from the agent's file as it runs."""
-        assert self.proc is not None
-        conn = sqlite3.connect(f"file:{self.proc.paths.db_file}?mode=ro", uri=True)
-        try:
-            rows = conn.execute(
-                "SELECT note FROM job_event WHERE attempt_id = ? ORDER BY id", (attempt_id,)
-            ).fetchall()
-        finally:
-            conn.close()
-        return [r[0] for r in rows]
-
-
-@pytest.fixture
-def agent(tmp_path: Path) -> Iterator[Agent]:
-    a = Agent(tmp_path / "agent")
-    try:
-        yield a
-    finally:
-        a.stop()
 
 
 def submit_failing(network: Network, seconds: float, max_attempts: int) -> int:

@@ -8,27 +8,15 @@ coordinator learns of it through the database (its revocation marker), not its o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
-from test_agent_kill import Agent, job_processes
 
-from conftest import Network, needs_sandbox, wait_for
+from conftest import Agent, Network, needs_sandbox, wait_for
 from heatshare.protocol.coordinator_api import NODE_REVOKED
 from heatshare.protocol.local_api import JobPhase
+from processes import marked_processes
 
 pytestmark = [needs_sandbox, pytest.mark.slow]
-
-
-@pytest.fixture
-def agent(tmp_path: Path) -> Iterator[Agent]:
-    a = Agent(tmp_path / "agent")
-    try:
-        yield a
-    finally:
-        a.stop()
 
 
 def test_a_revoked_machine_stops_says_why_and_keeps_its_history(
@@ -48,7 +36,7 @@ def test_a_revoked_machine_stops_says_why_and_keeps_its_history(
         90,
     )[0]  # type: ignore[index]
     markers = (f"slots/{info.attempt_id}/", "run.py 400 0.5")
-    assert job_processes(*markers), "the job should be running"
+    assert marked_processes(*markers), "the job should be running"
 
     said = network.coordinator.cli("node", "revoke", str(node_id))
     assert said.endswith("stays in the ledger.")
@@ -62,7 +50,7 @@ def test_a_revoked_machine_stops_says_why_and_keeps_its_history(
     )
     assert gone.last_error is not None and gone.last_error.startswith(NODE_REVOKED), gone
     assert not gone.accepting_jobs
-    wait_for("the job's processes to end", lambda: not job_processes(*markers), 20)
+    wait_for("the job's processes to end", lambda: not marked_processes(*markers), 20)
     # Its history stays: the job it was paid for, and the one it was running, stopped.
     jobs = api.jobs()
     assert jobs.current == []

@@ -105,19 +105,4 @@ def _no_watch_left() -> Iterator[None]:
     assert not left, f"sandbox watch threads still running: {left}"
 
 
-def marked_processes(marker: str) -> list[int]:
-    """Host processes whose command line holds ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
 MakeSandbox = Callable[..., BubblewrapSandbox]

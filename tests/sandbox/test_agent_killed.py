@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LIMITS, marked_processes
+from conftest import LIMITS
 from heatshare.jobs.bubblewrap import BubblewrapSandbox
 from heatshare.jobs.limits import CgroupV1
+from processes import marked_processes
 
 TRIES = 10
 

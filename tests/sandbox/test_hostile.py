@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LIMITS, MiB, Ran, marked_processes
+from conftest import LIMITS, MiB, Ran
 from heatshare.jobs.bubblewrap import BubblewrapSandbox
 from heatshare.jobs.limits import CgroupV1
 from heatshare.jobs.sandbox import Outcome
+from processes import marked_processes
 
 RunJob = Callable[..., Ran]
 

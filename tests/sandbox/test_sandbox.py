@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LIMITS, Ran, marked_processes
+from conftest import LIMITS, Ran
 from heatshare.jobs.bubblewrap import BubblewrapSandbox
 from heatshare.jobs.sandbox import (
     NoSandbox,
@@ -24,6 +24,7 @@ from heatshare.jobs.sandbox import (
     SandboxUnavailable,
     find_sandbox,
 )
+from processes import marked_processes
 
 RunJob = Callable[..., Ran]
 
