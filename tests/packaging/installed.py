@@ -7,8 +7,10 @@ with nothing of this checkout's Python around it, and remove it again.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import psutil
@@ -17,6 +19,9 @@ import pytest
 from heatshare.__about__ import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "gui"))
+from xserver import wait_until  # noqa: E402, F401 (the GUI tests' own, for the package tests)
+
 PACKAGE = "heatshare"
 LIB = Path("/usr/lib/heatshare")
 PROGRAMS = ("heatshare", "heatshare-agent", "heatshare-coordinator")
@@ -102,3 +107,20 @@ def bundle_processes() -> list[psutil.Process]:
         if exe.startswith(f"{LIB}/"):
             found.append(proc)
     return found
+
+
+def credited(profile: Path, env: dict[str, str] | None = None) -> dict[str, object] | None:
+    """The installed agent's earnings once the network has credited a job, else None."""
+    done = subprocess.run(
+        ["/usr/bin/heatshare-agent", "earnings", "--json", "--profile-dir", str(profile)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=env,
+    )
+    if done.returncode != 0:
+        return None  # not enrolled yet, or the agent is still starting
+    earnings = json.loads(done.stdout)
+    assert isinstance(earnings, dict), earnings
+    return earnings if earnings.get("entries") and earnings["balance_minor"] > 0 else None

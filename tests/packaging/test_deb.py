@@ -15,7 +15,6 @@ Installing a package needs root: where the test is not root it skips, unless
 from __future__ import annotations
 
 import configparser
-import json
 import os
 import shlex
 import shutil
@@ -35,6 +34,7 @@ from installed import (
     PACKAGE,
     PROGRAMS,
     bundle_processes,
+    credited,
     needs,
     package_status,
     run,
@@ -162,7 +162,7 @@ def test_the_installed_package_runs_the_demo_and_goes_cleanly(
         shown_s = time.monotonic() - started
 
         earnings = wait_until(
-            lambda: credited(profile, tmp_path / "app-output.txt"),
+            lambda: app_credited(profile, tmp_path / "app-output.txt"),
             "a demo job's credit in the earnings",
             CREDIT_S,
             2.0,
@@ -274,19 +274,8 @@ def top_level_windows(x11: XServer, pid: int, name: str) -> list[int]:
     return [w for w in map(int, out.split()) if len(ancestors(x11, w)) == 1]
 
 
-def credited(profile: Path, app_output: Path) -> dict[str, object] | None:
-    """The earnings once the network has credited a job, else None."""
+def app_credited(profile: Path, app_output: Path) -> dict[str, object] | None:
+    """The earnings once the network has credited a job, else None; the app must not fail."""
     said = app_output.read_text(errors="replace")
     assert "Traceback" not in said, f"the app failed:\n{said}"
-    done = subprocess.run(
-        ["/usr/bin/heatshare-agent", "earnings", "--json", "--profile-dir", str(profile)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    if done.returncode != 0:
-        return None  # not enrolled yet, or the agent is still starting
-    earnings = json.loads(done.stdout)
-    assert isinstance(earnings, dict), earnings
-    return earnings if earnings.get("entries") and earnings["balance_minor"] > 0 else None
+    return credited(profile)

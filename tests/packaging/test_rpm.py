@@ -11,7 +11,6 @@ and ``rpm -e`` takes every file away and leaves the user's profile as it was.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -27,11 +26,13 @@ from installed import (
     PACKAGE,
     PROGRAMS,
     bundle_processes,
+    credited,
     needs,
     run,
     session_env,
     snapshot,
     verify_unit,
+    wait_until,
 )
 
 from heatshare.__about__ import __app_id__, __version__
@@ -127,10 +128,12 @@ def test_rpm_installs_runs_and_removes_the_package(
             assert done.returncode == 3 and time.monotonic() < deadline, done.stderr
             time.sleep(1)
         started = time.monotonic()
-        while not (earnings := credited(profile, env)):
+
+        def credit() -> dict[str, object] | None:
             assert agent.poll() is None, (tmp_path / "agent-output.txt").read_text()
-            assert time.monotonic() - started < CREDIT_S, "no demo credit arrived"
-            time.sleep(2)
+            return credited(profile, env)
+
+        earnings = wait_until(credit, "a demo credit", CREDIT_S, 2.0)
         assert earnings["currency"] == "CRD", earnings
         names = {Path(p.cmdline()[0]).name for p in bundle_processes() if p.cmdline()}
         assert {"heatshare-agent", "heatshare-coordinator"} <= names, names
@@ -140,10 +143,7 @@ def test_rpm_installs_runs_and_removes_the_package(
         agent.wait(30)
     said = (tmp_path / "agent-output.txt").read_text(errors="replace")
     assert "Traceback" not in said, said
-    deadline = time.monotonic() + 30
-    while bundle_processes():
-        assert time.monotonic() < deadline, "the demo network outlived the agent"
-        time.sleep(0.2)
+    wait_until(lambda: not bundle_processes(), "the agent and the demo network to end", 30, 0.2)
 
     before = snapshot(profile)
     assert before, "the profile folder is empty"
@@ -153,15 +153,3 @@ def test_rpm_installs_runs_and_removes_the_package(
     assert left == [], f"removing the package left: {left[:10]}"
     assert not Path("/usr/share/doc/heatshare").exists()
     assert snapshot(profile) == before, "removing the package changed the user's profile"
-
-
-def credited(profile: Path, env: dict[str, str]) -> dict[str, object] | None:
-    done = subprocess.run(
-        ["/usr/bin/heatshare-agent", "earnings", "--json", "--profile-dir", str(profile)],
-        capture_output=True, text=True, env=env, timeout=30, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        return None
-    earnings = json.loads(done.stdout)
-    assert isinstance(earnings, dict), earnings
-    return earnings if earnings.get("entries") and earnings["balance_minor"] > 0 else None

@@ -26,7 +26,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import psutil
 import pytest
@@ -39,6 +38,7 @@ from installed import (
     session_env,
     snapshot,
     the_deb,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
@@ -47,7 +47,6 @@ UNIT = "/usr/lib/systemd/system/heatshare-agent@.service"
 INSTANCE = "heatshare-agent@root.service"
 WANTS_LINK = Path("/etc/systemd/system/multi-user.target.wants") / INSTANCE
 CGROUPS = Path("/sys/fs/cgroup")
-T = TypeVar("T")
 
 # Stand-ins for what the unit and its default dependencies name: empty, so that starting
 # the agent pulls in nothing of this machine's own boot.
@@ -71,16 +70,6 @@ cp -a "$HS_UNITS"/. /run/hs-units/
 exec /lib/systemd/systemd --system --unit=hs-boot.target --log-target=console \
     --log-level=notice --show-status=no
 """
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def cgroup_dirs() -> set[Path]:
@@ -112,8 +101,8 @@ class Systemd:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        self.pid = wait_for("systemd to start", self._find_pid)
-        wait_for("systemd to finish booting", self._booted)
+        self.pid = wait_until(self._find_pid, "systemd to start", 30, 0.2)
+        wait_until(self._booted, "systemd to finish booting", 30, 0.2)
 
     def _find_pid(self) -> int | None:
         for child in psutil.Process(self.proc.pid).children(recursive=True):
@@ -232,14 +221,14 @@ def test_the_agent_unit_runs_under_systemd_and_goes_with_the_package(
     # (this systemd searches only the test's folder, so it is asked offline, with --root).
     assert enabled_on_disk() == "enabled"
     assert WANTS_LINK.resolve() == Path(UNIT).resolve()
-    first = wait_for("the agent started by systemd to answer", lambda: agent_pid(home), 60)
+    first = wait_until(lambda: agent_pid(home), "the agent started by systemd to answer", 60, 0.2)
     cgroup = Path(f"/proc/{first}/cgroup").read_text()
     assert f"/{INSTANCE}" in cgroup, cgroup  # systemd's, not a child of this test
     assert psutil.Process(first).username() == "root"
     assert systemd.run("systemctl", "is-active", INSTANCE).stdout.strip() == "active"
 
     os.kill(first, signal.SIGKILL)  # Restart=always, RestartSec=10
-    again = wait_for("systemd to start the agent again", lambda: agent_pid(home), 60)
+    again = wait_until(lambda: agent_pid(home), "systemd to start the agent again", 60, 0.2)
     assert again != first
 
     # The running agent still writes; what must stay is every file it keeps (not its
@@ -250,7 +239,7 @@ def test_the_agent_unit_runs_under_systemd_and_goes_with_the_package(
         "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "remove", "-y", "-qq", PACKAGE
     )
     assert "installed" not in package_status().split(), said.stdout
-    wait_for("the agent to stop", lambda: not bundle_processes(), 30)
+    wait_until(lambda: not bundle_processes(), "the agent to stop", 30, 0.2)
     assert not WANTS_LINK.is_symlink(), "removing the package left the unit enabled"
     assert enabled_on_disk().endswith("No such file or directory")  # the unit is gone
     state = systemd.run("systemctl", "is-active", INSTANCE, check=False).stdout.strip()
