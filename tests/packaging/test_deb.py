@@ -218,6 +218,8 @@ def test_the_installed_package_runs_the_demo_and_goes_cleanly(
         )
         # In the tray only: no window opens at login.
         assert top_level_windows(x11, login.pid, "^Heatshare$") == []
+        # And it starts its agent, so heating goes on after login (also: stopped below).
+        wait_until(lambda: agent_answers(profile), "the agent of the app started at login", START_S)
         said = (tmp_path / "login-output.txt").read_text(errors="replace")
         assert "Traceback" not in said and "CRITICAL" not in said, said
     finally:
@@ -242,6 +244,16 @@ def test_the_installed_package_runs_the_demo_and_goes_cleanly(
     # session skips it (TryExec) instead of failing at every login.
     assert entry_file.is_file()
     assert not Path(entry["TryExec"]).exists()
+
+
+def agent_answers(profile: Path) -> bool:
+    done = subprocess.run(
+        ["/usr/bin/heatshare-agent", "status", "--profile-dir", str(profile)],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    return done.returncode == 0
 
 
 def stop_all(profile: Path) -> None:
